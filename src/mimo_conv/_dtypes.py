@@ -1,0 +1,167 @@
+"""The dtype plan: which dtype a convolution accumulates in and which it returns.
+
+The rules, in order:
+
+* every operand an integer (signed or unsigned): accumulate and return ``int64``, as
+  ``np.sum`` does, after checking that no sum can overflow (:func:`check_integer_range`);
+* otherwise the operands promote by ``np.result_type``;
+* ``float16`` accumulates in ``float32`` and is rounded back to ``float16`` once, at the end;
+* ``object`` (Python ints, :class:`fractions.Fraction`, ...) is computed with Python's own
+  arithmetic: exact for ints and fractions.
+
+``bool``, strings, bytes, datetimes, timedeltas and structured dtypes are refused with a
+``TypeError`` by :func:`check_numeric_dtype`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+#: Dtype kinds a convolution accepts: signed and unsigned ints, floats, complex, object.
+NUMERIC_KINDS = "iufcO"
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+@dataclass(frozen=True)
+class DtypePlan:
+    """The dtype a call accumulates in and the dtype it returns.
+
+    Attributes
+    ----------
+    compute : numpy.dtype
+        Dtype of the operands while products are summed.
+    output : numpy.dtype
+        Dtype of the returned array.
+    """
+
+    compute: np.dtype[Any]
+    output: np.dtype[Any]
+
+    @property
+    def exact(self) -> bool:
+        """Whether the arithmetic is exact (int64 after the range check, or object)."""
+        return self.compute.kind in "iO"
+
+
+def check_numeric_dtype(array: NDArray[Any], name: str) -> None:
+    """Raise ``TypeError`` unless ``array`` holds numbers a convolution can sum.
+
+    Parameters
+    ----------
+    array : ndarray
+        The argument, already converted with ``np.asarray``.
+    name : str
+        The argument's name, quoted in the message.
+
+    Examples
+    --------
+    >>> check_numeric_dtype(np.ones(2), "x")
+    >>> check_numeric_dtype(np.ones(2, dtype=bool), "x")
+    Traceback (most recent call last):
+    ...
+    TypeError: x must hold numbers (an integer, floating, complex or object dtype), got dtype bool
+    """
+    if array.dtype.kind not in NUMERIC_KINDS or array.dtype.fields is not None:
+        msg = (
+            f"{name} must hold numbers (an integer, floating, complex or object dtype), "
+            f"got dtype {array.dtype}"
+        )
+        raise TypeError(msg)
+    if array.dtype.kind == "O":
+        for value in array.flat:
+            if isinstance(value, (bool, np.bool_)) or not _is_number(value):
+                msg = (
+                    f"{name} must hold numbers, but its object array contains "
+                    f"{value!r} of type {type(value).__name__}"
+                )
+                raise TypeError(msg)
+
+
+def _is_number(value: object) -> bool:
+    """Whether ``value`` supports the arithmetic of a convolution."""
+    import numbers  # noqa: PLC0415 - only object arrays need it
+
+    return isinstance(value, (numbers.Number, np.number))
+
+
+def plan_dtypes(*dtypes: np.dtype[Any]) -> DtypePlan:
+    """Choose the accumulation and result dtypes for operands of these dtypes.
+
+    Parameters
+    ----------
+    *dtypes : numpy.dtype
+        Dtypes of ``x``, ``weight`` and (if given) ``bias``; already checked numeric.
+
+    Returns
+    -------
+    DtypePlan
+
+    Examples
+    --------
+    >>> plan_dtypes(np.dtype(np.float16), np.dtype(np.float16))
+    DtypePlan(compute=dtype('float32'), output=dtype('float16'))
+    >>> plan_dtypes(np.dtype(np.uint8), np.dtype(np.int16)).compute
+    dtype('int64')
+    >>> plan_dtypes(np.dtype(np.int64), np.dtype(np.float32)).output
+    dtype('float64')
+    """
+    if all(dtype.kind in "iu" for dtype in dtypes):
+        int64 = np.dtype(np.int64)
+        return DtypePlan(compute=int64, output=int64)
+    result = np.result_type(*dtypes)
+    if result == np.float16:
+        return DtypePlan(compute=np.dtype(np.float32), output=result)
+    return DtypePlan(compute=result, output=result)
+
+
+def _largest_magnitude(array: NDArray[Any]) -> int:
+    """``max |array|`` as a Python int (0 for an empty array), without int64 wrap-around."""
+    if array.size == 0:
+        return 0
+    return max(abs(int(array.min())), abs(int(array.max())))
+
+
+def check_integer_range(
+    x: NDArray[Any],
+    weight: NDArray[Any],
+    bias: NDArray[Any] | None,
+    terms_per_output: int,
+) -> None:
+    """Raise ``OverflowError`` if an integer convolution could leave the int64 range.
+
+    The bound ``max|x| * max|weight| * terms_per_output + max|bias|`` is computed with
+    Python ints, so the check itself never overflows. Padding copies values of ``x`` (or
+    adds zeros), so it does not change ``max|x|``.
+
+    Parameters
+    ----------
+    x, weight : ndarray of integer dtype
+        The operands.
+    bias : ndarray of integer dtype or None
+        The bias, added once to each output.
+    terms_per_output : int
+        Products summed into one output element.
+
+    Examples
+    --------
+    >>> check_integer_range(np.array([2**31]), np.array([2**31]), None, 2)
+    Traceback (most recent call last):
+    ...
+    OverflowError: an int64 convolution could overflow: ... = 2147483648 * 2147483648 * 2 + 0
+    = 9223372036854775808 > 9223372036854775807; pass arrays of dtype=object ...
+    """
+    x_max = _largest_magnitude(x)
+    weight_max = _largest_magnitude(weight)
+    bias_max = 0 if bias is None else _largest_magnitude(bias)
+    bound = x_max * weight_max * terms_per_output + bias_max
+    if max(bound, x_max, weight_max, bias_max) > _INT64_MAX:
+        msg = (
+            "an int64 convolution could overflow: max|x| * max|weight| * terms + max|bias| = "
+            f"{x_max} * {weight_max} * {terms_per_output} + {bias_max} = {bound} > {_INT64_MAX}; "
+            "pass arrays of dtype=object holding Python ints for exact arbitrary-precision results"
+        )
+        raise OverflowError(msg)

@@ -1,0 +1,54 @@
+"""The registry of computational paths, and the check that a requested one applies.
+
+Every path has the same signature, ``(x_padded, weight, geometry) -> out``: the padded
+input ``(N, C_in, *padded_shape)`` and the kernels in the compute dtype, and a new array
+``(N, C_out, *output_shape)`` without bias. The engine adds the bias and casts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from numpy.typing import NDArray
+
+from mimo_conv._geometry import ConvGeometry
+from mimo_conv._method_einsum import correlate_einsum
+from mimo_conv._method_matmul import correlate_matmul
+from mimo_conv._method_naive import correlate_naive
+
+Correlate = Callable[[NDArray[Any], NDArray[Any], ConvGeometry], NDArray[Any]]
+
+#: The computational paths by name. ``"auto"`` is not among them: it names the choice
+#: that :func:`mimo_conv._cost_model.choose_method` makes.
+METHODS: dict[str, Correlate] = {
+    "naive": correlate_naive,
+    "einsum": correlate_einsum,
+    "matmul": correlate_matmul,
+}
+
+#: Every value ``method=`` accepts.
+METHOD_NAMES: tuple[str, ...] = ("auto", *METHODS)
+
+
+def check_method(method: object, geometry: ConvGeometry) -> None:
+    """Raise ``ValueError`` if ``method`` is unknown or cannot compute this geometry.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> check_method("einsum", g)
+    >>> check_method("matmul", g)
+    Traceback (most recent call last):
+    ...
+    ValueError: method='matmul' needs a 1 x 1 kernel, got kernel shape (2,); use ...
+    """
+    if not isinstance(method, str) or method not in METHOD_NAMES:
+        msg = f"method must be one of {METHOD_NAMES!r}, got {method!r}"
+        raise ValueError(msg)
+    if method == "matmul" and not geometry.is_pointwise:
+        msg = (
+            "method='matmul' needs a 1 x 1 kernel, "
+            f"got kernel shape {geometry.kernel_shape}; use method='einsum' or 'auto'"
+        )
+        raise ValueError(msg)

