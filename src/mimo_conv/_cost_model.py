@@ -6,6 +6,8 @@ tested and printed without running anything.
 
 from __future__ import annotations
 
+import math
+
 from mimo_conv._dtypes import DtypePlan
 from mimo_conv._geometry import ConvGeometry
 
@@ -29,3 +31,36 @@ def choose_method(geometry: ConvGeometry, plan: DtypePlan) -> str:
     if geometry.is_pointwise:
         return "matmul"
     return "einsum"
+
+
+def workspace_bytes(method: str, geometry: ConvGeometry, plan: DtypePlan) -> int:
+    """Bytes of temporary memory the path ``method`` allocates besides its output.
+
+    Counts the padded copy of the input (when there is padding or a dtype conversion is
+    not needed it is free) and each path's own buffer: ``"naive"`` one window, ``"einsum"``
+    the im2col buffer ``tensordot`` copies the windows into, ``"matmul"`` the strided
+    copy of the input when ``stride > 1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mimo_conv._dtypes import plan_dtypes
+    >>> plan = plan_dtypes(np.dtype(np.float64), np.dtype(np.float64))
+    >>> g = ConvGeometry(1, 2, 4, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> workspace_bytes("einsum", g, plan)  # 2 channels * 3*3 outputs * 3*3 taps * 8 bytes
+    1296
+    """
+    itemsize = plan.compute.itemsize
+    batch_channels = geometry.batch_size * geometry.in_channels
+    padded = batch_channels * math.prod(geometry.padded_shape) if geometry.is_padded else 0
+    if method == "naive":
+        own = geometry.terms_per_output
+    elif method == "einsum":
+        own = batch_channels * math.prod(geometry.output_shape) * math.prod(geometry.kernel_shape)
+    elif method == "matmul":
+        strided = any(step > 1 for step in geometry.stride)
+        own = batch_channels * math.prod(geometry.output_shape) if strided else 0
+    else:
+        msg = f"method must be one of 'naive', 'einsum', 'matmul', got {method!r}"
+        raise ValueError(msg)
+    return (padded + own) * itemsize
