@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from importlib.resources import files
 
 import mimo_conv
 
@@ -32,6 +33,4 @@ def test_every_public_callable_has_a_docstring_with_examples() -> None:
 
 
 def test_py_typed_is_shipped() -> None:
-    from importlib.resources import files
-
     assert files("mimo_conv").joinpath("py.typed").is_file()
