@@ -12,8 +12,16 @@ array([[19, 25],
        [37, 43]])
 """
 
+from mimo_conv import grad as grad
+from mimo_conv import testing as testing
 from mimo_conv._api import conv, conv1d, conv2d, conv3d
+from mimo_conv._budget import get_memory_budget, memory_budget, set_memory_budget
+from mimo_conv._compose import compose, decompose
+from mimo_conv._conv_matrix import conv_matrix
+from mimo_conv._cost import ConvCost, cost, output_shape
+from mimo_conv._cost_model import explain_method
 from mimo_conv._geometry import ConvGeometry, output_length
+from mimo_conv._gradients import conv_backward
 from mimo_conv._methods import METHOD_NAMES
 from mimo_conv._textbook import (
     corr2d,
@@ -21,6 +29,13 @@ from mimo_conv._textbook import (
     corr2d_multi_in_out,
     corr2d_multi_in_out_1x1,
 )
+from mimo_conv._transpose import (
+    conv_transpose,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+)
+from mimo_conv._unfold import fold, unfold
 from mimo_conv._validation import PADDING_MODES
 
 __version__ = "0.1.0"
@@ -28,14 +43,31 @@ __version__ = "0.1.0"
 __all__ = [
     "METHOD_NAMES",
     "PADDING_MODES",
+    "ConvCost",
     "ConvGeometry",
+    "compose",
     "conv",
     "conv1d",
     "conv2d",
     "conv3d",
+    "conv_backward",
+    "conv_matrix",
+    "conv_transpose",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
     "corr2d",
     "corr2d_multi_in",
     "corr2d_multi_in_out",
     "corr2d_multi_in_out_1x1",
+    "cost",
+    "decompose",
+    "explain_method",
+    "fold",
+    "get_memory_budget",
+    "memory_budget",
     "output_length",
+    "output_shape",
+    "set_memory_budget",
+    "unfold",
 ]

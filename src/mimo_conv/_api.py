@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from numpy.typing import ArrayLike, NDArray
 
+from mimo_conv._budget import memory_budget as budget_scope
 from mimo_conv._cost_model import choose_method
 from mimo_conv._engine import run_conv
 from mimo_conv._methods import check_method
@@ -26,6 +28,7 @@ def conv(
     *,
     padding_mode: str = "zeros",
     method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """N-d multi-input, multi-output cross-correlation with PyTorch's semantics.
 
@@ -56,11 +59,20 @@ def conv(
         How padded elements are filled. ``"reflect"`` mirrors without repeating the edge
         (padding < input size), ``"symmetric"`` mirrors repeating it, ``"circular"`` wraps
         around (padding <= input size), ``"replicate"`` repeats the edge.
-    method : {"auto", "einsum", "matmul", "naive"}, optional
+    method : {"auto", "einsum", "matmul", "naive", "gemm", "shift"}, optional
         The computational path. ``"naive"`` loops over output positions (the reference);
         ``"einsum"`` contracts a sliding-window view; ``"matmul"`` is one matrix product
-        and needs a 1 x 1 kernel; ``"auto"`` picks from a cost model. All give the same
-        result: bit for bit on integers, within rounding error on floats.
+        and needs a 1 x 1 kernel; ``"gemm"`` copies windows into a chunked im2col buffer
+        for one matrix product per chunk (the fast general path); ``"shift"`` sums one
+        small product per kernel tap (the low-memory path); ``"auto"`` picks from a cost
+        model (:func:`explain_method` prints it). All give the same result: bit for bit on
+        integers, within rounding error on floats.
+    memory_budget : int, optional
+        Largest temporary buffer, in bytes, any path may allocate for this call (the
+        padded input copy, im2col chunks, ...); default :func:`get_memory_budget`
+        (256 MiB unless changed with :func:`set_memory_budget`). Work is chunked over
+        images and output rows to stay under it; a ``MemoryError`` names the buffer that
+        cannot fit even in one chunk.
 
     Returns
     -------
@@ -121,7 +133,18 @@ def conv(
     >>> conv([[1.0, 2.0, 3.0]], [[[1.0, 1.0]]], padding=[(0, 1)], padding_mode="circular")
     array([[3., 5., 4.]])
     """
-    return _convolve(x, weight, bias, stride, padding, dilation, groups, padding_mode, method)
+    return _convolve(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        dilation,
+        groups,
+        padding_mode,
+        method,
+        memory_budget=memory_budget,
+    )
 
 
 def _convolve(
@@ -135,6 +158,8 @@ def _convolve(
     padding_mode: str,
     method: str,
     spatial_dims: int | None = None,
+    *,
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """Validate once, choose a path, compute: the one pipeline behind every public function."""
     x_array, weight_array, bias_array, geometry, plan = prepare_call(
@@ -149,8 +174,9 @@ def _convolve(
         spatial_dims=spatial_dims,
     )
     check_method(method, geometry)
-    chosen = choose_method(geometry, plan) if method == "auto" else method
-    return run_conv(x_array, weight_array, bias_array, geometry, plan, chosen)
+    with nullcontext() if memory_budget is None else budget_scope(memory_budget):
+        chosen = choose_method(geometry, plan) if method == "auto" else method
+        return run_conv(x_array, weight_array, bias_array, geometry, plan, chosen)
 
 
 def conv1d(
@@ -164,6 +190,7 @@ def conv1d(
     *,
     padding_mode: str = "zeros",
     method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """1-d convolution: :func:`conv` with ``weight`` of shape ``(C_out, C_in // groups, k)``.
 
@@ -172,7 +199,19 @@ def conv1d(
     >>> conv1d([[1, 2, 3, 4]], [[[1, -1]]])
     array([[-1, -1, -1]])
     """
-    return _convolve(x, weight, bias, stride, padding, dilation, groups, padding_mode, method, 1)
+    return _convolve(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        dilation,
+        groups,
+        padding_mode,
+        method,
+        1,
+        memory_budget=memory_budget,
+    )
 
 
 def conv2d(
@@ -186,6 +225,7 @@ def conv2d(
     *,
     padding_mode: str = "zeros",
     method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """2-d convolution: :func:`conv` with ``weight`` of shape ``(C_out, C_in // groups, kH, kW)``.
 
@@ -199,7 +239,19 @@ def conv2d(
     ...
     ValueError: weight must have 4 dimensions ... got weight of shape (1, 3, 3)
     """
-    return _convolve(x, weight, bias, stride, padding, dilation, groups, padding_mode, method, 2)
+    return _convolve(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        dilation,
+        groups,
+        padding_mode,
+        method,
+        2,
+        memory_budget=memory_budget,
+    )
 
 
 def conv3d(
@@ -213,6 +265,7 @@ def conv3d(
     *,
     padding_mode: str = "zeros",
     method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """3-d convolution: :func:`conv` with ``weight`` of shape ``(C_out, C_in/groups, kD, kH, kW)``.
 
@@ -226,4 +279,16 @@ def conv3d(
             [[16., 16.],
              [16., 16.]]]])
     """
-    return _convolve(x, weight, bias, stride, padding, dilation, groups, padding_mode, method, 3)
+    return _convolve(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        dilation,
+        groups,
+        padding_mode,
+        method,
+        3,
+        memory_budget=memory_budget,
+    )

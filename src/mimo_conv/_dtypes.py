@@ -7,7 +7,11 @@ The rules, in order:
 * otherwise the operands promote by ``np.result_type``;
 * ``float16`` accumulates in ``float32`` and is rounded back to ``float16`` once, at the end;
 * ``object`` (Python ints, :class:`fractions.Fraction`, ...) is computed with Python's own
-  arithmetic: exact for ints and fractions.
+  arithmetic: exact for ints and fractions. NumPy integers found in an object array are
+  computed as Python ints (:func:`python_integers`), so they cannot wrap around either.
+
+Scans of the values (the element check of object arrays, the integer range check) read each
+stored element once: an ``np.broadcast_to`` view of 2**40 elements storing one costs one.
 
 ``bool``, strings, bytes, datetimes, timedeltas and structured dtypes are refused with a
 ``TypeError`` by :func:`check_numeric_dtype`.
@@ -50,6 +54,9 @@ class DtypePlan:
 def check_numeric_dtype(array: NDArray[Any], name: str) -> None:
     """Raise ``TypeError`` unless ``array`` holds numbers a convolution can sum.
 
+    The dtype check (:func:`check_numeric_kind`) and, for ``dtype=object``, the check of
+    every element (:func:`check_object_elements`).
+
     Parameters
     ----------
     array : ndarray
@@ -64,6 +71,24 @@ def check_numeric_dtype(array: NDArray[Any], name: str) -> None:
     Traceback (most recent call last):
     ...
     TypeError: x must hold numbers (an integer, floating, complex or object dtype), got dtype bool
+    >>> check_numeric_dtype(np.array([1, "a"], dtype=object), "x")
+    Traceback (most recent call last):
+    ...
+    TypeError: x must hold numbers, but its object array contains 'a' of type str
+    """
+    check_numeric_kind(array, name)
+    check_object_elements(array, name)
+
+
+def check_numeric_kind(array: NDArray[Any], name: str) -> None:
+    """Raise ``TypeError`` unless the dtype of ``array`` is numeric or object (O(1)).
+
+    Examples
+    --------
+    >>> check_numeric_kind(np.zeros(2, dtype="datetime64[s]"), "bias")
+    Traceback (most recent call last):
+    ...
+    TypeError: bias must hold numbers (... or object dtype), got dtype datetime64[s]
     """
     if array.dtype.kind not in NUMERIC_KINDS or array.dtype.fields is not None:
         msg = (
@@ -71,14 +96,75 @@ def check_numeric_dtype(array: NDArray[Any], name: str) -> None:
             f"got dtype {array.dtype}"
         )
         raise TypeError(msg)
-    if array.dtype.kind == "O":
-        for value in array.flat:
-            if isinstance(value, (bool, np.bool_)) or not _is_number(value):
-                msg = (
-                    f"{name} must hold numbers, but its object array contains "
-                    f"{value!r} of type {type(value).__name__}"
-                )
-                raise TypeError(msg)
+
+
+def check_object_elements(array: NDArray[Any], name: str) -> None:
+    """Raise ``TypeError`` if an object array holds anything but numbers (bools excluded).
+
+    Costs one pass over the distinct elements (:func:`distinct_elements`); nothing for
+    other dtypes.
+
+    Examples
+    --------
+    >>> check_object_elements(np.array([1, None], dtype=object), "weight")
+    Traceback (most recent call last):
+    ...
+    TypeError: weight must hold numbers, but its object array contains None of type NoneType
+    """
+    if array.dtype.kind != "O":
+        return
+    for value in distinct_elements(array).flat:
+        if isinstance(value, (bool, np.bool_)) or not _is_number(value):
+            msg = (
+                f"{name} must hold numbers, but its object array contains "
+                f"{value!r} of type {type(value).__name__}"
+            )
+            raise TypeError(msg)
+
+
+def distinct_elements(array: NDArray[Any]) -> NDArray[Any]:
+    """View ``array`` without its zero-stride (broadcast) axes: each element once.
+
+    An ``np.broadcast_to`` view may describe far more elements than it stores; scans of
+    its values (element checks, ``min``/``max``) only need the stored ones.
+
+    Examples
+    --------
+    >>> distinct_elements(np.broadcast_to(np.arange(3), (10**6, 3))).shape
+    (1, 3)
+    """
+    collapsed = tuple(
+        slice(0, 1) if stride == 0 and size > 1 else slice(None)
+        for stride, size in zip(array.strides, array.shape, strict=True)
+    )
+    return array[(*collapsed, Ellipsis)]  # the Ellipsis keeps a 0-d array an array
+
+
+def python_integers(array: NDArray[Any]) -> NDArray[Any]:
+    """Return an object array whose NumPy integer elements are Python ints.
+
+    ``np.int64`` elements of an object array multiply with int64 wrap-around; Python ints
+    never overflow. Arrays of other dtypes, and object arrays without NumPy integers, are
+    returned unchanged (no copy); otherwise a new array is returned, the caller's is
+    never written to.
+
+    Examples
+    --------
+    >>> big = python_integers(np.array([np.int64(2**62), 1], dtype=object))
+    >>> big * 4
+    array([18446744073709551616, 4], dtype=object)
+    """
+    if array.dtype.kind != "O":
+        return array
+    stored = distinct_elements(array)
+    if not any(isinstance(value, np.integer) for value in stored.flat):
+        return array
+    converted = np.empty(stored.shape, dtype=object)
+    for index, value in np.ndenumerate(stored):
+        converted[index] = int(value) if isinstance(value, np.integer) else value
+    if converted.shape == array.shape:
+        return converted
+    return np.broadcast_to(converted, array.shape)
 
 
 def _is_number(value: object) -> bool:
@@ -122,7 +208,8 @@ def _largest_magnitude(array: NDArray[Any]) -> int:
     """``max |array|`` as a Python int (0 for an empty array), without int64 wrap-around."""
     if array.size == 0:
         return 0
-    return max(abs(int(array.min())), abs(int(array.max())))
+    stored = distinct_elements(array)
+    return max(abs(int(stored.min())), abs(int(stored.max())))
 
 
 def check_integer_range(

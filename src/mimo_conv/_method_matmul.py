@@ -7,7 +7,9 @@ product the textbook shows in ``corr2d_multi_in_out_1x1``. Groups make it a batc
 ``groups`` products; stride picks every ``stride``-th pixel first.
 
 Cost: ``N * C_out * prod(output_shape) * C_in / groups`` multiply-adds in BLAS (for
-floats); a temporary copy of the strided input only when ``stride > 1``.
+floats). Temporary memory: none for a contiguous input with stride 1 (the product reads the
+input in place and writes into the output); otherwise a copy of the (strided) input made
+in chunks of images of at most :data:`mimo_conv._budget.PREFERRED_CHUNK_BYTES`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mimo_conv._budget import chunks, plan_chunks
 from mimo_conv._geometry import ConvGeometry
 
 
@@ -59,9 +62,22 @@ def correlate_matmul(
     pixels = x_padded[(slice(None), slice(None), *(slice(None, None, s) for s in geometry.stride))]
     # (N, C_in, *out) -> (N, groups, C_in/groups, pixels): each group's channels as rows.
     pixel_count = math.prod(geometry.output_shape)
-    columns = pixels.reshape((batch, groups, geometry.in_channels_per_group, pixel_count))
     matrices = weight.reshape(
         (groups, geometry.out_channels_per_group, geometry.in_channels_per_group)
     )
-    out: NDArray[Any] = np.matmul(matrices, columns)
-    return out.reshape((batch, geometry.out_channels, *geometry.output_shape))
+    out = np.empty((batch, geometry.out_channels, *geometry.output_shape), dtype=x_padded.dtype)
+    if out.size == 0:
+        return out
+    out_view = out.reshape((batch, groups, geometry.out_channels_per_group, pixel_count))
+    # A strided or non-contiguous input is copied by reshape (or inside matmul): one image of
+    # C_in * pixels elements at a time at most, in chunks under the memory budget.
+    copies = not pixels.flags.c_contiguous
+    per_image = geometry.in_channels * pixel_count * x_padded.itemsize if copies else 0
+    images, _ = plan_chunks(batch, 1, per_image, "strided copy of the input")
+    for image_slice in chunks(batch, images):
+        count = image_slice.stop - image_slice.start
+        columns = pixels[image_slice].reshape(
+            (count, groups, geometry.in_channels_per_group, pixel_count)
+        )
+        np.matmul(matrices, columns, out=out_view[image_slice])
+    return out

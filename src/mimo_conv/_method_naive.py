@@ -72,6 +72,8 @@ def correlate_naive(
                 )
             )
             index: tuple[int | slice, ...] = (n, channels, *window)
-            products = x_padded[index] * weight[o]
-            out[(n, o, *position)] = products.sum()
+            # IEEE results, not warnings: inf * 0 is nan, inf + -inf is nan.
+            with np.errstate(all="ignore"):
+                products = x_padded[index] * weight[o]
+                out[(n, o, *position)] = products.sum()
     return out

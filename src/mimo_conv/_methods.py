@@ -14,8 +14,12 @@ from numpy.typing import NDArray
 
 from mimo_conv._geometry import ConvGeometry
 from mimo_conv._method_einsum import correlate_einsum
+from mimo_conv._method_fold import correlate_fold
+from mimo_conv._method_gemm import correlate_gemm
+from mimo_conv._method_im2col import correlate_im2col
 from mimo_conv._method_matmul import correlate_matmul
 from mimo_conv._method_naive import correlate_naive
+from mimo_conv._method_shift import correlate_shift
 
 Correlate = Callable[[NDArray[Any], NDArray[Any], ConvGeometry], NDArray[Any]]
 
@@ -25,7 +29,19 @@ METHODS: dict[str, Correlate] = {
     "naive": correlate_naive,
     "einsum": correlate_einsum,
     "matmul": correlate_matmul,
+    "im2col": correlate_im2col,
+    "gemm": correlate_gemm,
+    "shift": correlate_shift,
+    "fold": correlate_fold,
 }
+
+#: Factor by which a path's worst rounding error may exceed the dot-product bound
+#: ``gamma_n * conv(|x|, |w|)`` (Higham, section 3.1) that the property tests check. Every
+#: path listed so far sums the same ``n`` products of a direct convolution, only in a
+#: different order, and that bound holds for every order, so each factor is 1. A path that
+#: changes the arithmetic (Winograd, FFT) would list its derived factor here; a path missing
+#: from this mapping has factor 1.
+ERROR_BOUND_FACTORS: dict[str, float] = {"gemm": 1.0, "shift": 1.0, "fold": 1.0}
 
 #: Every value ``method=`` accepts.
 METHOD_NAMES: tuple[str, ...] = ("auto", *METHODS)

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mimo_conv._api import conv
-from mimo_conv._dtypes import check_integer_range, plan_dtypes
+from mimo_conv._dtypes import check_integer_range, plan_dtypes, python_integers
 from mimo_conv._validation import as_numeric_array
 
 
@@ -39,7 +39,10 @@ def _check_channels(X: NDArray[Any], K: NDArray[Any], kernel_axis: int) -> None:
 
 
 def _check_fits(X: NDArray[Any], K: NDArray[Any]) -> None:
-    """Check that the kernel window fits inside the input."""
+    """Check that the kernel window is not empty and fits inside the input."""
+    if min(K.shape[-2:]) < 1:
+        msg = f"K's window must have at least 1 x 1 elements, got K of shape {K.shape}"
+        raise ValueError(msg)
     if any(k > size for k, size in zip(K.shape[-2:], X.shape[-2:], strict=True)):
         msg = (
             f"K's window must fit inside X: K of shape {K.shape} has a "
@@ -187,7 +190,9 @@ def corr2d_multi_in_out_1x1(X: ArrayLike, K: ArrayLike) -> NDArray[Any]:
     c_o = K_array.shape[0]
     if plan.compute.kind == "i":
         check_integer_range(X_array, K_array, None, c_i)
-    X_matrix = X_array.astype(plan.compute).reshape((c_i, h * w))
-    K_matrix = K_array.astype(plan.compute).reshape((c_o, c_i))
-    Y = K_matrix @ X_matrix
-    return Y.reshape((c_o, h, w)).astype(plan.output, copy=False)
+    X_matrix = python_integers(X_array).astype(plan.compute).reshape((c_i, h * w))
+    K_matrix = python_integers(K_array).astype(plan.compute).reshape((c_o, c_i))
+    # IEEE results, not warnings: inf * 0 is nan, a float16 result beyond 65504 is inf.
+    with np.errstate(all="ignore"):
+        Y = K_matrix @ X_matrix
+        return Y.reshape((c_o, h, w)).astype(plan.output, copy=False)

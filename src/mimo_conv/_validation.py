@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mimo_conv._dtypes import DtypePlan, check_integer_range, check_numeric_dtype, plan_dtypes
+from mimo_conv._dtypes import (
+    DtypePlan,
+    check_integer_range,
+    check_numeric_dtype,
+    plan_dtypes,
+    python_integers,
+)
 from mimo_conv._geometry import ConvGeometry
 from mimo_conv._memory import check_output_fits
 
@@ -26,6 +32,9 @@ PADDING_STRINGS = ("valid", "same", "full")
 
 def as_numeric_array(value: object, name: str) -> NDArray[Any]:
     """Convert an array-like to an ndarray of numbers without copying when possible.
+
+    Object arrays have each stored element checked once (a broadcast view's stored
+    elements only: see :func:`mimo_conv._dtypes.distinct_elements`).
 
     Examples
     --------
@@ -77,7 +86,7 @@ def int_per_axis(value: object, name: str, spatial_dims: int, *, minimum: int) -
     ...
     ValueError: stride must be an int or a sequence of 3 ints ... got (1, 2) of length 2
     """
-    if isinstance(value, np.ndarray) and value.ndim == 1:
+    if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != spatial_dims:
@@ -119,6 +128,8 @@ def padding_pairs(
     """
     spatial_dims = len(kernel_shape)
     spans = [step * (taps - 1) for taps, step in zip(kernel_shape, dilation, strict=True)]
+    if isinstance(padding, np.ndarray):
+        padding = padding.tolist()
     if isinstance(padding, str):
         if padding == "valid":
             return ((0, 0),) * spatial_dims
@@ -262,6 +273,12 @@ def build_geometry(
             f"{out_channels} output channels, which groups={group_count} does not divide"
         )
         raise ValueError(msg)
+    if in_channels % group_count:
+        msg = (
+            f"groups must divide the input channels: x of shape {x_shape} has "
+            f"{in_channels} input channels, which groups={group_count} does not divide"
+        )
+        raise ValueError(msg)
     if in_channels != weight_channels * group_count:
         msg = (
             f"Given groups={group_count}, weight of shape {weight_shape}, expected x of shape "
@@ -335,6 +352,8 @@ def prepare_call(
     geometry : ConvGeometry
     plan : DtypePlan
     """
+    # Scans of the data (object elements, integer range) read each stored element once,
+    # so a huge np.broadcast_to view costs no more than the values it stores.
     x_array = as_numeric_array(x, "x")
     weight_array = as_numeric_array(weight, "weight")
     bias_array = None if bias is None else as_numeric_array(bias, "bias")
@@ -354,6 +373,10 @@ def prepare_call(
         dtypes.append(bias_array.dtype)
     plan = plan_dtypes(*dtypes)
     check_output_fits(geometry.out_shape, plan.compute)
+    if plan.compute.kind == "O":
+        # NumPy integers inside object arrays would wrap around; Python ints never do.
+        x_array, weight_array = python_integers(x_array), python_integers(weight_array)
+        bias_array = None if bias_array is None else python_integers(bias_array)
     if plan.compute.kind == "i":
         check_integer_range(x_array, weight_array, bias_array, geometry.terms_per_output)
     return x_array, weight_array, bias_array, geometry, plan

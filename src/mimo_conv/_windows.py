@@ -6,6 +6,8 @@ Each computational path starts from :func:`pad_input` and most of them from
 
 from __future__ import annotations
 
+import itertools
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -84,3 +86,66 @@ def window_view(x_padded: NDArray[Any], geometry: ConvGeometry) -> NDArray[Any]:
     positions = tuple(slice(None, None, step) for step in geometry.stride)
     taps = tuple(slice(None, None, spacing) for spacing in geometry.dilation)
     return windows[(slice(None), slice(None), *positions, *taps)]
+
+
+@lru_cache(maxsize=256)
+def output_shape_of(geometry: ConvGeometry) -> tuple[int, ...]:
+    """``geometry.output_shape``, cached: the property recomputes it on every access.
+
+    Examples
+    --------
+    >>> output_shape_of(ConvGeometry(1, 1, 1, 1, (5,), (3,), (2,), (1,), ((0, 0),)))
+    (2,)
+    """
+    return geometry.output_shape
+
+
+@lru_cache(maxsize=1024)
+def tap_slices(
+    geometry: ConvGeometry, start: int, stop: int
+) -> tuple[tuple[tuple[int, ...], tuple[slice, ...]], ...]:
+    """Index, for every kernel tap, of the input elements it meets for a range of output rows.
+
+    Parameters
+    ----------
+    geometry : ConvGeometry
+    start, stop : int
+        The range of output positions along the first spatial axis.
+
+    Returns
+    -------
+    tuple of (tap, index)
+        For each kernel tap (a tuple of ints, in C order), a tuple of slices that picks from
+        ``x_padded`` of shape ``(N, C, *padded_shape)`` the view of shape
+        ``(N, C, stop - start, *output_shape[1:])`` whose element ``[n, c, r, *p]`` is
+        ``x_padded[n, c, (start + r) * stride[0] + tap[0] * dilation[0],
+        *(p * stride[1:] + tap[1:] * dilation[1:])]``. Slicing makes strided views, no copies.
+
+    Examples
+    --------
+    >>> x = np.arange(10).reshape(1, 1, 10)
+    >>> g = ConvGeometry(1, 1, 1, 1, (10,), (3,), (2,), (2,), ((0, 0),))
+    >>> g.output_shape
+    (3,)
+    >>> [(tap, x[index].tolist()) for tap, index in tap_slices(g, 0, 3)]
+    [((0,), [[[0, 2, 4]]]), ((1,), [[[2, 4, 6]]]), ((2,), [[[4, 6, 8]]])]
+    >>> [x[index].tolist() for _, index in tap_slices(g, 1, 3)]
+    [[[[2, 4]]], [[[4, 6]]], [[[6, 8]]]]
+    """
+    output_shape = output_shape_of(geometry)
+    starts = (start, *(0 for _ in output_shape[1:]))
+    counts = (stop - start, *output_shape[1:])
+    per_axis = [
+        [
+            slice(begin, begin + step * (count - 1) + 1 if count else begin, step)
+            for begin in (first * step + offset * spacing for offset in range(taps))
+        ]
+        for first, count, taps, step, spacing in zip(
+            starts, counts, geometry.kernel_shape, geometry.stride, geometry.dilation, strict=True
+        )
+    ]
+    every = (slice(None), slice(None))
+    return tuple(
+        (tap, (*every, *(axis[offset] for axis, offset in zip(per_axis, tap, strict=True))))
+        for tap in itertools.product(*(range(taps) for taps in geometry.kernel_shape))
+    )

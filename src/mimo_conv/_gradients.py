@@ -1,0 +1,385 @@
+"""The backward pass of :func:`mimo_conv.conv`: gradients of the input, weight and bias.
+
+For ``y = conv(x, w)`` and a gradient ``g = dL/dy`` of the output:
+
+* ``dL/dx`` scatters ``w^T g`` back through the windows: one matrix product per group
+  gives, for every window position, the gradient of each tap of the window
+  (``(C_in * prod(k), L)`` columns), and :func:`~mimo_conv._unfold.fold_taps` adds the
+  columns into the padded input (col2im); the adjoint of the padding
+  (:func:`~mimo_conv._padding_adjoint.unpad_adjoint`) then folds the border back into the
+  input, so reflect, replicate, circular and symmetric padding route their gradient to the
+  elements they copied.
+* ``dL/dw`` is ``g`` times the windows of the padded input (``unfold``, im2col): one
+  matrix product per image and group over the window positions, summed over the images.
+* ``dL/db`` sums ``g`` over the batch and spatial axes.
+
+Validation is the forward pass's (:func:`mimo_conv._validation.build_geometry`) plus a
+check that ``grad_output`` has the forward output's shape; the dtype policy is the forward
+pass's too (integers exact in int64 with an overflow check, float16 accumulated in float32,
+``dtype=object`` exact). Complex inputs get the plain transpose (no conjugation), matching
+:func:`mimo_conv.conv`'s unconjugated kernel.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from mimo_conv._dtypes import DtypePlan, check_integer_range, plan_dtypes
+from mimo_conv._geometry import ConvGeometry
+from mimo_conv._memory import check_output_fits
+from mimo_conv._padding_adjoint import copies_per_element, unpad_adjoint
+from mimo_conv._unfold import fold_taps, unfold_padded
+from mimo_conv._validation import as_int, as_numeric_array, build_geometry
+from mimo_conv._windows import pad_input
+
+IntOrInts = int | Sequence[int]
+PaddingArg = int | str | Sequence[Any]
+_ONE = np.ones(1, dtype=np.int64)
+
+
+def as_shape(value: object, name: str) -> tuple[int, ...]:
+    """Return a shape given as a sequence of non-negative ints as a tuple.
+
+    Examples
+    --------
+    >>> as_shape([1, 3, 5, 5], "input_shape")
+    (1, 3, 5, 5)
+    >>> as_shape(5, "input_shape")
+    Traceback (most recent call last):
+    ...
+    TypeError: input_shape must be a sequence of ints (a shape), got 5 of type int
+    """
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        kind = type(value).__name__
+        msg = f"{name} must be a sequence of ints (a shape), got {value!r} of type {kind}"
+        raise TypeError(msg)
+    shape = tuple(as_int(item, name) for item in value)
+    if any(item < 0 for item in shape):
+        msg = f"{name} must have non-negative sizes, got {shape}"
+        raise ValueError(msg)
+    return shape
+
+
+def gradient_geometry(
+    x_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    grad_output: NDArray[Any],
+    *,
+    stride: object,
+    padding: object,
+    dilation: object,
+    groups: object,
+    padding_mode: object,
+    spatial_dims: int | None = None,
+) -> ConvGeometry:
+    """Validate a backward call: the forward call's checks, then ``grad_output``'s shape."""
+    geometry = build_geometry(
+        x_shape,
+        weight_shape,
+        None,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        spatial_dims=spatial_dims,
+    )
+    if grad_output.shape != geometry.out_shape:
+        msg = (
+            f"grad_output must have the shape of the convolution's output, "
+            f"{geometry.out_shape} for x of shape {x_shape} and weight of shape "
+            f"{weight_shape} (stride={geometry.stride}, padding={geometry.padding}, "
+            f"dilation={geometry.dilation}), got grad_output of shape {grad_output.shape}"
+        )
+        raise ValueError(msg)
+    return geometry
+
+
+def scatter_windows(
+    grad_output: NDArray[Any], weight: NDArray[Any], geometry: ConvGeometry
+) -> NDArray[Any]:
+    """Gradient of the padded input: ``fold(weight^T @ grad_output)``, no checks.
+
+    Parameters
+    ----------
+    grad_output : ndarray of shape (N, C_out, *positions)
+        In the compute dtype. ``positions`` may differ from ``geometry.output_shape``
+        (:func:`mimo_conv.conv_transpose` with ``output_padding >= stride``) as long as
+        every window lies inside ``geometry.padded_shape``.
+    weight : ndarray of shape (C_out, C_in // groups, *kernel)
+        In the compute dtype.
+    geometry : ConvGeometry
+
+    Returns
+    -------
+    ndarray of shape (N, C_in, *geometry.padded_shape)
+        ``N * C_in * prod(k) * L * C_out/groups`` multiply-adds in one ``np.matmul`` and a
+        temporary of ``N * C_in * prod(k) * L`` elements (the columns).
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> scatter_windows(np.array([[[1, 10]]]), np.array([[[2, 3]]]), g)
+    array([[[ 2, 23, 30]]])
+    """
+    batch, groups = grad_output.shape[0], geometry.groups
+    positions = grad_output.shape[2:]
+    taps = math.prod(geometry.kernel_shape)
+    per_group = geometry.out_channels_per_group
+    grads = grad_output.reshape((batch, groups, per_group, math.prod(positions)))
+    transposed = weight.reshape((groups, per_group, geometry.terms_per_output)).transpose(0, 2, 1)
+    # (N, groups, C_in/groups * prod(k), L); a contraction over one channel (depthwise) is
+    # a broadcast product, much faster than a stack of matrix products with inner size 1.
+    cols = transposed * grads if per_group == 1 else np.matmul(transposed, grads)
+    cols = cols.reshape((batch, geometry.in_channels, taps, *positions))
+    return fold_taps(
+        cols, geometry.padded_shape, geometry.kernel_shape, geometry.stride, geometry.dilation
+    )
+
+
+def input_gradient_plan(
+    grad_output: NDArray[Any], weight: NDArray[Any], geometry: ConvGeometry
+) -> DtypePlan:
+    """Dtype plan of ``dL/dx``, after the overflow and memory checks (before any work).
+
+    An element of ``dL/dx`` sums at most ``C_out/groups * prod(k)`` products per padded
+    position that copies it (:func:`~mimo_conv._padding_adjoint.copies_per_element`).
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> input_gradient_plan(np.ones((1, 1, 2), np.float16), np.ones((1, 1, 2)), g).output
+    dtype('float64')
+    """
+    plan = plan_dtypes(grad_output.dtype, weight.dtype)
+    if plan.compute.kind == "i":
+        terms = (
+            geometry.out_channels_per_group
+            * math.prod(geometry.kernel_shape)
+            * copies_per_element(geometry)
+        )
+        check_integer_range(grad_output, weight, None, terms)
+    padded = (geometry.batch_size, geometry.in_channels, *geometry.padded_shape)
+    check_output_fits(padded, plan.compute)
+    return plan
+
+
+def weight_gradient_plan(
+    x: NDArray[Any], grad_output: NDArray[Any], geometry: ConvGeometry
+) -> DtypePlan:
+    """Dtype plan of ``dL/dw``, after the overflow and memory checks (before any work).
+
+    An element of ``dL/dw`` sums ``N * prod(output_shape)`` products.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> weight_gradient_plan(np.ones((1, 1, 3), np.int8), np.ones((1, 1, 2), np.int8), g)
+    DtypePlan(compute=dtype('int64'), output=dtype('int64'))
+    """
+    plan = plan_dtypes(x.dtype, grad_output.dtype)
+    if plan.compute.kind == "i":
+        terms = geometry.batch_size * math.prod(geometry.output_shape)
+        check_integer_range(x, grad_output, None, terms)
+    weight_shape = (geometry.out_channels, geometry.in_channels_per_group, *geometry.kernel_shape)
+    check_output_fits(weight_shape, plan.compute)
+    return plan
+
+
+def input_gradient(
+    grad_output: NDArray[Any], weight: NDArray[Any], geometry: ConvGeometry
+) -> NDArray[Any]:
+    """``dL/dx`` of a validated call, in the dtype the policy gives ``grad_output, weight``.
+
+    Examples
+    --------
+    Reflect padding sends the gradient of the border back to the mirrored element:
+
+    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (1,), (1,), (1,), ((1, 0),), "reflect")
+    >>> input_gradient(np.array([[[1, 2, 3, 4]]]), np.array([[[1]]]), g)
+    array([[[2, 4, 4]]])
+    """
+    plan = input_gradient_plan(grad_output, weight, geometry)
+    grads = grad_output if geometry.batched else grad_output[np.newaxis]
+    # inf * 0 and overflow give IEEE results (nan, inf) in the outputs they reach, no warnings.
+    with np.errstate(all="ignore"):
+        padded = scatter_windows(
+            grads.astype(plan.compute, copy=False),
+            weight.astype(plan.compute, copy=False),
+            geometry,
+        )
+        result = unpad_adjoint(padded, geometry).astype(plan.output, copy=False)
+    return np.ascontiguousarray(result if geometry.batched else result[0])
+
+
+def weight_gradient(
+    x: NDArray[Any], grad_output: NDArray[Any], geometry: ConvGeometry
+) -> NDArray[Any]:
+    """``dL/dw`` of a validated call: ``grad_output`` times the windows of the padded input.
+
+    One copy of the windows (:func:`~mimo_conv._unfold.unfold_padded`, ``N * C_in *
+    prod(k) * L`` elements) and one ``np.matmul`` of ``C_out * C_in/groups * prod(k) * N * L``
+    multiply-adds (a product per image and group, summed over the images).
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> weight_gradient(np.array([[[1, 2, 3]]]), np.array([[[1, 10]]]), g)
+    array([[[21, 32]]])
+    """
+    plan = weight_gradient_plan(x, grad_output, geometry)
+    batch, groups = geometry.batch_size, geometry.groups
+    per_group, positions = geometry.out_channels_per_group, math.prod(geometry.output_shape)
+    x_batch = x if geometry.batched else x[np.newaxis]
+    grads = grad_output if geometry.batched else grad_output[np.newaxis]
+    # inf * 0 and overflow give IEEE results (nan, inf) in the outputs they reach, no warnings.
+    with np.errstate(all="ignore"):
+        rows = grads.astype(plan.compute, copy=False).reshape((batch, groups, per_group, positions))
+        x_padded = pad_input(x_batch.astype(plan.compute, copy=False), geometry)
+        cols = unfold_padded(x_padded, geometry).reshape(
+            (batch, groups, geometry.terms_per_output, positions)
+        )
+        # One (C_out/groups, L) @ (L, C_in/groups * prod(k)) product per image and group.
+        result = np.matmul(rows, cols.swapaxes(-1, -2)).sum(axis=0).astype(plan.output)
+    shape = (geometry.out_channels, geometry.in_channels_per_group, *geometry.kernel_shape)
+    return np.ascontiguousarray(result.reshape(shape))
+
+
+def bias_gradient_plan(grad_output: NDArray[Any], channel_axis: int) -> DtypePlan:
+    """Dtype plan of ``dL/db``, after the overflow check.
+
+    Examples
+    --------
+    >>> bias_gradient_plan(np.ones((2, 3), np.float16), 1)
+    DtypePlan(compute=dtype('float32'), output=dtype('float16'))
+    """
+    plan = plan_dtypes(grad_output.dtype)
+    channels = grad_output.shape[channel_axis]
+    if plan.compute.kind == "i":
+        terms = grad_output.size // channels if channels else 0
+        check_integer_range(grad_output, _ONE, None, terms)
+    return plan
+
+
+def bias_gradient(grad_output: NDArray[Any], *, batched: bool) -> NDArray[Any]:
+    """``dL/db``: ``grad_output`` summed over every axis but the channel axis.
+
+    Examples
+    --------
+    >>> bias_gradient(np.arange(8).reshape(2, 2, 2), batched=True)
+    array([10, 18])
+    """
+    channel_axis = 1 if batched else 0
+    if grad_output.ndim <= channel_axis:
+        msg = (
+            f"grad_output must have a channel axis ({channel_axis + 1} dimensions or more), "
+            f"got grad_output of shape {grad_output.shape}"
+        )
+        raise ValueError(msg)
+    plan = bias_gradient_plan(grad_output, channel_axis)
+    axes = tuple(axis for axis in range(grad_output.ndim) if axis != channel_axis)
+    # inf * 0 and overflow give IEEE results (nan, inf) in the outputs they reach, no warnings.
+    with np.errstate(all="ignore"):
+        summed = np.asarray(grad_output.astype(plan.compute, copy=False).sum(axis=axes))
+        result = summed.astype(plan.output, copy=False)
+    return np.ascontiguousarray(result)
+
+
+def conv_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    weight: ArrayLike,
+    stride: IntOrInts = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrInts = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
+    """Gradients of :func:`mimo_conv.conv` with respect to ``x``, ``weight`` and the bias.
+
+    Parameters
+    ----------
+    grad_output : array_like of shape (N, C_out, *out) or (C_out, *out)
+        ``dL/dy`` for ``y = conv(x, weight, bias, ...)``; batched exactly when ``x`` is.
+    x : array_like of shape (N, C_in, *spatial) or (C_in, *spatial)
+        The forward call's input.
+    weight : array_like of shape (C_out, C_in // groups, *kernel)
+        The forward call's kernels.
+    stride, padding, dilation, groups, padding_mode
+        The forward call's options: every form :func:`mimo_conv.conv` accepts.
+
+    Returns
+    -------
+    grad_x : ndarray of the shape of ``x``
+        ``dL/dx``, as :func:`mimo_conv.grad.conv_input` computes it.
+    grad_weight : ndarray of the shape of ``weight``
+        ``dL/dweight``, as :func:`mimo_conv.grad.conv_weight` computes it.
+    grad_bias : ndarray of shape (C_out,)
+        ``dL/dbias`` (whether or not the forward call had a bias: the bias does not change
+        the other two gradients), as :func:`mimo_conv.grad.conv_bias`.
+
+    Raises
+    ------
+    TypeError, ValueError, OverflowError, MemoryError
+        As :func:`mimo_conv.conv`, and a ``ValueError`` when ``grad_output`` does not have
+        the forward output's shape.
+
+    Notes
+    -----
+    With ``c`` in ``o``'s group and ``P`` the padding operator (``x_pad = P x``)::
+
+        grad_x      = P^T fold(weight^T grad_output)
+        grad_weight[o, c, t] = sum_{n, p} grad_output[n, o, p]
+                               * x_pad[n, c, p * stride + t * dilation]
+        grad_bias[o] = sum_{n, p} grad_output[n, o, p]
+
+    Cost: twice the forward pass's ``N * C_out * L * C_in/groups * prod(k)``
+    multiply-adds (once per matrix product), a column buffer of
+    ``N * C_in * prod(k) * L`` elements for each, and the padded input.
+
+    Examples
+    --------
+    >>> x = np.arange(4.0).reshape(1, 1, 4)
+    >>> w = np.array([[[1.0, -1.0]]])
+    >>> grad_x, grad_w, grad_b = conv_backward(np.ones((1, 1, 3)), x, w)
+    >>> grad_x
+    array([[[ 1.,  0.,  0., -1.]]])
+    >>> grad_w, grad_b
+    (array([[[3., 6.]]]), array([3.]))
+
+    Circular padding wraps the border's gradient around to the other edge:
+
+    >>> conv_backward([[1, 1, 1]], [[5, 6, 7]], [[[1, 1]]], padding=[(0, 1)],
+    ...               padding_mode="circular")[0]
+    array([[2, 2, 2]])
+    """
+    grads = as_numeric_array(grad_output, "grad_output")
+    x_array = as_numeric_array(x, "x")
+    weight_array = as_numeric_array(weight, "weight")
+    geometry = gradient_geometry(
+        x_array.shape,
+        weight_array.shape,
+        grads,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+    )
+    # Every check of all three gradients runs before any of them is computed.
+    input_gradient_plan(grads, weight_array, geometry)
+    weight_gradient_plan(x_array, grads, geometry)
+    bias_gradient_plan(grads, 1 if geometry.batched else 0)
+    return (
+        input_gradient(grads, weight_array, geometry),
+        weight_gradient(x_array, grads, geometry),
+        bias_gradient(grads, batched=geometry.batched),
+    )

@@ -1,0 +1,382 @@
+"""Gradients of a convolution, mirroring ``torch.nn.grad``.
+
+``conv_input`` and ``conv_weight`` give the gradient of :func:`mimo_conv.conv` with respect
+to its input and its kernels from the gradient of its output; ``conv_bias`` the gradient of
+the bias. The ``conv{1,2,3}d_*`` variants check the number of spatial dimensions. Every
+option of the forward pass is supported: padding in every form, every ``padding_mode``
+(the gradient of a padded border flows back into the elements it copied), stride,
+dilation, groups, and every dtype with the same policy (integers exact, ``dtype=object``
+exact).
+
+``mimo_conv.conv_backward`` computes all three at once.
+
+Examples
+--------
+>>> import numpy as np
+>>> from mimo_conv import grad
+>>> w = np.array([[[[1, 2], [3, 4]]]])
+>>> grad.conv2d_input((1, 1, 3, 3), w, np.ones((1, 1, 2, 2), dtype=int))
+array([[[[ 1,  3,  2],
+         [ 4, 10,  6],
+         [ 3,  7,  4]]]])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from numpy.typing import ArrayLike, NDArray
+
+from mimo_conv._gradients import (
+    IntOrInts,
+    PaddingArg,
+    as_shape,
+    bias_gradient,
+    gradient_geometry,
+    input_gradient,
+    weight_gradient,
+)
+from mimo_conv._validation import as_numeric_array
+
+__all__ = [
+    "conv1d_input",
+    "conv1d_weight",
+    "conv2d_input",
+    "conv2d_weight",
+    "conv3d_input",
+    "conv3d_weight",
+    "conv_bias",
+    "conv_input",
+    "conv_weight",
+]
+
+
+def _options(
+    stride: object, padding: object, dilation: object, groups: object, padding_mode: object
+) -> dict[str, object]:
+    """Collect the forward call's options for :func:`~mimo_conv._gradients.gradient_geometry`."""
+    return {
+        "stride": stride,
+        "padding": padding,
+        "dilation": dilation,
+        "groups": groups,
+        "padding_mode": padding_mode,
+    }
+
+
+def _input(
+    input_shape: object,
+    weight: ArrayLike,
+    grad_output: ArrayLike,
+    options: dict[str, object],
+    spatial_dims: int | None,
+) -> NDArray[Any]:
+    """Validate once and compute ``dL/dx``: the pipeline behind every ``conv*_input``."""
+    shape = as_shape(input_shape, "input_shape")
+    weight_array = as_numeric_array(weight, "weight")
+    grads = as_numeric_array(grad_output, "grad_output")
+    geometry = gradient_geometry(
+        shape, weight_array.shape, grads, spatial_dims=spatial_dims, **options
+    )
+    return input_gradient(grads, weight_array, geometry)
+
+
+def _weight(
+    x: ArrayLike,
+    weight_shape: object,
+    grad_output: ArrayLike,
+    options: dict[str, object],
+    spatial_dims: int | None,
+) -> NDArray[Any]:
+    """Validate once and compute ``dL/dw``: the pipeline behind every ``conv*_weight``."""
+    x_array = as_numeric_array(x, "input")
+    shape = as_shape(weight_shape, "weight_shape")
+    grads = as_numeric_array(grad_output, "grad_output")
+    geometry = gradient_geometry(x_array.shape, shape, grads, spatial_dims=spatial_dims, **options)
+    return weight_gradient(x_array, grads, geometry)
+
+
+def conv_input(
+    input_shape: tuple[int, ...] | list[int],
+    weight: ArrayLike,
+    grad_output: ArrayLike,
+    stride: IntOrInts = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrInts = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+) -> NDArray[Any]:
+    """Gradient of :func:`mimo_conv.conv` with respect to its input.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        Shape of the forward call's input, ``(N, C_in, *spatial)`` or ``(C_in, *spatial)``.
+        It is needed because with a stride several input sizes give the same output size.
+    weight : array_like of shape (C_out, C_in // groups, *kernel)
+        The forward call's kernels.
+    grad_output : array_like of shape (N, C_out, *out) or (C_out, *out)
+        Gradient of the loss with respect to the forward output.
+    stride, padding, dilation, groups, padding_mode
+        The forward call's options, every form :func:`mimo_conv.conv` accepts.
+
+    Returns
+    -------
+    ndarray of shape ``input_shape``
+        ``dL/dx``, in the dtype the forward policy gives ``grad_output`` and ``weight``.
+
+    Raises
+    ------
+    TypeError, ValueError, OverflowError, MemoryError
+        As :func:`mimo_conv.conv`; ``ValueError`` when ``grad_output`` does not have the
+        shape of the forward output.
+
+    See Also
+    --------
+    mimo_conv.conv_transpose : The same operation, named and parametrised as a layer.
+
+    Notes
+    -----
+    ``conv`` is linear in ``x``: ``y = A x``; this returns ``A^T grad_output``, so
+    ``<conv(x, w), g> == <x, conv_input(x.shape, w, g)>`` for every ``x`` (exactly, on
+    integers). It is computed as ``P^T fold(w^T g)``: one matrix product per group
+    (``N * C_in * prod(k) * L * C_out/groups`` multiply-adds, a temporary of
+    ``N * C_in * prod(k) * L`` elements), a strided sum per kernel tap, then the adjoint of
+    the padding ``P``. Complex values are not conjugated.
+
+    Examples
+    --------
+    >>> w = np.array([[[1, 2, 3]]])
+    >>> conv_input((1, 1, 5), w, [[[1, 0, 0]]])
+    array([[[1, 2, 3, 0, 0]]])
+
+    With stride 2 and padding 1 on both sides:
+
+    >>> conv_input((1, 1, 4), w, [[[1, 10]]], stride=2, padding=1)
+    array([[[ 2, 13, 20, 30]]])
+
+    A replicated border adds its gradient to the edge element:
+
+    >>> conv_input((1, 3), [[[1, 1, 1]]], [[1, 1, 1]], padding=1, padding_mode="replicate")
+    array([[3, 3, 3]])
+    """
+    options = _options(stride, padding, dilation, groups, padding_mode)
+    return _input(input_shape, weight, grad_output, options, None)
+
+
+def conv_weight(
+    input: ArrayLike,  # noqa: A002 - torch.nn.grad's name, so keyword calls port unchanged
+    weight_shape: tuple[int, ...] | list[int],
+    grad_output: ArrayLike,
+    stride: IntOrInts = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrInts = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+) -> NDArray[Any]:
+    """Gradient of :func:`mimo_conv.conv` with respect to its kernels.
+
+    Parameters
+    ----------
+    input : array_like of shape (N, C_in, *spatial) or (C_in, *spatial)
+        The forward call's input.
+    weight_shape : sequence of int
+        Shape of the forward call's kernels, ``(C_out, C_in // groups, *kernel)``.
+    grad_output : array_like of shape (N, C_out, *out) or (C_out, *out)
+        Gradient of the loss with respect to the forward output.
+    stride, padding, dilation, groups, padding_mode
+        The forward call's options, every form :func:`mimo_conv.conv` accepts.
+
+    Returns
+    -------
+    ndarray of shape ``weight_shape``
+        ``dL/dweight``, in the dtype the forward policy gives ``input`` and ``grad_output``.
+
+    Raises
+    ------
+    TypeError, ValueError, OverflowError, MemoryError
+        As :func:`conv_input`.
+
+    Notes
+    -----
+    ``grad_weight[o, c, t] = sum_{n, p} grad_output[n, o, p] * x_pad[n, c, p * stride +
+    t * dilation]``, so ``<conv(x, w), g> == <w, conv_weight(x, w.shape, g)>``. Cost: one
+    copy of the windows (``N * C_in * prod(k) * L`` elements) and one matrix product per
+    group, ``C_out * C_in/groups * prod(k) * N * L`` multiply-adds.
+
+    Examples
+    --------
+    >>> x = np.array([[[1, 2, 3, 4]]])
+    >>> conv_weight(x, (1, 1, 2), [[[1, 0, 1]]])
+    array([[[4, 6]]])
+
+    The border of a circular padding contributes too:
+
+    >>> conv_weight(x, (1, 1, 2), [[[1, 0, 0, 1]]], padding=[(0, 1)], padding_mode="circular")
+    array([[[5, 3]]])
+    """
+    options = _options(stride, padding, dilation, groups, padding_mode)
+    return _weight(input, weight_shape, grad_output, options, None)
+
+
+def conv_bias(grad_output: ArrayLike, *, batched: bool = True) -> NDArray[Any]:
+    """Gradient of :func:`mimo_conv.conv` with respect to its bias.
+
+    Parameters
+    ----------
+    grad_output : array_like of shape (N, C_out, *out), or (C_out, *out) if not batched
+        Gradient of the loss with respect to the forward output.
+    batched : bool, optional
+        Whether ``grad_output`` has a batch axis first (the shape alone cannot tell:
+        ``(2, 3, 4)`` is a batched 1-d or an unbatched 2-d output).
+
+    Returns
+    -------
+    ndarray of shape (C_out,)
+        ``grad_output`` summed over every axis but the channel axis: ``N * L`` additions
+        per channel, in int64 for integers (with the overflow check), float32 for float16.
+
+    Examples
+    --------
+    >>> conv_bias(np.ones((2, 3, 4, 4)))
+    array([32., 32., 32.])
+    >>> conv_bias([[1, 2], [3, 4]], batched=False)
+    array([3, 7])
+    """
+    return bias_gradient(as_numeric_array(grad_output, "grad_output"), batched=batched)
+
+
+def conv1d_input(
+    input_shape: tuple[int, ...] | list[int],
+    weight: ArrayLike,
+    grad_output: ArrayLike,
+    stride: IntOrInts = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrInts = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+) -> NDArray[Any]:
+    """:func:`conv_input` for a 1-d convolution (``weight`` of shape ``(C_out, C_in/g, k)``).
+
+    Examples
+    --------
+    >>> conv1d_input((1, 4), [[[1, -1]]], [[1, 1, 1]])
+    array([[ 1,  0,  0, -1]])
+    """
+    options = _options(stride, padding, dilation, groups, padding_mode)
+    return _input(input_shape, weight, grad_output, options, 1)
+
+
+def conv2d_input(
+    input_shape: tuple[int, ...] | list[int],
+    weight: ArrayLike,
+    grad_output: ArrayLike,
+    stride: IntOrInts = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrInts = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+) -> NDArray[Any]:
+    """:func:`conv_input` for a 2-d convolution (``weight`` of shape ``(C_out, C_in/g, kH, kW)``).
+
+    Examples
+    --------
+    >>> conv2d_input((1, 1, 2, 2), np.ones((1, 1, 1, 1)), np.ones((1, 1, 1, 1)), stride=2)
+    array([[[[1., 0.],
+             [0., 0.]]]])
+    """
+    options = _options(stride, padding, dilation, groups, padding_mode)
+    return _input(input_shape, weight, grad_output, options, 2)
+
+
+def conv3d_input(
+    input_shape: tuple[int, ...] | list[int],
+    weight: ArrayLike,
+    grad_output: ArrayLike,
+    stride: IntOrInts = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrInts = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+) -> NDArray[Any]:
+    """:func:`conv_input` for a 3-d convolution (``weight`` of shape ``(C_out, C_in/g, *k)``).
+
+    Examples
+    --------
+    >>> conv3d_input((1, 2, 2, 2), np.ones((1, 1, 2, 2, 2)), np.ones((1, 1, 1, 1))).sum()
+    np.float64(8.0)
+    """
+    options = _options(stride, padding, dilation, groups, padding_mode)
+    return _input(input_shape, weight, grad_output, options, 3)
+
+
+def conv1d_weight(
+    input: ArrayLike,  # noqa: A002 - torch.nn.grad's name
+    weight_shape: tuple[int, ...] | list[int],
+    grad_output: ArrayLike,
+    stride: IntOrInts = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrInts = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+) -> NDArray[Any]:
+    """:func:`conv_weight` for a 1-d convolution.
+
+    Examples
+    --------
+    >>> conv1d_weight([[1, 2, 3]], (1, 1, 2), [[1, 1]])
+    array([[[3, 5]]])
+    """
+    options = _options(stride, padding, dilation, groups, padding_mode)
+    return _weight(input, weight_shape, grad_output, options, 1)
+
+
+def conv2d_weight(
+    input: ArrayLike,  # noqa: A002 - torch.nn.grad's name
+    weight_shape: tuple[int, ...] | list[int],
+    grad_output: ArrayLike,
+    stride: IntOrInts = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrInts = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+) -> NDArray[Any]:
+    """:func:`conv_weight` for a 2-d convolution.
+
+    Examples
+    --------
+    >>> conv2d_weight(np.ones((1, 1, 3, 3)), (1, 1, 2, 2), np.ones((1, 1, 2, 2)))
+    array([[[[4., 4.],
+             [4., 4.]]]])
+    """
+    options = _options(stride, padding, dilation, groups, padding_mode)
+    return _weight(input, weight_shape, grad_output, options, 2)
+
+
+def conv3d_weight(
+    input: ArrayLike,  # noqa: A002 - torch.nn.grad's name
+    weight_shape: tuple[int, ...] | list[int],
+    grad_output: ArrayLike,
+    stride: IntOrInts = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrInts = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+) -> NDArray[Any]:
+    """:func:`conv_weight` for a 3-d convolution.
+
+    Examples
+    --------
+    >>> conv3d_weight(np.ones((1, 2, 2, 2)), (1, 1, 1, 1, 1), np.ones((1, 2, 2, 2)))
+    array([[[[[8.]]]]])
+    """
+    options = _options(stride, padding, dilation, groups, padding_mode)
+    return _weight(input, weight_shape, grad_output, options, 3)

@@ -1,0 +1,382 @@
+"""The command line, in-process, as a subprocess, without a terminal, and in a terminal.
+
+The terminal session runs ``python -m mimo_conv explain --step`` on a pseudo-terminal
+(the standard library's ``pty``), presses Enter and ``q`` like a student would, and checks
+that colours appear there and nowhere else.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import select
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mimo_conv as mc
+from mimo_conv._cli import main
+
+pty = pytest.importorskip("pty")  # POSIX only
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+ESCAPE = "\x1b["
+PROMPT = "-- Enter: next element, q: quit --"
+BOOK_FIRST_PRODUCTS = "0*0 + 1*1 + 3*2 + 4*3 = 19"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m mimo_conv`` as a new process, stdin empty, output piped."""
+    return subprocess.run(
+        [sys.executable, "-m", "mimo_conv", *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# In-process
+
+
+def test_no_subcommand_runs_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    assert "All three match the book." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["demo", "explain", "cost", "exercises"])
+def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: python -m mimo_conv {command}")
+
+
+def test_top_level_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("demo", "explain", "cost", "exercises"):
+        assert re.search(rf"^\s+{command}\s", out, re.MULTILINE), command
+
+
+def test_explain_walks_through_the_book_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain"]) == 0
+    out = capsys.readouterr().out
+    assert BOOK_FIRST_PRODUCTS in out
+    assert "1*1 + 2*2 + 4*3 + 5*4 = 37" in out  # channel 1 of the first element
+    assert "sum over input channels: 19 + 37 = 56" in out
+    # The window of the first element, in brackets, without colour (capsys is no TTY).
+    assert "    [0][1] 2\n    [3][4] 5\n     6  7  8\n" in out
+    # Every element of every output channel, in order, then the stacking.
+    elements = re.findall(r"^Y\[(\d), (\d), (\d)\]:", out, re.MULTILINE)
+    assert elements == [
+        (str(o), str(i), str(j)) for o in range(3) for i in range(2) for j in range(2)
+    ]
+    totals = [int(v) for v in re.findall(r"^  Y\[\d, \d, \d\] = (-?\d+)$", out, re.MULTILINE)]
+    assert totals == [56, 72, 104, 120, 76, 100, 148, 172, 96, 128, 192, 224]
+    assert "stacking the 3 output channel(s) gives Y of shape (3, 2, 2)" in out
+    assert ESCAPE not in out
+
+
+def test_explain_takes_nested_lists(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "explain",
+            "--x",
+            "[[1, 2], [3, 4]]",
+            "--weight",
+            "[[1, -1]]",
+            "--padding",
+            "1",
+            "--bias",
+            "[10]",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "0*1 + 0*(-1) = 0" in out
+    assert "sum over input channels + bias: 0 + 10 = 10" in out
+    expected = mc.conv([[[1, 2], [3, 4]]], [[[[1, -1]]]], [10], padding=1)
+    assert np.array2string(expected, separator=", ") in out
+
+
+def test_explain_takes_npy_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(-9, 9, (2, 4, 4))
+    weight = rng.integers(-3, 3, (2, 2, 3, 3))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "w.npy", weight)
+    code = main(
+        [
+            "explain",
+            "--x",
+            str(tmp_path / "x.npy"),
+            "--weight",
+            str(tmp_path / "w.npy"),
+            "--stride",
+            "1",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    expected = mc.conv(x, weight)
+    totals = [int(v) for v in re.findall(r"^  Y\[\d, \d, \d\] = (-?\d+)$", out, re.MULTILINE)]
+    assert totals == expected.ravel().tolist()
+
+
+def test_explain_colours_only_when_asked_or_on_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["explain", "--color", "always"]) == 0
+    assert "\x1b[1;33;44m0\x1b[0m" in capsys.readouterr().out
+    assert main(["explain", "--color", "never"]) == 0
+    assert ESCAPE not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["explain", "--x", "[[1, 2]]"], "give both --x and --weight"),
+        (["explain", "--x", "[[1, 2]]", "--weight", "[[1, 2, 3]]"], "kernel must fit"),
+        (["cost", "--input", "3x5x5", "--weight", "2x4x3x3"], "to have 4 channels"),
+    ],
+    ids=["half-given", "too-large", "channels"],
+)
+def test_bad_values_exit_2_with_the_library_message(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["explain", "--x", "[[1, 2]", "--weight", "[[1]]"], "expected a nested list"),
+        (["explain", "--x", "missing.npy", "--weight", "[[1]]"], "cannot read"),
+        (["cost", "--input", "3xfive", "--weight", "2x3x3x3"], "expected sizes like"),
+    ],
+    ids=["literal", "npy", "dims"],
+)
+def test_unparsable_arguments_are_argparse_errors(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cost_prints_the_table_of_mc_cost(capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "cost",
+        "--input",
+        "3x224x224",
+        "--weight",
+        "64x3x7x7",
+        "--stride",
+        "2",
+        "--padding",
+        "3",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    expected = mc.cost((3, 224, 224), (64, 3, 7, 7), stride=2, padding=3)
+    assert out == str(expected) + "\n"
+    assert "output shape (64, 112, 112)" in out
+
+
+def test_cost_options_reach_the_library(capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "cost",
+        "--input",
+        "2x4x9x9",
+        "--weight",
+        "6x2x3x3",
+        "--padding",
+        "same",
+        "--dilation",
+        "2x1",
+        "--groups",
+        "2",
+        "--bias",
+        "--dtype",
+        "float64",
+        "--exclude-padding",
+    ]
+    assert main(args) == 0
+    expected = mc.cost(
+        (2, 4, 9, 9),
+        (6, 2, 3, 3),
+        padding="same",
+        dilation=(2, 1),
+        groups=2,
+        bias=True,
+        dtype=np.float64,
+        exclude_padding=True,
+    )
+    assert capsys.readouterr().out == str(expected) + "\n"
+
+
+def test_exercises_prints_all_six(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["exercises"]) == 0
+    out = capsys.readouterr().out
+    for number in range(1, 7):
+        assert re.search(rf"^{number}\. ", out, re.MULTILINE), number
+    assert "False" not in out.split("5. ")[0]  # exercises 1-4 report only passing checks
+
+
+def _readme_commands() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("<!-- classroom-section:start -->")[1]
+    section = section.split("<!-- classroom-section:end -->")[0]
+    return [
+        line.split("  #")[0].strip()
+        for line in section.splitlines()
+        if line.startswith("python -m mimo_conv ")
+    ]
+
+
+def test_readme_lists_classroom_commands() -> None:
+    subcommands = {shlex.split(line)[3] for line in _readme_commands()}
+    assert subcommands == {"explain", "cost", "exercises"}
+
+
+@pytest.mark.parametrize("command", _readme_commands())
+def test_readme_classroom_commands_work_as_written(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # --step reads end-of-input
+    words = shlex.split(command)
+    assert words[:3] == ["python", "-m", "mimo_conv"]
+    assert main(words[3:]) == 0
+    assert capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------
+# As a subprocess, without a terminal
+
+
+def test_module_runs_as_a_subprocess() -> None:
+    result = run("cost", "--input", "2x3x3", "--weight", "3x2x2x2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == str(mc.cost((2, 3, 3), (3, 2, 2, 2))) + "\n"
+
+
+def test_explain_without_a_terminal_is_plain_text() -> None:
+    result = run("explain")
+    assert result.returncode == 0, result.stderr
+    assert BOOK_FIRST_PRODUCTS in result.stdout
+    assert "[0][1] 2" in result.stdout
+    assert ESCAPE not in result.stdout
+
+
+def test_step_without_input_prints_everything() -> None:
+    # stdin is empty: the first prompt reads end-of-file and the rest is printed.
+    result = run("explain", "--step")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(PROMPT) == 1
+    assert "stacking the 3 output channel(s)" in result.stdout
+
+
+# --------------------------------------------------------------------------------------
+# In a pseudo-terminal
+
+
+class Terminal:
+    """``python -m mimo_conv ...`` on a pseudo-terminal, read with a timeout."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        master, slave = pty.openpty()
+        self.master = master
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mimo_conv", *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            close_fds=True,
+        )
+        os.close(slave)
+        self.seen = ""
+
+    def read_until(self, marker: str, timeout: float = 30.0) -> str:
+        """Read until ``marker`` appears (or the process ends); return what was new."""
+        start = len(self.seen)
+        deadline = time.monotonic() + timeout
+        while marker not in self.seen[start:] and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if not ready:
+                if self.process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:  # Linux: EIO once the other side is closed
+                break
+            if not chunk:
+                break
+            self.seen += chunk.decode("utf-8", "replace").replace("\r\n", "\n")
+        return self.seen[start:]
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def close(self) -> int:
+        self.read_until("\0", timeout=10)  # drain until the process closes its end
+        code = self.process.wait(timeout=30)
+        os.close(self.master)
+        return code
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "NO_COLOR"}
+    env.update(extra)
+    return env
+
+
+def test_step_session_in_a_terminal_waits_for_enter_and_quits_on_q() -> None:
+    terminal = Terminal("explain", "--step", env=_environment())
+    try:
+        intro = terminal.read_until(PROMPT)
+        assert "X has 2 input channel(s)" in intro
+        assert BOOK_FIRST_PRODUCTS not in intro  # it waits before the first element
+        terminal.type("\n")
+        first = terminal.read_until(PROMPT)
+        assert BOOK_FIRST_PRODUCTS in first
+        assert "Y[0, 0, 1]" not in first  # one element per Enter
+        assert "\x1b[1;33;44m0\x1b[0m" in first  # the window is highlighted
+        terminal.type("\n")
+        second = terminal.read_until(PROMPT)
+        assert "1*0 + 2*1 + 4*2 + 5*3 = 25" in second
+        terminal.type("q\n")
+    finally:
+        code = terminal.close()
+    assert code == 0
+    assert "Y[0, 1, 0]" not in terminal.seen  # q stopped the walkthrough
+
+
+def test_no_color_turns_colours_off_in_a_terminal() -> None:
+    terminal = Terminal("explain", env=_environment(NO_COLOR="1"))
+    try:
+        out = terminal.read_until("stacking the 3 output channel(s)")
+    finally:
+        code = terminal.close()
+    assert code == 0
+    assert BOOK_FIRST_PRODUCTS in out
+    assert ESCAPE not in terminal.seen
+    assert "[0][1] 2" in terminal.seen  # the plain-text highlighting instead

@@ -1,0 +1,604 @@
+"""The backward pass: mimo_conv.grad, mc.conv_backward, and the adjoint of every padding.
+
+* Exact: on integer (and Fraction, and complex-integer) data the adjoint identity
+  ``<conv(x, w), g> == <x, conv_input(g)> == <w, conv_weight(x, g)>`` must hold bit for
+  bit, for every padding form and mode, stride, dilation and groups (hypothesis).
+* Float64: every gradient agrees with a central finite difference, within a bound derived
+  below from the rounding error of the evaluations (the loss is linear in each argument, so
+  the central difference has no truncation error at all).
+* PyTorch autograd, when installed, gives the same gradients exactly on integer data.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from numpy.typing import NDArray
+
+import mimo_conv as mc
+from mimo_conv import PADDING_MODES, grad
+from mimo_conv._error_bound import gamma
+from mimo_conv.testing import PADDING_FORMS, ConvProblem, conv_problems
+
+U64 = 2.0**-53  # unit roundoff of float64
+#: mimo_conv's padding modes and the names torch.nn.functional.pad gives them.
+TORCH_PAD_MODES = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "replicate",
+    "circular": "circular",
+}
+
+
+def inner(a: Any, b: Any) -> Any:
+    """``sum(a * b)`` in exact Python arithmetic (ints, Fractions, complex ints)."""
+    left = np.asarray(a).astype(object).ravel().tolist()
+    right = np.asarray(b).astype(object).ravel().tolist()
+    return sum((p * q for p, q in zip(left, right, strict=True)), start=0)
+
+
+@st.composite
+def problems_with_gradient(
+    draw: st.DrawFn, dtype: str = "int64", *, torch_expressible: bool = False
+) -> tuple[ConvProblem, NDArray[Any]]:
+    """A valid problem of every option, and an integer-valued gradient of its output.
+
+    ``torch_expressible``: only what ``F.pad`` + ``F.conv{n}d`` can express (explicit
+    padding, no ``"symmetric"`` mode, no empty weight).
+    """
+    problem = draw(
+        conv_problems(
+            spatial_dims=(1, 2, 3),
+            dtypes=(dtype,),
+            elements="integers",
+            max_side=4,
+            max_channels=4,
+            bias=True,
+            allow_empty=not torch_expressible,
+            padding_forms=("int", "per_axis", "pairs") if torch_expressible else PADDING_FORMS,
+            padding_modes=tuple(TORCH_PAD_MODES) if torch_expressible else PADDING_MODES,
+        )
+    )
+    gradient = draw(
+        arrays(np.int64, problem.out_shape, elements=st.integers(-9, 9)).map(
+            lambda g: g.astype(dtype)
+        )
+    )
+    return problem, gradient
+
+
+@given(problems_with_gradient())
+def test_adjoint_identity_is_exact_on_integers(case: tuple[ConvProblem, NDArray[Any]]) -> None:
+    problem, g = case
+    x, w, b, options = problem.x, problem.weight, problem.bias, problem.conv_kwargs()
+    y = mc.conv(x, w, **options)
+    grad_x = grad.conv_input(x.shape, w, g, **options)
+    grad_w = grad.conv_weight(x, w.shape, g, **options)
+    grad_b = grad.conv_bias(g, batched=x.ndim == w.ndim)
+    assert grad_x.shape == x.shape
+    assert grad_w.shape == w.shape
+    assert inner(y, g) == inner(x, grad_x) == inner(w, grad_w)
+    # The bias enters y linearly too: <conv(x, w, b) - conv(x, w), g> == <b, conv_bias(g)>.
+    assert b is not None
+    assert inner(mc.conv(x, w, b, **options) - y, g) == inner(b, grad_b)
+    # conv_backward is the three of them at once.
+    together = mc.conv_backward(g, x, w, **options)
+    for one, other in zip(together, (grad_x, grad_w, grad_b), strict=True):
+        assert one.dtype == other.dtype == np.int64
+        np.testing.assert_array_equal(one, other)
+
+
+@given(problems_with_gradient(dtype="object"))
+def test_adjoint_identity_is_exact_on_object_arrays(
+    case: tuple[ConvProblem, NDArray[Any]],
+) -> None:
+    problem, g = case
+    x, w, options = problem.x, problem.weight, problem.conv_kwargs()
+    grad_x, grad_w, _ = mc.conv_backward(g, x, w, **options)
+    assert grad_x.dtype == grad_w.dtype == object
+    y = mc.conv(x, w, **options)
+    assert inner(y, g) == inner(x, grad_x) == inner(w, grad_w)
+
+
+def test_reflect_padding_gradient_by_hand_in_fractions() -> None:
+    a, b, c, d = Fraction(1, 3), Fraction(2, 7), Fraction(-5, 11), Fraction(1, 2)
+    w0, w1 = Fraction(1, 5), Fraction(-3, 4)
+    g0, g1, g2, g3 = Fraction(2, 3), Fraction(1, 9), Fraction(-1, 6), Fraction(7, 8)
+    x = np.array([[a, b, c, d]], dtype=object)
+    w = np.array([[[w0, w1]]], dtype=object)
+    g = np.array([[g0, g1, g2, g3]], dtype=object)
+    grad_x, grad_w, grad_b = mc.conv_backward(g, x, w, padding=[(0, 1)], padding_mode="reflect")
+    # The padded input is a b c d c; output p sees padded[p], padded[p + 1].
+    padded_grad = [g0 * w0, g1 * w0 + g0 * w1, g2 * w0 + g1 * w1, g3 * w0 + g2 * w1, g3 * w1]
+    # The reflected fifth element is a copy of c: its gradient goes to c.
+    expected_x = [padded_grad[0], padded_grad[1], padded_grad[2] + padded_grad[4], padded_grad[3]]
+    assert grad_x.tolist() == [expected_x]
+    assert grad_w.tolist() == [
+        [[g0 * a + g1 * b + g2 * c + g3 * d, g0 * b + g1 * c + g2 * d + g3 * c]]
+    ]
+    assert grad_b.tolist() == [g0 + g1 + g2 + g3]
+    assert all(type(value) is Fraction for value in grad_x.ravel())
+
+
+def test_complex_gradients_are_transposes_without_conjugation() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.integers(-5, 6, (2, 3, 5)) + 1j * rng.integers(-5, 6, (2, 3, 5))
+    w = rng.integers(-5, 6, (4, 3, 2)) + 1j * rng.integers(-5, 6, (4, 3, 2))
+    y = mc.conv(x, w, stride=2, padding=1)
+    g = rng.integers(-5, 6, y.shape) + 1j * rng.integers(-5, 6, y.shape)
+    grad_x, grad_w, _ = mc.conv_backward(g, x, w, stride=2, padding=1)
+    # Integer-valued complex128 with these magnitudes is exact, and so is the bilinear form.
+    lhs = inner(y.astype(complex), g)
+    assert lhs == inner(x, grad_x) == inner(w, grad_w)
+
+
+# --- finite differences in float64 ------------------------------------------------------
+#
+# The loss L(x, w, b) = <conv(x, w, b), g> is linear in each argument, so the central
+# difference (L(v + h e_i) - L(v - h e_i)) / (2 h) equals dL/dv_i exactly in real
+# arithmetic: its truncation error (h**2 / 6) * d3L/dv_i3 is zero. Only rounding is left, so
+# h = 1 is the best step (the rounding error of the difference is divided by 2 h), and the
+# evaluation points are exact: the perturbed argument holds multiples of 2**-30 below 1 in
+# magnitude, so v_i +- 1 fits in 32 bits.
+#
+# Rounding (Higham, section 3.1, for any summation order, gamma_k = k u / (1 - k u)):
+# * each y_j of conv(z, w, b) is a sum of n products (+ the bias): error <= gamma_{n+1}
+#   (|w| * |z| + |b|)_j; the dot product with g adds gamma_M for M outputs; together
+#   |fl(L(z)) - L(z)| <= E(z) = gamma_{n+1+M} <|g|, conv(|z|, |w|) + |b|>;
+# * the subtraction rounds once (u |difference|); halving is exact;
+# * the gradient under test sums m products: error <= gamma_m times the same gradient of
+#   the magnitudes (m = C_out/groups * prod(k) * copies for dL/dx, N * L for dL/dw and
+#   dL/db).
+# So |fd_i - grad_i| <= (E(v + e_i) + E(v - e_i)) / 2 + u |difference| / 2 + gamma_m |.|_i.
+# The magnitudes are themselves computed in float64 (relative error <= gamma_{n+1+M+m},
+# below 1e-12 here); the factor 1 + 1e-9 covers that.
+
+FD_CASES = [
+    pytest.param(
+        (2, 4, 5, 6),
+        (6, 2, 3, 2),
+        {"stride": (2, 1), "padding": 1, "dilation": (1, 2), "groups": 2},
+        id="2d-stride-dilation-groups",
+    ),
+    pytest.param(
+        (3, 7),
+        (2, 3, 3),
+        {"padding": "same", "padding_mode": "reflect"},
+        id="1d-unbatched-same-reflect",
+    ),
+    pytest.param(
+        (1, 2, 4, 5),
+        (3, 2, 2, 3),
+        {"padding": ((1, 2), (0, 3)), "padding_mode": "replicate", "stride": 2},
+        id="2d-pairs-replicate",
+    ),
+    pytest.param(
+        (2, 2, 4, 4),
+        (2, 1, 3, 3),
+        {"padding": 2, "padding_mode": "circular", "groups": 2},
+        id="2d-depthwise-circular",
+    ),
+    pytest.param(
+        (1, 3, 5),
+        (2, 3, 2),
+        {"padding": "full", "padding_mode": "symmetric"},
+        id="1d-full-symmetric",
+    ),
+    pytest.param(
+        (1, 2, 3, 3, 4), (2, 2, 2, 1, 2), {"padding": (1, 0, 1), "stride": (1, 2, 1)}, id="3d"
+    ),
+]
+
+RNG_SEED = 20240601
+
+
+def _dyadic(rng: np.random.Generator, shape: tuple[int, ...]) -> NDArray[np.float64]:
+    """Values k * 2**-30 with |k| < 2**30: v +- 1 is exact in float64."""
+    return rng.integers(-(2**30) + 1, 2**30, shape).astype(np.float64) * 2.0**-30
+
+
+def _check_central_differences(
+    loss: Any,
+    point: NDArray[np.float64],
+    gradient: NDArray[Any],
+    evaluation_bound: Any,
+    gradient_bound: NDArray[np.float64],
+) -> None:
+    """Compare ``gradient`` with the central difference of ``loss`` at every element."""
+    assert gradient.shape == point.shape
+    assert gradient.dtype == np.float64
+    for index in np.ndindex(point.shape):
+        plus, minus = point.copy(), point.copy()
+        plus[index] += 1.0
+        minus[index] -= 1.0
+        high, low = loss(plus), loss(minus)
+        difference = (high - low) / 2
+        tolerance = (
+            (evaluation_bound(plus) + evaluation_bound(minus)) / 2
+            + U64 * abs(high - low) / 2
+            + gradient_bound[index]
+        ) * (1 + 1e-9)
+        assert abs(difference - gradient[index]) <= tolerance, (index, difference, gradient[index])
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "options"), FD_CASES)
+def test_gradients_match_central_differences(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], options: dict[str, Any]
+) -> None:
+    rng = np.random.default_rng(RNG_SEED)
+    x, w, b = _dyadic(rng, x_shape), _dyadic(rng, w_shape), _dyadic(rng, w_shape[:1])
+    g = rng.standard_normal(mc.conv(x, w, **options).shape)
+    grad_x, grad_w, grad_b = mc.conv_backward(g, x, w, **options)
+
+    batched = len(x_shape) == len(w_shape)
+    n = w_shape[1] * math.prod(w_shape[2:])
+    outputs = g.size
+    evaluation_gamma = gamma(n + 1 + outputs, U64)
+
+    def loss(xv: NDArray[Any], wv: NDArray[Any], bv: NDArray[Any]) -> float:
+        return float(np.sum(mc.conv(xv, wv, bv, **options) * g))
+
+    def bound(xv: NDArray[Any], wv: NDArray[Any], bv: NDArray[Any]) -> float:
+        magnitude = mc.conv(np.abs(xv), np.abs(wv), np.abs(bv), **options)
+        return evaluation_gamma * float(np.sum(np.abs(g) * magnitude))
+
+    per_input = (w_shape[0] // options.get("groups", 1)) * math.prod(w_shape[2:])
+    # No case pads more than 3 on a side: an element is copied at most 1 + 3 + 3 times per axis.
+    copies = 7 ** len(w_shape[2:])
+    abs_g, abs_w, abs_x = np.abs(g), np.abs(w), np.abs(x)
+    input_bound = gamma(per_input * copies, U64) * grad.conv_input(x.shape, abs_w, abs_g, **options)
+    terms = outputs // w_shape[0]
+    weight_bound = gamma(terms, U64) * grad.conv_weight(abs_x, w.shape, abs_g, **options)
+    bias_bound = gamma(terms, U64) * grad.conv_bias(abs_g, batched=batched)
+
+    _check_central_differences(
+        lambda v: loss(v, w, b), x, grad_x, lambda v: bound(v, w, b), input_bound
+    )
+    _check_central_differences(
+        lambda v: loss(x, v, b), w, grad_w, lambda v: bound(x, v, b), weight_bound
+    )
+    _check_central_differences(
+        lambda v: loss(x, w, v), b, grad_b, lambda v: bound(x, w, v), bias_bound
+    )
+
+
+# --- dtypes -----------------------------------------------------------------------------
+
+
+def test_small_integer_dtypes_accumulate_in_int64() -> None:
+    x = np.full((1, 2, 6), 127, dtype=np.int8)
+    w = np.full((3, 2, 3), -128, dtype=np.int8)
+    g = np.full((1, 3, 4), 127, dtype=np.int8)
+    grad_x, grad_w, grad_b = mc.conv_backward(g, x, w)
+    assert grad_x.dtype == grad_w.dtype == grad_b.dtype == np.int64
+    # Middle input elements are seen by all 3 taps of all 3 output channels.
+    assert grad_x[0, 0, 2] == 3 * 3 * 127 * -128
+    assert grad_w[0, 0, 0] == 4 * 127 * 127
+    assert grad_b.tolist() == [4 * 127] * 3
+
+
+def test_float16_accumulates_in_float32_and_returns_float16() -> None:
+    x = np.array([[2048.0, 1.0, 1.0, 1.0]], dtype=np.float16)
+    g = np.ones((1, 4), dtype=np.float16)
+    grad_x, grad_w, grad_b = mc.conv_backward(g, x, np.ones((1, 1, 1), dtype=np.float16))
+    assert grad_x.dtype == grad_w.dtype == grad_b.dtype == np.float16
+    # float16 is spaced 2 apart above 2048. Summed in float16, 2048 + 1 rounds back to 2048
+    # (ties to even) three times: 2048. Summed in float32: 2051, rounded once to float16
+    # (a tie between 2050 and 2052, to even): 2052.
+    assert grad_w.tolist() == [[[2052.0]]]
+    assert grad_b.tolist() == [4.0]
+    assert grad_x.tolist() == [[1.0, 1.0, 1.0, 1.0]]
+
+
+def test_integer_overflow_is_refused_before_any_work() -> None:
+    big = np.array([[[2**40]]], dtype=np.int64)
+    with pytest.raises(OverflowError, match=r"could overflow.*dtype=object"):
+        grad.conv_input((1, 1, 1), big, big)
+    with pytest.raises(OverflowError, match=r"could overflow.*dtype=object"):
+        grad.conv_weight(big, (1, 1, 1), big)
+    # The same call in Python ints is exact.
+    exact = grad.conv_input((1, 1, 1), big.astype(object), big.astype(object))
+    assert exact.tolist() == [[[2**80]]]
+
+
+def test_inputs_are_untouched_and_results_fresh() -> None:
+    x = np.broadcast_to(np.arange(5.0), (1, 2, 5))
+    w = np.ones((2, 2, 2))
+    w.setflags(write=False)
+    g = np.ones((1, 2, 6))[:, :, ::-1]
+    before = (x.copy(), w.copy(), g.copy())
+    results = mc.conv_backward(g, x, w, padding=(1,), padding_mode="reflect")
+    for original, kept in zip((x, w, g), before, strict=True):
+        np.testing.assert_array_equal(original, kept)
+    for result in results:
+        assert result.flags.writeable
+        assert result.flags.c_contiguous
+        assert not any(np.shares_memory(result, array) for array in (x, w, g))
+
+
+def test_zero_batch_gives_empty_and_zero_gradients() -> None:
+    x = np.zeros((0, 2, 5))
+    w = np.ones((3, 2, 2))
+    grad_x, grad_w, grad_b = mc.conv_backward(np.zeros((0, 3, 4)), x, w)
+    assert grad_x.shape == (0, 2, 5)
+    assert grad_w.tolist() == np.zeros((3, 2, 2)).tolist()
+    assert grad_b.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_rank_checked_variants_agree_with_the_general_functions() -> None:
+    rng = np.random.default_rng(5)
+    for dims, (input_fn, weight_fn) in enumerate(
+        [
+            (grad.conv1d_input, grad.conv1d_weight),
+            (grad.conv2d_input, grad.conv2d_weight),
+            (grad.conv3d_input, grad.conv3d_weight),
+        ],
+        start=1,
+    ):
+        x = rng.integers(-9, 10, (2, 2, *(4,) * dims))
+        w = rng.integers(-9, 10, (3, 2, *(2,) * dims))
+        g = rng.integers(-9, 10, mc.conv(x, w, stride=2, padding=1).shape)
+        np.testing.assert_array_equal(
+            input_fn(x.shape, w, g, 2, 1), grad.conv_input(x.shape, w, g, 2, 1)
+        )
+        np.testing.assert_array_equal(
+            weight_fn(x, w.shape, g, 2, 1), grad.conv_weight(x, w.shape, g, 2, 1)
+        )
+
+
+# --- bad arguments ----------------------------------------------------------------------
+
+X = np.zeros((1, 2, 5, 5))
+W = np.ones((4, 2, 3, 3))
+G = np.ones((1, 4, 3, 3))
+
+
+def row(
+    id_: str, error: type[Exception], match: str, function: Any, *args: Any, **kwargs: Any
+) -> Any:
+    return pytest.param(function, args, kwargs, error, match, id=id_)
+
+
+BAD_CALLS = [
+    row(
+        "grad-output-shape",
+        ValueError,
+        r"grad_output must have the shape of the convolution's output, \(1, 4, 3, 3\) for x "
+        r"of shape \(1, 2, 5, 5\) and weight of shape \(4, 2, 3, 3\).* got grad_output of "
+        r"shape \(1, 4, 5, 5\)",
+        grad.conv_input,
+        X.shape,
+        W,
+        np.ones((1, 4, 5, 5)),
+    ),
+    row(
+        "grad-output-shape-backward",
+        ValueError,
+        r"got grad_output of shape \(4, 3, 3\)",
+        mc.conv_backward,
+        np.ones((4, 3, 3)),
+        X,
+        W,
+    ),
+    row(
+        "input-shape-not-a-sequence",
+        TypeError,
+        r"input_shape must be a sequence of ints \(a shape\), got 5 of type int",
+        grad.conv_input,
+        5,
+        W,
+        G,
+    ),
+    row(
+        "input-shape-float",
+        TypeError,
+        r"input_shape must be an int, got 5.0 of type float",
+        grad.conv_input,
+        (1, 2, 5.0, 5),
+        W,
+        G,
+    ),
+    row(
+        "input-shape-negative",
+        ValueError,
+        r"input_shape must have non-negative sizes, got \(1, 2, -5, 5\)",
+        grad.conv_input,
+        (1, 2, -5, 5),
+        W,
+        G,
+    ),
+    row(
+        "weight-shape-not-a-sequence",
+        TypeError,
+        r"weight_shape must be a sequence of ints \(a shape\), got 'abc' of type str",
+        grad.conv_weight,
+        X,
+        "abc",
+        G,
+    ),
+    row(
+        "conv2d-input-rank",
+        ValueError,
+        r"weight must have 4 dimensions .* got weight of shape \(4, 2, 3\)",
+        grad.conv2d_input,
+        (1, 2, 5),
+        np.ones((4, 2, 3)),
+        np.ones((1, 4, 3)),
+    ),
+    row(
+        "conv1d-weight-rank",
+        ValueError,
+        r"weight must have 3 dimensions .* got weight of shape \(4, 2, 3, 3\)",
+        grad.conv1d_weight,
+        X,
+        W.shape,
+        G,
+    ),
+    row(
+        "channels",
+        ValueError,
+        r"Given groups=1, weight of shape \(4, 3, 3, 3\), expected x of shape \(1, 2, 5, 5\) "
+        r"to have 3 channels, but got 2 channels instead",
+        grad.conv_weight,
+        X,
+        (4, 3, 3, 3),
+        G,
+    ),
+    row(
+        "stride-zero", ValueError, r"stride must be >= 1", grad.conv_input, X.shape, W, G, stride=0
+    ),
+    row(
+        "padding-mode",
+        ValueError,
+        r"padding_mode must be one of \('zeros', 'reflect', 'replicate', 'circular', "
+        r"'symmetric'\), got 'mirror'",
+        grad.conv_weight,
+        X,
+        W.shape,
+        G,
+        padding_mode="mirror",
+    ),
+    row(
+        "same-with-stride",
+        ValueError,
+        r"padding='same' needs stride 1",
+        mc.conv_backward,
+        G,
+        X,
+        W,
+        stride=2,
+        padding="same",
+    ),
+    row(
+        "bool-grad-output",
+        TypeError,
+        r"grad_output must hold numbers .* got dtype bool",
+        grad.conv_input,
+        X.shape,
+        W,
+        G.astype(bool),
+    ),
+    row(
+        "string-weight",
+        TypeError,
+        r"weight must hold numbers .* got dtype <U1",
+        grad.conv_input,
+        X.shape,
+        np.full((4, 2, 3, 3), "a"),
+        G,
+    ),
+    row(
+        "bias-grad-no-channels",
+        ValueError,
+        r"grad_output must have a channel axis \(2 dimensions or more\), got grad_output of "
+        r"shape \(3,\)",
+        grad.conv_bias,
+        np.ones(3),
+    ),
+    row(
+        "bias-grad-overflow",
+        OverflowError,
+        r"could overflow",
+        grad.conv_bias,
+        np.full((2, 1, 2), 2**62, dtype=np.int64),
+    ),
+    row(
+        "too-large-to-allocate",
+        MemoryError,
+        r"the output of shape \(1, 1, 1048576, 1048576\)",
+        grad.conv_input,
+        (1, 1, 2**20, 2**20),
+        np.ones((1, 1, 1, 1)),
+        np.broadcast_to(np.zeros(()), (1, 1, 2**20, 2**20)),
+    ),
+]
+
+
+@pytest.mark.parametrize(("function", "args", "kwargs", "error", "match"), BAD_CALLS)
+def test_bad_arguments_raise_clear_errors(
+    function: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    match: str,
+) -> None:
+    with pytest.raises(error, match=match):
+        function(*args, **kwargs)
+
+
+# --- PyTorch autograd, when installed ---------------------------------------------------
+
+
+def _explicit_pairs(problem: ConvProblem) -> list[tuple[int, int]]:
+    """``(before, after)`` per axis, from the problem's int / per-axis / pairs padding."""
+    dims = problem.spatial_dims
+    padding = problem.padding
+    if isinstance(padding, int):
+        return [(padding, padding)] * dims
+    assert not isinstance(padding, str)
+    return [item if isinstance(item, tuple) else (item, item) for item in padding]
+
+
+@given(problems_with_gradient(dtype="float64", torch_expressible=True))
+def test_gradients_equal_torch_autograd_exactly(case: tuple[ConvProblem, NDArray[Any]]) -> None:
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    problem, g = case
+    x, w, b, options = problem.x, problem.weight, problem.bias, problem.conv_kwargs()
+    dims = problem.spatial_dims
+    batched = x.ndim == w.ndim
+    xt = torch.tensor(x if batched else x[np.newaxis], requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True)
+    pads = [side for pair in reversed(_explicit_pairs(problem)) for side in pair]
+    padded = functional.pad(xt, pads, mode=TORCH_PAD_MODES[problem.padding_mode])
+    conv = (functional.conv1d, functional.conv2d, functional.conv3d)[dims - 1]
+    yt = conv(
+        padded, wt, bt, stride=problem.stride, dilation=problem.dilation, groups=problem.groups
+    )
+    yt.backward(torch.tensor(g if batched else g[np.newaxis]))
+    assert xt.grad is not None
+    assert wt.grad is not None
+    assert bt.grad is not None
+    grad_x, grad_w, grad_b = mc.conv_backward(g, x, w, **options)
+    expected_x = xt.grad.numpy() if batched else xt.grad.numpy()[0]
+    np.testing.assert_array_equal(grad_x, expected_x)
+    np.testing.assert_array_equal(grad_w, wt.grad.numpy())
+    np.testing.assert_array_equal(grad_b, bt.grad.numpy())
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "circular"])
+def test_nan_reaches_only_the_gradients_of_its_window_without_warnings(padding_mode: str) -> None:
+    x = np.arange(12.0).reshape(1, 2, 6)
+    w = np.ones((2, 2, 3))
+    g = np.ones((1, 2, 6))
+    g[0, 1, 0] = np.nan  # output position 0 reads padded 0..2: x[1], x[0], x[1] / x[5] ...
+    grad_x, grad_w, grad_b = mc.conv_backward(g, x, w, padding=1, padding_mode=padding_mode)
+    # The positions reached: a gradient of 1 at the NaN's place only, through all-ones
+    # kernels, lands exactly where the NaN must go.
+    indicator = np.zeros_like(g)
+    indicator[0, 1, 0] = 1.0
+    reached = grad.conv_input(x.shape, w, indicator, padding=1, padding_mode=padding_mode) > 0
+    np.testing.assert_array_equal(np.isnan(grad_x), reached)
+    assert reached.any()
+    assert not reached.all()
+    # Every weight of output channel 1 sees output position 0; channel 0 never does.
+    assert np.isnan(grad_w[1]).all()
+    assert not np.isnan(grad_w[0]).any()
+    assert np.isnan(grad_b).tolist() == [False, True]
+
+
+def test_float16_overflow_gives_inf_without_warnings() -> None:
+    big = np.full((1, 1, 2), 60000, np.float16)
+    x = np.full((1, 1, 3), 60000, np.float16)
+    grad_x, grad_w, grad_b = mc.conv_backward(big, x, np.ones((1, 1, 2), np.float16))
+    assert grad_x.tolist() == [[[60000.0, np.inf, 60000.0]]]
+    assert np.isinf(grad_w).all()
+    assert np.isinf(grad_b).all()

@@ -1,0 +1,395 @@
+"""Transposed convolution: a plain-loop reference, conv_input, the adjoint, and PyTorch.
+
+Every comparison is exact: the data are small integers, so every sum is exact in int64
+and in float64 whatever the order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from numpy.typing import NDArray
+
+import mimo_conv as mc
+from mimo_conv import grad
+
+
+@dataclass(frozen=True)
+class Transposed:
+    """One transposed-convolution problem with explicit (before, after) padding."""
+
+    x: NDArray[Any]
+    weight: NDArray[Any]
+    bias: NDArray[Any] | None
+    stride: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    output_padding: tuple[int, ...]
+    groups: int
+    dilation: tuple[int, ...]
+
+    @property
+    def symmetric_padding(self) -> tuple[int, ...]:
+        return tuple(before for before, _ in self.padding)
+
+    def kwargs(self, *, symmetric: bool = False) -> dict[str, Any]:
+        return {
+            "stride": self.stride,
+            "padding": self.symmetric_padding if symmetric else self.padding,
+            "output_padding": self.output_padding,
+            "groups": self.groups,
+            "dilation": self.dilation,
+        }
+
+
+@st.composite
+def transposed_problems(
+    draw: st.DrawFn,
+    *,
+    symmetric: bool = False,
+    output_padding_below_stride: bool = False,
+    dtype: Any = np.int64,
+) -> Transposed:
+    """Small valid problems: each bound derived from earlier draws, nothing filtered."""
+    dims = draw(st.integers(1, 3))
+    batched = draw(st.booleans())
+    groups = draw(st.integers(1, 2))
+    in_channels = groups * draw(st.integers(1, 2))
+    out_per_group = draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(dims))
+    in_shape = tuple(draw(st.integers(1, 4)) for _ in range(dims))
+    extra, pairs = [], []
+    for k, s, d, n in zip(kernel, stride, dilation, in_shape, strict=True):
+        limit = s - 1 if output_padding_below_stride else max(s, d) - 1
+        extra.append(draw(st.integers(0, limit)))
+        room = (n - 1) * s + d * (k - 1) + extra[-1]  # before + after may take this much
+        if symmetric:
+            amount = draw(st.integers(0, min(2, room // 2)))
+            pairs.append((amount, amount))
+        else:
+            before = draw(st.integers(0, min(2, room)))
+            pairs.append((before, draw(st.integers(0, min(2, room - before)))))
+    elements = st.integers(-9, 9)
+    batch = (draw(st.integers(1, 2)),) if batched else ()
+    x = draw(arrays(np.int64, (*batch, in_channels, *in_shape), elements=elements))
+    weight = draw(arrays(np.int64, (in_channels, out_per_group, *kernel), elements=elements))
+    bias = draw(st.none() | arrays(np.int64, (out_per_group * groups,), elements=elements))
+    return Transposed(
+        x.astype(dtype),
+        weight.astype(dtype),
+        None if bias is None else bias.astype(dtype),
+        stride,
+        tuple(pairs),
+        tuple(extra),
+        groups,
+        dilation,
+    )
+
+
+def scatter_reference(problem: Transposed) -> NDArray[Any]:
+    """The definition in plain loops: every input element adds a scaled kernel copy."""
+    x = problem.x if problem.x.ndim == problem.weight.ndim else problem.x[np.newaxis]
+    weight = problem.weight
+    in_channels, out_per_group, *kernel = weight.shape
+    in_per_group = in_channels // problem.groups
+    out_shape = [
+        (n - 1) * s - before - after + d * (k - 1) + extra + 1
+        for n, s, (before, after), d, k, extra in zip(
+            x.shape[2:],
+            problem.stride,
+            problem.padding,
+            problem.dilation,
+            kernel,
+            problem.output_padding,
+            strict=True,
+        )
+    ]
+    out = np.zeros((x.shape[0], out_per_group * problem.groups, *out_shape), dtype=object)
+    for n, i in itertools.product(range(x.shape[0]), range(in_channels)):
+        group = i // in_per_group
+        for q in itertools.product(*(range(size) for size in x.shape[2:])):
+            for c, t in itertools.product(
+                range(out_per_group), itertools.product(*(range(k) for k in kernel))
+            ):
+                position = [
+                    qa * s + ta * d - before
+                    for qa, s, ta, d, (before, _) in zip(
+                        q, problem.stride, t, problem.dilation, problem.padding, strict=True
+                    )
+                ]
+                if all(0 <= p < size for p, size in zip(position, out_shape, strict=True)):
+                    out[(n, group * out_per_group + c, *position)] += (
+                        x[(n, i, *q)] * weight[(i, c, *t)]
+                    )
+    if problem.bias is not None:
+        out += problem.bias.astype(object).reshape((-1,) + (1,) * len(kernel))
+    return out if problem.x.ndim == problem.weight.ndim else out[0]
+
+
+@given(transposed_problems())
+def test_matches_the_plain_loop_definition(problem: Transposed) -> None:
+    out = mc.conv_transpose(problem.x, problem.weight, problem.bias, **problem.kwargs())
+    assert out.dtype == np.int64
+    assert out.tolist() == scatter_reference(problem).tolist()
+
+
+@given(transposed_problems(output_padding_below_stride=True))
+def test_equals_conv_input_for_matching_shapes(problem: Transposed) -> None:
+    out = mc.conv_transpose(problem.x, problem.weight, **problem.kwargs())
+    options = problem.kwargs()
+    del options["output_padding"]
+    gradient = grad.conv_input(out.shape, problem.weight, problem.x, **options)
+    np.testing.assert_array_equal(out, gradient)
+    # ... so conv_transpose is the adjoint of conv: <conv_transpose(x), y> == <x, conv(y)>.
+    y = np.arange(out.size, dtype=np.int64).reshape(out.shape) % 7 - 3
+    assert int(np.sum(out * y)) == int(np.sum(problem.x * mc.conv(y, problem.weight, **options)))
+
+
+@given(transposed_problems(symmetric=True, dtype=np.float64))
+def test_equals_torch_conv_transpose_exactly(problem: Transposed) -> None:
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    dims = problem.weight.ndim - 2
+    function = (
+        functional.conv_transpose1d,
+        functional.conv_transpose2d,
+        functional.conv_transpose3d,
+    )[dims - 1]
+    batched = problem.x.ndim == problem.weight.ndim
+    expected = function(
+        torch.tensor(problem.x if batched else problem.x[np.newaxis]),
+        torch.tensor(problem.weight),
+        None if problem.bias is None else torch.tensor(problem.bias),
+        **problem.kwargs(symmetric=True),
+    ).numpy()
+    out = mc.conv_transpose(
+        problem.x, problem.weight, problem.bias, **problem.kwargs(symmetric=True)
+    )
+    np.testing.assert_array_equal(out, expected if batched else expected[0])
+
+
+def test_by_hand() -> None:
+    # x0 = 1 places [1, 10, 100] at 0; x1 = 2 places [2, 20, 200] at 2 (stride 2).
+    out = mc.conv_transpose1d([[[1, 2]]], [[[1, 10, 100]]], stride=2)
+    assert out.tolist() == [[[1, 10, 102, 20, 200]]]
+    # Dilation 2 spreads the taps; output_padding 1 (< dilation) appends one element.
+    out = mc.conv_transpose1d([[[1, 2]]], [[[1, 10]]], dilation=2, output_padding=1)
+    assert out.tolist() == [[[1, 2, 10, 20, 0]]]
+
+
+def test_output_size_law() -> None:
+    x = np.ones((1, 2, 5, 7, 3))
+    w = np.ones((2, 3, 3, 2, 4))
+    out = mc.conv_transpose3d(
+        x, w, stride=(2, 3, 1), padding=(1, 0, 2), output_padding=(1, 2, 0), dilation=(1, 1, 2)
+    )
+    expected = tuple(
+        (n - 1) * s - 2 * p + d * (k - 1) + e + 1
+        for n, s, p, d, k, e in zip(
+            (5, 7, 3), (2, 3, 1), (1, 0, 2), (1, 1, 2), (3, 2, 4), (1, 2, 0), strict=True
+        )
+    )
+    assert out.shape == (1, 3, *expected) == (1, 3, 10, 22, 5)
+
+
+def test_dtypes_follow_the_forward_policy() -> None:
+    x8 = np.full((1, 2, 3), 100, dtype=np.int8)
+    w8 = np.full((2, 1, 2), -100, dtype=np.int8)
+    out = mc.conv_transpose(x8, w8)
+    assert out.dtype == np.int64
+    assert out[0, 0, 1] == 2 * 2 * 100 * -100
+    half = mc.conv_transpose(np.ones((1, 1, 2), np.float16), np.ones((1, 1, 2), np.float16))
+    assert half.dtype == np.float16
+    assert half.tolist() == [[[1.0, 2.0, 1.0]]]
+    thirds = np.array([[Fraction(1, 3), Fraction(2, 3)]], dtype=object)
+    exact = mc.conv_transpose(thirds, np.array([[[Fraction(3, 2), 1]]], dtype=object), [1])
+    assert exact.tolist() == [[Fraction(3, 2), Fraction(7, 3), Fraction(5, 3)]]
+    big = np.array([[[2**40]]], dtype=np.int64)
+    with pytest.raises(OverflowError, match=r"could overflow.*dtype=object"):
+        mc.conv_transpose(big, big)
+    assert mc.conv_transpose(big.astype(object), big.astype(object)).tolist() == [[[2**80]]]
+
+
+def test_inputs_untouched_and_result_fresh() -> None:
+    x = np.broadcast_to(np.arange(3.0), (2, 3))
+    w = np.ones((2, 1, 2))[:, :, ::-1]
+    before = (x.copy(), w.copy())
+    out = mc.conv_transpose(x, w, stride=2)
+    np.testing.assert_array_equal(x, before[0])
+    np.testing.assert_array_equal(w, before[1])
+    assert out.flags.writeable
+    assert out.flags.c_contiguous
+    assert not np.shares_memory(out, x)
+    assert not np.shares_memory(out, w)
+
+
+def test_zero_batch() -> None:
+    out = mc.conv_transpose(np.zeros((0, 2, 3)), np.ones((2, 4, 2)), bias=np.ones(4))
+    assert out.shape == (0, 4, 4)
+
+
+X = np.zeros((1, 2, 5))
+W = np.ones((2, 3, 3))
+
+
+def row(
+    id_: str, error: type[Exception], match: str, *args: Any, function: Any = None, **kwargs: Any
+) -> Any:
+    return pytest.param(function or mc.conv_transpose, args, kwargs, error, match, id=id_)
+
+
+BAD_CALLS = [
+    row(
+        "output-padding-too-large",
+        ValueError,
+        r"output_padding must be smaller than either stride or dilation, got "
+        r"output_padding=\(2,\), stride=\(2,\), dilation=\(1,\)",
+        X,
+        W,
+        stride=2,
+        output_padding=2,
+    ),
+    row(
+        "output-padding-equal-to-both",
+        ValueError,
+        r"smaller than either stride or dilation",
+        X,
+        W,
+        output_padding=1,
+    ),
+    row(
+        "output-padding-negative",
+        ValueError,
+        r"output_padding must be >= 0",
+        X,
+        W,
+        output_padding=-1,
+    ),
+    row(
+        "output-padding-float",
+        TypeError,
+        r"output_padding must be an int, got 0.5",
+        X,
+        W,
+        output_padding=0.5,
+    ),
+    row(
+        "padding-string",
+        ValueError,
+        r"padding must be an int, one int per axis or one \(before, after\) pair per axis for "
+        r"a transposed convolution .* got 'same'",
+        X,
+        W,
+        padding="same",
+    ),
+    row("padding-negative", ValueError, r"padding must be >= 0", X, W, padding=-1),
+    row(
+        "channels",
+        ValueError,
+        r"Given transposed=1, weight of shape \(3, 3, 3\), expected x of shape \(1, 2, 5\) to "
+        r"have 3 channels, but got 2 channels instead",
+        X,
+        np.ones((3, 3, 3)),
+    ),
+    row("groups-zero", ValueError, r"groups must be >= 1, got 0", X, W, groups=0),
+    row(
+        "groups-not-dividing",
+        ValueError,
+        r"groups must divide the input channels: weight of shape \(2, 3, 3\) has 2 input "
+        r"channels, which groups=3 does not divide",
+        X,
+        W,
+        groups=3,
+    ),
+    row("groups-float", TypeError, r"groups must be an int, got 1.0", X, W, groups=1.0),
+    row(
+        "bias-shape",
+        ValueError,
+        r"bias must have shape \(3,\) to match weight of shape \(2, 3, 3\) and groups=1, got "
+        r"bias of shape \(2,\)",
+        X,
+        W,
+        np.ones(2),
+    ),
+    row(
+        "stride-float", TypeError, r"stride must be an int, got 2.0 of type float", X, W, stride=2.0
+    ),
+    row(
+        "stride-length",
+        ValueError,
+        r"stride must be an int or a sequence of 1 ints",
+        X,
+        W,
+        stride=(1, 1),
+    ),
+    row("dilation-zero", ValueError, r"dilation must be >= 1", X, W, dilation=0),
+    row(
+        "x-rank",
+        ValueError,
+        r"x must have 2 \(unbatched\) or 3 \(batched\) dimensions for a weight of shape "
+        r"\(2, 3, 3\), got x of shape \(5,\)",
+        np.zeros(5),
+        W,
+    ),
+    row(
+        "weight-rank-2d",
+        ValueError,
+        r"weight must have 4 dimensions \(C_in, C_out/groups, 2 kernel dims\) for a 2-d "
+        r"transposed convolution, got weight of shape \(2, 3, 3\)",
+        X,
+        W,
+        function=mc.conv_transpose2d,
+    ),
+    row(
+        "weight-rank-low", ValueError, r"weight must have at least 3 dimensions", X, np.ones((2, 3))
+    ),
+    row("weight-no-taps", ValueError, r"at least one kernel tap", X, np.ones((2, 3, 0))),
+    row(
+        "output-too-small",
+        ValueError,
+        r"must have at least one element per axis: .* = \(0,\) for x of shape \(1, 2, 1\)",
+        np.zeros((1, 2, 1)),
+        np.ones((2, 1, 2)),
+        padding=1,
+    ),
+    row("bool-x", TypeError, r"x must hold numbers .* got dtype bool", X.astype(bool), W),
+    row(
+        "too-large-to-allocate",
+        MemoryError,
+        r"the output of shape",
+        np.broadcast_to(np.zeros(()), (1, 1, 2**20, 2**20)),
+        np.ones((1, 1, 1, 1)),
+    ),
+]
+
+
+@pytest.mark.parametrize(("function", "args", "kwargs", "error", "match"), BAD_CALLS)
+def test_bad_arguments_raise_clear_errors(
+    function: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    match: str,
+) -> None:
+    with pytest.raises(error, match=match):
+        function(*args, **kwargs)
+
+
+def test_rank_checked_variants() -> None:
+    for dims, function in enumerate(
+        (mc.conv_transpose1d, mc.conv_transpose2d, mc.conv_transpose3d), start=1
+    ):
+        x = np.arange(2 * 3**dims).reshape((1, 2, *(3,) * dims)) % 5
+        w = np.arange(2 * 2 * 2**dims).reshape((2, 2, *(2,) * dims)) % 3
+        out = function(x, w, stride=2)
+        assert out.shape == (1, 2, *(6,) * dims)
+        np.testing.assert_array_equal(out, mc.conv_transpose(x, w, stride=2))
