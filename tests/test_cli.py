@@ -380,3 +380,25 @@ def test_no_color_turns_colours_off_in_a_terminal() -> None:
     assert BOOK_FIRST_PRODUCTS in out
     assert ESCAPE not in terminal.seen
     assert "[0][1] 2" in terminal.seen  # the plain-text highlighting instead
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    # `python -m mimo_conv explain ... | head -1`: the pipe closes while explain still
+    # writes. The walkthrough of a 40 x 40 input is far larger than a pipe's buffer, so the
+    # writer is still running when the reader goes away.
+    x_file, weight_file = tmp_path / "x.npy", tmp_path / "w.npy"
+    np.save(x_file, np.arange(1600).reshape(1, 40, 40))
+    np.save(weight_file, np.ones((1, 1, 3, 3), dtype=np.int64))
+    command = [sys.executable, "-m", "mimo_conv", "explain", "--x", str(x_file)]
+    command += ["--weight", str(weight_file)]
+    with subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        first_line = process.stdout.readline()
+        process.stdout.close()
+        errors = process.stderr.read()
+        status = process.wait(timeout=60)
+    assert first_line.startswith(b"X has 1 input channel")
+    assert b"Traceback" not in errors, errors.decode()
+    assert status == 1

@@ -436,13 +436,6 @@ def test_overflow_bound_is_exact_at_int64_max(method: str) -> None:
         mc.conv1d(x, weight, np.array([2]), method=method)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # pytest.raises: a ValueError, but not a message naming the limit
-    reason="_methods.check_method does not check einsum's MAX_SPATIAL_DIMS (16): 17 spatial "
-    "dims fail deep inside np.einsum ('Einstein sum subscript n does not contain the correct "
-    "number of indices')",
-)
 def test_einsum_names_its_spatial_rank_limit() -> None:
     dims = 17
     x = np.ones((1,) + (1,) * dims)

@@ -20,6 +20,7 @@ stored element once: an ``np.broadcast_to`` view of 2**40 elements storing one c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -174,6 +175,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (numbers.Number, np.number))
 
 
+@lru_cache(maxsize=128)
 def plan_dtypes(*dtypes: np.dtype[Any]) -> DtypePlan:
     """Choose the accumulation and result dtypes for operands of these dtypes.
 

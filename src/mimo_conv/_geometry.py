@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 
 def output_length(
@@ -128,7 +129,7 @@ class ConvGeometry:
         """Output channels each group produces: ``C_out // groups``."""
         return self.out_channels // self.groups
 
-    @property
+    @cached_property
     def padded_shape(self) -> tuple[int, ...]:
         """Spatial shape of the input after padding."""
         return tuple(
@@ -136,7 +137,7 @@ class ConvGeometry:
             for size, (before, after) in zip(self.input_shape, self.padding, strict=True)
         )
 
-    @property
+    @cached_property
     def window_extent(self) -> tuple[int, ...]:
         """Span of the dilated kernel per axis: ``dilation * (k - 1) + 1``."""
         return tuple(
@@ -144,7 +145,7 @@ class ConvGeometry:
             for taps, step in zip(self.kernel_shape, self.dilation, strict=True)
         )
 
-    @property
+    @cached_property
     def output_shape(self) -> tuple[int, ...]:
         """Spatial shape of the output, by the law of :func:`output_length`."""
         return tuple(
@@ -159,13 +160,13 @@ class ConvGeometry:
             )
         )
 
-    @property
+    @cached_property
     def out_shape(self) -> tuple[int, ...]:
         """Full shape of the result, with the batch axis only if the call had one."""
         leading = (self.batch_size,) if self.batched else ()
         return (*leading, self.out_channels, *self.output_shape)
 
-    @property
+    @cached_property
     def terms_per_output(self) -> int:
         """Products summed into one output element, bias excluded: ``C_in/groups * prod(k)``."""
         return self.in_channels_per_group * math.prod(self.kernel_shape)

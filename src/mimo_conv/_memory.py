@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import math
 import os
+from functools import cache
 from typing import Any
 
 import numpy as np
 
+#: No array can hold more bytes than the largest index NumPy can address.
+_LARGEST_ARRAY_BYTES = int(np.iinfo(np.intp).max)
 
+
+@cache
 def physical_memory_bytes() -> int | None:
     """Total physical memory of this machine in bytes, or None where it cannot be read."""
     try:
@@ -61,7 +66,7 @@ def check_output_fits(shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
     """
     count = math.prod(shape) * dtype.itemsize
     limit = physical_memory_bytes()
-    if count > np.iinfo(np.intp).max or (limit is not None and count > limit):
+    if count > _LARGEST_ARRAY_BYTES or (limit is not None and count > limit):
         where = ""
         if limit is not None:
             where = f", more than this machine's memory ({format_bytes(limit)})"

@@ -20,7 +20,13 @@ from mimo_conv._geometry import ConvGeometry
 from mimo_conv._gradients import IntOrInts, PaddingArg, scatter_windows
 from mimo_conv._memory import check_output_fits
 from mimo_conv._padding_adjoint import unpad_adjoint
-from mimo_conv._validation import as_int, as_numeric_array, int_per_axis, padding_pairs
+from mimo_conv._validation import (
+    as_int,
+    as_numeric_array,
+    check_ranks,
+    int_per_axis,
+    padding_pairs,
+)
 
 
 def _check_shapes(
@@ -31,26 +37,13 @@ def _check_shapes(
     spatial_dims: int | None,
 ) -> int:
     """Check ranks, channels, groups and bias of a transposed convolution; return groups."""
-    if spatial_dims is not None and len(weight_shape) != spatial_dims + 2:
-        msg = (
-            f"weight must have {spatial_dims + 2} dimensions (C_in, C_out/groups, "
-            f"{spatial_dims} kernel dims) for a {spatial_dims}-d transposed convolution, "
-            f"got weight of shape {weight_shape}"
-        )
-        raise ValueError(msg)
-    if len(weight_shape) < 3:
-        msg = (
-            "weight must have at least 3 dimensions (C_in, C_out/groups, *kernel), "
-            f"got weight of shape {weight_shape}"
-        )
-        raise ValueError(msg)
-    rank = len(weight_shape) - 2
-    if len(x_shape) not in (rank + 1, rank + 2):
-        msg = (
-            f"x must have {rank + 1} (unbatched) or {rank + 2} (batched) dimensions for a "
-            f"weight of shape {weight_shape}, got x of shape {x_shape}"
-        )
-        raise ValueError(msg)
+    rank = check_ranks(
+        x_shape,
+        weight_shape,
+        spatial_dims,
+        weight_layout="C_in, C_out/groups",
+        operation="transposed convolution",
+    )
     group_count = as_int(groups, "groups")
     if group_count < 1:
         msg = f"groups must be >= 1, got {group_count}"

@@ -7,7 +7,7 @@ got <value>", quoting the shapes involved.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -204,6 +204,73 @@ def _check_padding_mode(
     return mode
 
 
+def check_ranks(
+    x_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    spatial_dims: int | None,
+    *,
+    weight_layout: str = "C_out, C_in/groups",
+    operation: str = "convolution",
+) -> int:
+    """Check the ranks of ``x`` and ``weight``; return the number of spatial axes.
+
+    Parameters
+    ----------
+    x_shape, weight_shape : tuple of int
+        Shapes of the input and of the kernels.
+    spatial_dims : int or None
+        Required number of spatial axes (``conv2d`` passes 2), or None to take it from
+        ``weight``.
+    weight_layout : str, optional
+        The two leading axes of ``weight``, as the message should name them.
+    operation : str, optional
+        The operation, as the message should name it.
+
+    Examples
+    --------
+    >>> check_ranks((1, 3, 8, 8), (4, 3, 3, 3), 2)
+    2
+    >>> check_ranks((3, 8), (4, 3, 3, 3), None)
+    Traceback (most recent call last):
+    ...
+    ValueError: x must have 3 (unbatched) or 4 (batched) dimensions ... got x of shape (3, 8)
+    """
+    if spatial_dims is not None and len(weight_shape) != spatial_dims + 2:
+        msg = (
+            f"weight must have {spatial_dims + 2} dimensions ({weight_layout}, "
+            f"{spatial_dims} kernel dims) for a {spatial_dims}-d {operation}, "
+            f"got weight of shape {weight_shape}"
+        )
+        raise ValueError(msg)
+    if len(weight_shape) < 3:
+        msg = (
+            f"weight must have at least 3 dimensions ({weight_layout}, *kernel), "
+            f"got weight of shape {weight_shape}"
+        )
+        raise ValueError(msg)
+    rank = len(weight_shape) - 2
+    if len(x_shape) not in (rank + 1, rank + 2):
+        msg = (
+            f"x must have {rank + 1} (unbatched) or {rank + 2} (batched) dimensions for a "
+            f"weight of shape {weight_shape}, got x of shape {x_shape}"
+        )
+        raise ValueError(msg)
+    return rank
+
+
+def _strict_key(value: object) -> Hashable:
+    """Build a cache key that tells ``1`` from ``1.0``, ``True`` and ``np.int64(1)``.
+
+    Plain equality would let a cached geometry answer for ``stride=1.0`` (which must raise),
+    so every value is keyed with its type, recursively through tuples and lists.
+    Raises ``TypeError`` for values that cannot be hashed (arrays, dicts).
+    """
+    if isinstance(value, (tuple, list)):
+        return (type(value), tuple(_strict_key(item) for item in value))
+    hash(value)
+    return (type(value), value)
+
+
 def build_geometry(
     x_shape: tuple[int, ...],
     weight_shape: tuple[int, ...],
@@ -217,6 +284,10 @@ def build_geometry(
     spatial_dims: int | None = None,
 ) -> ConvGeometry:
     """Validate the shapes and options of a call and return its :class:`ConvGeometry`.
+
+    The work depends only on plain values, so results are cached: a training loop that
+    calls ``conv`` with the same shapes and options pays for the checks once. Arguments
+    that cannot be hashed (an ndarray ``stride``, say) are validated afresh each time.
 
     Parameters
     ----------
@@ -235,27 +306,56 @@ def build_geometry(
     Returns
     -------
     ConvGeometry
+
+    Examples
+    --------
+    >>> build_geometry((1, 3, 8, 8), (4, 3, 3, 3), None, stride=2, padding="same",
+    ...                dilation=1, groups=1, padding_mode="zeros")
+    Traceback (most recent call last):
+    ...
+    ValueError: padding='same' needs stride 1 along every axis (as in PyTorch), got stride=(2, 2)
+    >>> build_geometry((1, 3, 8, 8), (4, 3, 3, 3), None, stride=2, padding=1,
+    ...                dilation=1, groups=1, padding_mode="zeros").out_shape
+    (1, 4, 4, 4)
     """
-    if spatial_dims is not None and len(weight_shape) != spatial_dims + 2:
-        msg = (
-            f"weight must have {spatial_dims + 2} dimensions (C_out, C_in/groups, "
-            f"{spatial_dims} kernel dims) for a {spatial_dims}-d convolution, "
-            f"got weight of shape {weight_shape}"
-        )
-        raise ValueError(msg)
-    if len(weight_shape) < 3:
-        msg = (
-            "weight must have at least 3 dimensions (C_out, C_in/groups, *kernel), "
-            f"got weight of shape {weight_shape}"
-        )
-        raise ValueError(msg)
-    rank = len(weight_shape) - 2
-    if len(x_shape) not in (rank + 1, rank + 2):
-        msg = (
-            f"x must have {rank + 1} (unbatched) or {rank + 2} (batched) dimensions for a "
-            f"weight of shape {weight_shape}, got x of shape {x_shape}"
-        )
-        raise ValueError(msg)
+    arguments = (
+        x_shape, weight_shape, bias_shape, stride, padding, dilation, groups, padding_mode,
+        spatial_dims,
+    )  # fmt: skip
+    try:
+        # Shapes are tuples of ints from ndarray.shape: only the options need strict keys.
+        options = _strict_key((stride, padding, dilation, groups, padding_mode))
+        key = (x_shape, weight_shape, bias_shape, spatial_dims, options)
+    except TypeError:
+        return _build_geometry(*arguments)
+    geometry = _GEOMETRY_CACHE.get(key)
+    if geometry is None:
+        geometry = _build_geometry(*arguments)  # raises for invalid arguments: not cached
+        if len(_GEOMETRY_CACHE) >= _GEOMETRY_CACHE_SIZE:
+            _GEOMETRY_CACHE.clear()
+        _GEOMETRY_CACHE[key] = geometry
+    return geometry
+
+
+#: Geometries of recent valid calls, by :func:`_strict_key` of their arguments. Cleared
+#: whole when full: simple, and a workload rarely cycles through more distinct calls.
+_GEOMETRY_CACHE: dict[Hashable, ConvGeometry] = {}
+_GEOMETRY_CACHE_SIZE = 256
+
+
+def _build_geometry(
+    x_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    bias_shape: tuple[int, ...] | None,
+    stride: object,
+    padding: object,
+    dilation: object,
+    groups: object,
+    padding_mode: object,
+    spatial_dims: int | None = None,
+) -> ConvGeometry:
+    """Validate the shapes and options of a call: the uncached work of :func:`build_geometry`."""
+    rank = check_ranks(x_shape, weight_shape, spatial_dims)
     batched = len(x_shape) == rank + 2
     batch_size = x_shape[0] if batched else 1
     in_channels = x_shape[-rank - 1]
