@@ -394,7 +394,8 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
     with subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     ) as process:
-        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout is not None
+        assert process.stderr is not None
         first_line = process.stdout.readline()
         process.stdout.close()
         errors = process.stderr.read()

@@ -443,3 +443,31 @@ def test_einsum_names_its_spatial_rank_limit() -> None:
     assert mc.conv(x, weight, method="naive").shape == (1,) + (1,) * dims  # valid otherwise
     with pytest.raises(ValueError, match=r"method='einsum'.*17"):
         mc.conv(x, weight, method="einsum")
+
+
+@pytest.mark.parametrize(
+    ("option", "bad_value"),
+    [
+        ("stride", 1.0),
+        ("stride", True),
+        ("stride", (1, True)),
+        ("dilation", np.float64(1)),
+        ("padding", 0.0),
+        ("padding", ((0, False), (0, 0))),
+        ("groups", True),
+    ],
+    ids=repr,
+)
+def test_a_cached_valid_call_never_answers_for_an_equal_comparing_invalid_one(
+    option: str, bad_value: object
+) -> None:
+    # Validated geometries are cached; 1 == 1.0 == True, so the cache key must tell them
+    # apart or the second call would silently reuse the first call's geometry.
+    x, weight = np.ones((1, 1, 4, 4)), np.ones((1, 1, 2, 2))
+    valid_value: object = {"stride": 1, "dilation": 1, "padding": 0, "groups": 1}[option]
+    if isinstance(bad_value, tuple):
+        valid_value = (1, 1) if option != "padding" else ((0, 0), (0, 0))
+    call: Any = mc.conv  # the options are deliberately of the wrong types
+    assert call(x, weight, **{option: valid_value}).shape == (1, 1, 3, 3)
+    with pytest.raises(TypeError, match=rf"{option} must be an int"):
+        call(x, weight, **{option: bad_value})
