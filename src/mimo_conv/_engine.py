@@ -108,7 +108,9 @@ def run_conv(
             # for the chunk, copied into the output, included).
             per_image = copy_bytes // max(1, geometry.batch_size)
             with memory_budget(max(1, budget // 2)):
-                images = units_per_chunk(per_image, "padded copy of one input image")
+                images = units_per_chunk(
+                    per_image, "padded copy of one input image (allowed half the budget)"
+                )
             out = np.empty(
                 (geometry.batch_size, geometry.out_channels, *geometry.output_shape), compute
             )

@@ -13,7 +13,7 @@ from typing import Any
 from numpy.typing import NDArray
 
 from mimo_conv._geometry import ConvGeometry
-from mimo_conv._method_einsum import correlate_einsum
+from mimo_conv._method_einsum import MAX_SPATIAL_DIMS, correlate_einsum
 from mimo_conv._method_fold import correlate_fold
 from mimo_conv._method_gemm import correlate_gemm
 from mimo_conv._method_im2col import correlate_im2col
@@ -61,6 +61,13 @@ def check_method(method: object, geometry: ConvGeometry) -> None:
     """
     if not isinstance(method, str) or method not in METHOD_NAMES:
         msg = f"method must be one of {METHOD_NAMES!r}, got {method!r}"
+        raise ValueError(msg)
+    if method == "einsum" and geometry.spatial_dims > MAX_SPATIAL_DIMS:
+        msg = (
+            f"method='einsum' names each spatial axis with a letter and supports at most "
+            f"{MAX_SPATIAL_DIMS} spatial dimensions, got {geometry.spatial_dims}; "
+            "use method='gemm' or 'auto'"
+        )
         raise ValueError(msg)
     if method == "matmul" and not geometry.is_pointwise:
         msg = (
