@@ -275,3 +275,21 @@ def test_non_finite_values_stay_in_their_windows_on_every_chunked_path() -> None
         for budget in (None, 20_000):
             actual = mc.conv2d(x, w, method=method, padding=1, memory_budget=budget)
             assert np.array_equal(actual, expected, equal_nan=True)
+
+
+@pytest.mark.parametrize("budget", [2**21, 2**22])
+def test_im2col_takes_a_few_images_at_a_time_within_the_budget(budget: int) -> None:
+    # im2col never splits an image: its column matrix of one image (16 * 9 * 24 * 24 * 8 B
+    # = 648 KiB, plus the product's 36 KiB) must fit, and the batch's (5.3 MiB) must not be
+    # built at once when the budget is smaller.
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((8, 16, 24, 24))
+    w = rng.standard_normal((8, 16, 3, 3))
+    slack = w.nbytes + 3 * np.getbufsize() * x.itemsize + 32 * 1024
+    peak, result = peak_temporary(
+        lambda: mc.conv2d(x, w, padding=1, method="im2col", memory_budget=budget)
+    )
+    assert peak <= budget + slack, (peak, budget)
+    assert np.array_equal(result, mc.conv2d(x, w, padding=1, method="im2col"))
+    with pytest.raises(MemoryError, match="im2col column matrix of one image"):
+        mc.conv2d(x, w, padding=1, method="im2col", memory_budget=2**19)

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from mimo_conv._budget import get_memory_budget, plan_chunks
+from mimo_conv._budget import chunk_bytes, get_memory_budget, plan_chunks
 from mimo_conv._budget import memory_budget as budget_scope
 from mimo_conv._dtypes import DtypePlan
 from mimo_conv._geometry import ConvGeometry
@@ -32,6 +32,7 @@ from mimo_conv._memory import format_bytes
 from mimo_conv._method_einsum import MAX_SPATIAL_DIMS, einsum_bytes_per_row
 from mimo_conv._method_fold import fold_bytes_per_row
 from mimo_conv._method_gemm import im2col_bytes_per_row
+from mimo_conv._method_im2col import im2col_bytes_per_image
 from mimo_conv._method_shift import shift_bytes_per_row
 
 #: Sustained GEMM rate of OpenBLAS on large operands, FLOP/s, by compute dtype kind and
@@ -433,11 +434,10 @@ def workspace_bytes(method: str, geometry: ConvGeometry, plan: DtypePlan) -> int
     >>> workspace_bytes("gemm", g, plan)  # 2 channels * 3*3 taps * 3*3 outputs * 8 bytes
     1296
     """
-    if method == "im2col":  # copies the windows into one column buffer
-        itemsize = plan.compute.itemsize
-        batch_channels = geometry.batch_size * geometry.in_channels
-        own = batch_channels * math.prod(geometry.output_shape) * math.prod(geometry.kernel_shape)
-        return padded_copy_bytes(geometry, plan) + own * itemsize
+    if method == "im2col":  # copies the windows of a few images at a time into columns
+        per_image = im2col_bytes_per_image(geometry, plan.compute.itemsize)
+        images = max(1, min(geometry.batch_size, chunk_bytes() // max(1, per_image)))
+        return padded_copy_bytes(geometry, plan) + images * per_image
     if method not in MODELLED_METHODS:
         msg = f"method must be one of {(*MODELLED_METHODS, 'im2col')!r}, got {method!r}"
         raise ValueError(msg)

@@ -8,7 +8,10 @@ convolution libraries work (Chellapilla et al. 2006; Caffe's ``im2col``).
 
 Cost: ``N * C_out * L * C_in/groups * prod(k)`` multiply-adds in BLAS for floats (object
 and integer dtypes use NumPy's own loops); a temporary column matrix of
-``N * C_in * prod(k) * L`` elements, about ``prod(k) / prod(stride)`` times the input.
+``C_in * prod(k) * L`` elements per image, about ``prod(k) / prod(stride)`` times the
+input. Images are taken a few at a time so that the column matrix stays within the memory
+budget (:mod:`mimo_conv._budget`); one image whose columns exceed the budget is a
+``MemoryError`` before any work (the ``"gemm"`` path also splits an image by rows).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mimo_conv._budget import chunks, units_per_chunk
 from mimo_conv._geometry import ConvGeometry
 from mimo_conv._unfold import unfold_padded
 
@@ -53,8 +57,35 @@ def correlate_im2col(
     batch, groups = geometry.batch_size, geometry.groups
     columns = math.prod(geometry.output_shape)
     rows_per_group = geometry.terms_per_output
-    # (N, C_in * prod(k), L): channel-major rows, so each group's rows are contiguous.
-    cols = unfold_padded(x_padded, geometry).reshape((batch, groups, rows_per_group, columns))
     matrices = weight.reshape((groups, geometry.out_channels_per_group, rows_per_group))
-    out: NDArray[Any] = np.matmul(matrices, cols)
-    return np.ascontiguousarray(out.reshape((batch, geometry.out_channels, *geometry.output_shape)))
+    out = np.empty(
+        (batch, groups, geometry.out_channels_per_group, columns),
+        dtype=np.result_type(x_padded, weight),
+    )
+    images = units_per_chunk(
+        im2col_bytes_per_image(geometry, x_padded.dtype.itemsize),
+        "im2col column matrix of one image",
+    )
+    for part in chunks(batch, images):
+        # (n, C_in * prod(k), L): channel-major rows, so each group's rows are contiguous.
+        cols = unfold_padded(x_padded[part], geometry)
+        cols = cols.reshape((-1, groups, rows_per_group, columns))
+        out[part] = np.matmul(matrices, cols)
+        del cols  # before the next chunk's columns are allocated
+    return out.reshape((batch, geometry.out_channels, *geometry.output_shape))
+
+
+def im2col_bytes_per_image(geometry: ConvGeometry, itemsize: int) -> int:
+    """Temporary bytes per image: its column matrix and the product's result.
+
+    ``(C_in * prod(k) + C_out) * L`` elements: the product's result is a temporary too
+    until it is copied into the output.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(4, 2, 8, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> im2col_bytes_per_image(g, 8)  # (2 channels * 9 taps + 8 outputs) * 9 positions * 8
+    1872
+    """
+    rows = geometry.in_channels * math.prod(geometry.kernel_shape) + geometry.out_channels
+    return rows * math.prod(geometry.output_shape) * itemsize
