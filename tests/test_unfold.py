@@ -243,7 +243,9 @@ def test_im2col_workspace_is_its_column_buffer() -> None:
     geometry = ConvGeometry(2, 3, 4, 1, (5, 6), (3, 2), (1, 2), (1, 1), ((1, 1), (0, 0)))
     plan = plan_dtypes(np.dtype(np.float64), np.dtype(np.float64))
     padded = 2 * 3 * 7 * 6
-    columns = 2 * 3 * math.prod(geometry.output_shape) * 3 * 2
+    # Both small images fit in one chunk: their column matrices (3 channels * 3 * 2 taps
+    # rows) and the product's result (4 output channels), over the output positions.
+    columns = 2 * (3 * 3 * 2 + 4) * math.prod(geometry.output_shape)
     assert workspace_bytes("im2col", geometry, plan) == (padded + columns) * 8
 
 
