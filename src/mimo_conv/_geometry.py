@@ -114,7 +114,7 @@ class ConvGeometry:
     padding_mode: str = "zeros"
     batched: bool = True
 
-    @property
+    @cached_property
     def spatial_dims(self) -> int:
         """Number of spatial axes (1 for conv1d, 2 for conv2d, ...)."""
         return len(self.kernel_shape)
@@ -171,12 +171,12 @@ class ConvGeometry:
         """Products summed into one output element, bias excluded: ``C_in/groups * prod(k)``."""
         return self.in_channels_per_group * math.prod(self.kernel_shape)
 
-    @property
+    @cached_property
     def is_pointwise(self) -> bool:
         """Whether the kernel is 1 x 1 (x 1 ...): a matrix product at every pixel."""
         return all(taps == 1 for taps in self.kernel_shape)
 
-    @property
+    @cached_property
     def is_padded(self) -> bool:
         """Whether any axis has padding."""
         return any(before or after for before, after in self.padding)

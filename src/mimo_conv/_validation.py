@@ -265,10 +265,13 @@ def _strict_key(value: object) -> Hashable:
     so every value is keyed with its type, recursively through tuples and lists.
     Raises ``TypeError`` for values that cannot be hashed (arrays, dicts).
     """
+    kind = type(value)
+    if kind is int or kind is str:  # the common case, first
+        return (kind, value)
     if isinstance(value, (tuple, list)):
-        return (type(value), tuple(_strict_key(item) for item in value))
+        return (kind, tuple(_strict_key(item) for item in value))
     hash(value)
-    return (type(value), value)
+    return (kind, value)
 
 
 def build_geometry(
