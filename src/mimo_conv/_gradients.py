@@ -22,16 +22,22 @@ pass's too (integers exact in int64 with an overflow check, float16 accumulated 
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._dtypes import DtypePlan, check_integer_range, plan_dtypes
+from mimo_conv._budget import chunks, memory_budget, units_per_chunk
+from mimo_conv._cost_model import choose_method
+from mimo_conv._dtypes import DtypePlan, check_integer_range, plan_dtypes, python_integers
+from mimo_conv._engine import run_conv
 from mimo_conv._geometry import ConvGeometry
 from mimo_conv._memory import check_output_fits
+from mimo_conv._methods import check_method
 from mimo_conv._padding_adjoint import copies_per_element, unpad_adjoint
 from mimo_conv._unfold import fold_taps, unfold_padded
 from mimo_conv._validation import as_int, as_numeric_array, build_geometry

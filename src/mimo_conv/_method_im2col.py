@@ -69,7 +69,7 @@ def correlate_im2col(
     for part in chunks(batch, images):
         # (n, C_in * prod(k), L): channel-major rows, so each group's rows are contiguous.
         cols = unfold_padded(x_padded[part], geometry)
-        cols = cols.reshape((-1, groups, rows_per_group, columns))
+        cols = cols.reshape((part.stop - part.start, groups, rows_per_group, columns))
         out[part] = np.matmul(matrices, cols)
         del cols  # before the next chunk's columns are allocated
     return out.reshape((batch, geometry.out_channels, *geometry.output_shape))
