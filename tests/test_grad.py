@@ -11,13 +11,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
+import tracemalloc
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
@@ -25,6 +28,7 @@ from numpy.typing import NDArray
 import mimo_conv as mc
 from mimo_conv import PADDING_MODES, grad
 from mimo_conv._error_bound import gamma
+from mimo_conv._validation import build_geometry
 from mimo_conv.testing import PADDING_FORMS, ConvProblem, conv_problems
 
 U64 = 2.0**-53  # unit roundoff of float64
@@ -602,3 +606,328 @@ def test_float16_overflow_gives_inf_without_warnings() -> None:
     assert grad_x.tolist() == [[[60000.0, np.inf, 60000.0]]]
     assert np.isinf(grad_w).all()
     assert np.isinf(grad_b).all()
+
+
+# --- method= and the memory budget -------------------------------------------------------
+#
+# The weight gradient runs on the forward engine's paths; every path must give the exact
+# result on integers and Fractions, which an independent reference below computes from
+# the definition (np.pad for the padding, one strided slice per kernel tap).
+
+#: mimo_conv's padding modes and the names np.pad gives them.
+NUMPY_PAD_MODES = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+    "symmetric": "symmetric",
+}
+
+
+def reference_weight_gradient(problem: ConvProblem, g: NDArray[Any]) -> NDArray[Any]:
+    """``grad_w[o, c, t] = sum_{n, p} g[n, o, p] * x_pad[n, c, p * stride + t * dilation]``.
+
+    In exact object arithmetic; only the resolution of string paddings ("same", "full")
+    into pairs comes from the library (the forward pass's own validation).
+    """
+    x, w = problem.x, problem.weight
+    geometry = build_geometry(x.shape, w.shape, None, **problem.conv_kwargs())
+    batched = x.ndim == w.ndim
+    xb = (x if batched else x[np.newaxis]).astype(object)
+    gb = (g if batched else g[np.newaxis]).astype(object)
+    pads = [(0, 0), (0, 0), *geometry.padding]
+    mode: Any = NUMPY_PAD_MODES[geometry.padding_mode]
+    x_pad = np.pad(xb, pads, mode=mode) if mode != "constant" else np.pad(xb, pads)
+    groups = geometry.groups
+    in_per, out_per = w.shape[1], w.shape[0] // groups
+    out_shape = gb.shape[2:]
+    result = np.zeros(w.shape, dtype=object)
+    for o in range(w.shape[0]):
+        group = o // out_per
+        for c in range(in_per):
+            for taps in np.ndindex(*w.shape[2:]):
+                window = tuple(
+                    slice(t * d, t * d + s * (p - 1) + 1, s)
+                    for t, d, s, p in zip(
+                        taps, geometry.dilation, geometry.stride, out_shape, strict=True
+                    )
+                )
+                values = x_pad[(slice(None), group * in_per + c, *window)]
+                result[(o, c, *taps)] = sum(
+                    (a * b for a, b in zip(gb[:, o].ravel(), values.ravel(), strict=True)),
+                    start=0,
+                )
+    return result
+
+
+def _as_fractions(array: NDArray[Any], denominator: int) -> NDArray[Any]:
+    out = np.empty(array.shape, dtype=object)
+    for index, value in np.ndenumerate(array):
+        out[index] = Fraction(int(value), denominator)
+    return out
+
+
+def _forward_method_error(method: Any, kernel: tuple[int, ...]) -> str:
+    """The ValueError mimo_conv.conv raises for ``method`` with this kernel shape."""
+    x = np.ones((1, 1, *(3,) * len(kernel)))
+    with pytest.raises(ValueError, match="method") as forward:
+        mc.conv(x, np.ones((1, 1, *kernel)), method=method)
+    return str(forward.value)
+
+
+ALL_METHODS = tuple(mc._methods.METHODS)
+
+
+@settings(max_examples=40)
+@given(
+    problems_with_gradient(),
+    st.sampled_from(("auto", *ALL_METHODS)),
+    st.sampled_from(("int64", "fractions")),
+)
+def test_every_method_gives_the_exact_weight_gradient(
+    case: tuple[ConvProblem, NDArray[Any]], method: str, kind: str
+) -> None:
+    problem, g = case
+    x, w, options = problem.x, problem.weight, problem.conv_kwargs()
+    if kind == "fractions":
+        x, g = _as_fractions(x, 3), _as_fractions(g, 7)
+        problem = dataclasses.replace(problem, x=x)
+    if method == "matmul" and any(k != 1 for k in w.shape[2:]):
+        with pytest.raises(ValueError, match=re.escape(_forward_method_error(method, w.shape[2:]))):
+            grad.conv_weight(x, w.shape, g, method=method, **options)
+        return
+    expected = reference_weight_gradient(problem, g)
+    actual = grad.conv_weight(x, w.shape, g, method=method, **options)
+    assert actual.dtype == (np.int64 if kind == "int64" else object)
+    assert actual.shape == w.shape
+    assert actual.tolist() == expected.tolist()
+    # And through conv_backward, with the adjoint identity against the forward pass.
+    grad_x, grad_w, _ = mc.conv_backward(g, x, w, method=method, **options)
+    assert grad_w.tolist() == expected.tolist()
+    y = mc.conv(x, w, **options)
+    assert inner(y, g) == inner(x, grad_x) == inner(w, grad_w)
+
+
+@pytest.mark.parametrize("method", ["auto", *ALL_METHODS])
+def test_float_weight_gradient_is_within_the_rounding_bound(method: str) -> None:
+    # |computed - exact| <= gamma_n * sum |g| |x_pad| with n = N * L products per element
+    # (Higham's dot-product bound, any summation order), checked in exact Fractions.
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 4, 7, 6))
+    kernel = (1, 1) if method == "matmul" else (3, 2)
+    options: dict[str, Any] = {
+        "stride": (2, 1),
+        "dilation": (1, 2),
+        "padding": ((1, 0), (2, 1)),
+        "groups": 2,
+        "padding_mode": "reflect",
+    }
+    w_shape = (4, 2, *kernel)
+    g = rng.standard_normal(mc.conv(x, np.zeros(w_shape), **options).shape)
+    actual = grad.conv_weight(x, w_shape, g, method=method, **options)
+    assert actual.dtype == np.float64
+    problem = ConvProblem(
+        x=_as_fractions_exact(x),
+        weight=np.zeros(w_shape),
+        bias=None,
+        stride=options["stride"],
+        padding=options["padding"],
+        dilation=options["dilation"],
+        groups=2,
+        padding_mode="reflect",
+        out_shape=g.shape,
+    )
+    exact = reference_weight_gradient(problem, _as_fractions_exact(g))
+    magnitude = reference_weight_gradient(
+        dataclasses.replace(problem, x=np.abs(problem.x)), np.abs(_as_fractions_exact(g))
+    )
+    n = g.shape[0] * math.prod(g.shape[2:])
+    bound = Fraction(gamma(n, U64))
+    for index in np.ndindex(w_shape):
+        assert abs(Fraction(float(actual[index])) - exact[index]) <= bound * magnitude[index], index
+
+
+def _as_fractions_exact(array: NDArray[np.float64]) -> NDArray[Any]:
+    out = np.empty(array.shape, dtype=object)
+    for index, value in np.ndenumerate(array):
+        out[index] = Fraction(float(value))
+    return out
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        lambda method: grad.conv_input(
+            (1, 1, 4, 4), np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), method=method
+        ),
+        lambda method: grad.conv2d_input(
+            (1, 1, 4, 4), np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), method=method
+        ),
+        lambda method: grad.conv_weight(
+            np.ones((1, 1, 4, 4)), (1, 1, 3, 3), np.ones((1, 1, 2, 2)), method=method
+        ),
+        lambda method: grad.conv2d_weight(
+            np.ones((1, 1, 4, 4)), (1, 1, 3, 3), np.ones((1, 1, 2, 2)), method=method
+        ),
+        lambda method: mc.conv_backward(
+            np.ones((1, 1, 2, 2)), np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), method=method
+        ),
+    ],
+    ids=["conv_input", "conv2d_input", "conv_weight", "conv2d_weight", "conv_backward"],
+)
+@pytest.mark.parametrize("method", ["bogus", "matmul", None, "AUTO"])
+def test_bad_methods_raise_the_forward_passes_errors(function: Any, method: object) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(_forward_method_error(method, (3, 3)))}$"):
+        function(method)
+
+
+def test_every_rank_checked_variant_accepts_method_and_budget() -> None:
+    rng = np.random.default_rng(12)
+    for dims, (input_fn, weight_fn) in enumerate(
+        [
+            (grad.conv1d_input, grad.conv1d_weight),
+            (grad.conv2d_input, grad.conv2d_weight),
+            (grad.conv3d_input, grad.conv3d_weight),
+        ],
+        start=1,
+    ):
+        x = rng.integers(-9, 10, (2, 2, *(4,) * dims))
+        w = rng.integers(-9, 10, (2, 2, *(2,) * dims))
+        g = rng.integers(-9, 10, (2, 2, *(3,) * dims))
+        expected_x = grad.conv_input(x.shape, w, g)
+        expected_w = grad.conv_weight(x, w.shape, g, method="naive")
+        for method in ("shift", "gemm"):
+            # 16 KiB: one image of the 3-d case per chunk, the whole batch otherwise.
+            got_x = input_fn(x.shape, w, g, method=method, memory_budget=2**14)
+            got_w = weight_fn(x, w.shape, g, method=method, memory_budget=2**14)
+            np.testing.assert_array_equal(got_x, expected_x)
+            np.testing.assert_array_equal(got_w, expected_w)
+
+
+def peak_temporary(function: Any) -> tuple[int, NDArray[Any]]:
+    """Peak traced bytes during ``function()`` beyond its inputs, minus the returned array."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        result = function()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - base - result.nbytes, result
+
+
+def _budget_problem(*, integers: bool = False) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
+    """im2col of the whole batch: 8 images * 16 channels * 9 taps * 24 * 24 * 8 B = 5.3 MiB.
+
+    ``integers``: small integer values, whose float64 sums are exact in any order.
+    """
+    rng = np.random.default_rng(13)
+    shapes = ((8, 16, 24, 24), (8, 16, 3, 3), (8, 8, 24, 24))
+    if integers:
+        x, w, g = (rng.integers(-8, 9, shape).astype(np.float64) for shape in shapes)
+    else:
+        x, w, g = (rng.standard_normal(shape) for shape in shapes)
+    return x, w, g
+
+
+def _slack(*arrays: NDArray[Any]) -> int:
+    """Fixed-size extras on top of the budget, as in test_paths: converted or reshaped
+    copies of the arrays that play the kernel (the weight for conv_input, grad_output for
+    conv_weight), NumPy's ufunc iterator buffers (np.getbufsize() elements for each of up
+    to 3 operands) and Python objects."""
+    return sum(a.nbytes for a in arrays) + 3 * np.getbufsize() * 8 + 32 * 1024
+
+
+@pytest.mark.parametrize("budget", [2**20, 2**21])
+def test_input_gradient_temporaries_stay_within_the_budget(budget: int) -> None:
+    # One image needs 8 * (8 * 576 + 16 * (676 + 9 * 576)) B = 813 KiB: 1 or 2 per chunk.
+    x, w, g = _budget_problem()
+    whole, expected = peak_temporary(lambda: grad.conv2d_input(x.shape, w, g, padding=1))
+    peak, result = peak_temporary(
+        lambda: grad.conv2d_input(x.shape, w, g, padding=1, memory_budget=budget)
+    )
+    assert peak <= budget + _slack(w), (peak, budget)
+    assert whole > budget + _slack(w), whole  # without the budget it takes more: not vacuous
+    assert np.array_equal(result, expected)  # chunks split the batch, never a sum
+    with pytest.raises(MemoryError, match=r"column buffer of one image for the input gradient"):
+        grad.conv2d_input(x.shape, w, g, padding=1, memory_budget=2**19)
+
+
+@pytest.mark.parametrize(
+    ("method", "budget"),
+    [
+        ("gemm", 2**18),
+        ("fold", 2**18),
+        ("shift", 2**18),
+        ("einsum", 2**19),
+        ("auto", 2**18),  # too small for one image's windows: the cost model's path
+        ("auto", 2**20),  # one image's windows (850 KiB) fit: the direct product per image
+    ],
+)
+def test_weight_gradient_temporaries_stay_within_the_budget(method: str, budget: int) -> None:
+    # The weight gradient is a forward convolution of 16 "images" (input channels) of 8
+    # channels (the batch) by a 24 x 24 kernel (grad_output): its im2col buffer is the
+    # same 5.3 MiB. (einsum's buffer of one output row, 216 KiB, needs the larger budget.)
+    # Integer values: every path and chunking gives the exact sums, so equal results.
+    x, w, g = _budget_problem(integers=True)
+
+    def gradient(limit: int | None) -> NDArray[Any]:
+        return grad.conv2d_weight(x, w.shape, g, padding=1, method=method, memory_budget=limit)
+
+    # Warm up: the paths cache a plan per geometry and budget (one tap slice per kernel
+    # tap, here 576 of them), lasting memory rather than a temporary of the call.
+    gradient(None), gradient(budget)
+    whole, expected = peak_temporary(lambda: gradient(None))
+    peak, result = peak_temporary(lambda: gradient(budget))
+    assert peak <= budget + _slack(g), (peak, budget)
+    assert whole > budget + _slack(g), whole  # without the budget it takes more: not vacuous
+    assert np.array_equal(result, expected)
+
+
+def test_float_weight_gradient_does_not_depend_on_the_chunking_on_engine_paths() -> None:
+    # On the forward paths, chunks split input channels and rows, never a sum: same bits.
+    x, w, g = _budget_problem()
+    for method in ("gemm", "shift"):
+        whole = grad.conv2d_weight(x, w.shape, g, padding=1, method=method)
+        chunked = grad.conv2d_weight(x, w.shape, g, padding=1, method=method, memory_budget=2**18)
+        assert np.array_equal(chunked, whole)
+
+
+def test_pointwise_matmul_weight_gradient_stays_within_the_budget() -> None:
+    # "matmul" (1 x 1 kernels) chunks images: one image's converted, padded and strided
+    # copies, products and grad_output are 8 * (16 * (576 + 2 * 676) + 8 * (16 + 676)) B
+    # = 284 KiB.
+    x, _, _ = _budget_problem()
+    x = np.concatenate([x, -x])  # 16 images: their padded copies alone take 1.4 MiB
+    g = np.random.default_rng(14).standard_normal((16, 8, 26, 26))
+
+    def gradient(limit: int | None) -> NDArray[Any]:
+        return grad.conv2d_weight(
+            x, (8, 16, 1, 1), g, padding=1, method="matmul", memory_budget=limit
+        )
+
+    budget = 2**19
+    whole, expected = peak_temporary(lambda: gradient(None))
+    peak, result = peak_temporary(lambda: gradient(budget))
+    assert peak <= budget + _slack(), (peak, budget)
+    assert whole > budget + _slack(), whole
+    # Chunking the images splits the sum over n, so float results may differ from one
+    # chunk's in the last bits; on integer data they must be equal.
+    xi, gi = np.round(x * 4).astype(np.int64), np.round(g * 4).astype(np.int64)
+    np.testing.assert_array_equal(
+        grad.conv2d_weight(xi, (8, 16, 1, 1), gi, padding=1, method="matmul", memory_budget=budget),
+        grad.conv2d_weight(xi, (8, 16, 1, 1), gi, padding=1, method="naive"),
+    )
+    assert result.shape == expected.shape == (8, 16, 1, 1)
+
+
+def test_weight_gradient_memory_error_names_the_buffer() -> None:
+    x, w, g = _budget_problem()
+    with pytest.raises(
+        MemoryError,
+        match=r"weight gradient runs as a forward convolution whose 'images' are the input "
+        r"channels \(each holding the whole batch\): the padded copy of one input image "
+        r"\(allowed half the budget\) needs 43264 bytes",
+    ):
+        grad.conv2d_weight(x, w.shape, g, padding=1, method="gemm", memory_budget=2**16)

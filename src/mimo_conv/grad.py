@@ -6,7 +6,10 @@ the bias. The ``conv{1,2,3}d_*`` variants check the number of spatial dimensions
 option of the forward pass is supported: padding in every form, every ``padding_mode``
 (the gradient of a padded border flows back into the elements it copied), stride,
 dilation, groups, and every dtype with the same policy (integers exact, ``dtype=object``
-exact).
+exact). ``method=`` and ``memory_budget=`` are accepted and validated as by
+:func:`mimo_conv.conv`: ``conv_weight`` runs on the chosen forward path (the weight
+gradient is itself a forward convolution), ``conv_input`` has one path (the scatter); both
+keep their temporaries within the memory budget.
 
 ``mimo_conv.conv_backward`` computes all three at once.
 
@@ -70,6 +73,9 @@ def _input(
     grad_output: ArrayLike,
     options: dict[str, object],
     spatial_dims: int | None,
+    *,
+    method: str,
+    budget: int | None,
 ) -> NDArray[Any]:
     """Validate once and compute ``dL/dx``: the pipeline behind every ``conv*_input``."""
     shape = as_shape(input_shape, "input_shape")
@@ -78,7 +84,7 @@ def _input(
     geometry = gradient_geometry(
         shape, weight_array.shape, grads, spatial_dims=spatial_dims, **options
     )
-    return input_gradient(grads, weight_array, geometry)
+    return input_gradient(grads, weight_array, geometry, method=method, budget=budget)
 
 
 def _weight(
@@ -87,13 +93,16 @@ def _weight(
     grad_output: ArrayLike,
     options: dict[str, object],
     spatial_dims: int | None,
+    *,
+    method: str,
+    budget: int | None,
 ) -> NDArray[Any]:
     """Validate once and compute ``dL/dw``: the pipeline behind every ``conv*_weight``."""
     x_array = as_numeric_array(x, "input")
     shape = as_shape(weight_shape, "weight_shape")
     grads = as_numeric_array(grad_output, "grad_output")
     geometry = gradient_geometry(x_array.shape, shape, grads, spatial_dims=spatial_dims, **options)
-    return weight_gradient(x_array, grads, geometry)
+    return weight_gradient(x_array, grads, geometry, method=method, budget=budget)
 
 
 def conv_input(
@@ -106,6 +115,8 @@ def conv_input(
     groups: int = 1,
     *,
     padding_mode: str = "zeros",
+    method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """Gradient of :func:`mimo_conv.conv` with respect to its input.
 
@@ -120,6 +131,17 @@ def conv_input(
         Gradient of the loss with respect to the forward output.
     stride, padding, dilation, groups, padding_mode
         The forward call's options, every form :func:`mimo_conv.conv` accepts.
+    method : str, optional
+        Validated exactly as :func:`mimo_conv.conv` validates it (same ``ValueError``s),
+        so a call ports from the forward pass; it does not change the computation: the
+        input gradient has one path, the scatter described in the Notes, which is the
+        exact adjoint of every forward path.
+    memory_budget : int, optional
+        Largest temporary buffer, in bytes, for this call (default
+        :func:`mimo_conv.get_memory_budget`). The scatter runs over chunks of images whose
+        column buffer, padded gradient and converted ``grad_output`` fit in it; a
+        ``MemoryError`` naming the column buffer is raised before any work when one image
+        does not fit.
 
     Returns
     -------
@@ -141,9 +163,13 @@ def conv_input(
     ``conv`` is linear in ``x``: ``y = A x``; this returns ``A^T grad_output``, so
     ``<conv(x, w), g> == <x, conv_input(x.shape, w, g)>`` for every ``x`` (exactly, on
     integers). It is computed as ``P^T fold(w^T g)``: one matrix product per group
-    (``N * C_in * prod(k) * L * C_out/groups`` multiply-adds, a temporary of
-    ``N * C_in * prod(k) * L`` elements), a strided sum per kernel tap, then the adjoint of
-    the padding ``P``. Complex values are not conjugated.
+    (``N * C_in * prod(k) * L * C_out/groups`` multiply-adds), a strided sum per kernel
+    tap, then the adjoint of the padding ``P``, over chunks of images: the temporaries of
+    a chunk are at most ``C_in * (prod(padded) + max(prod(k) * L, 2 * prod(padded))) +
+    C_out * L`` elements per image, within the memory budget (plus a converted copy of
+    ``weight``).
+    Chunks split the batch, never a sum, so the result does not depend on the budget.
+    Complex values are not conjugated.
 
     Examples
     --------
@@ -160,9 +186,18 @@ def conv_input(
 
     >>> conv_input((1, 3), [[[1, 1, 1]]], [[1, 1, 1]], padding=1, padding_mode="replicate")
     array([[3, 3, 3]])
+
+    A budget too small for the column buffer of one image:
+
+    >>> conv_input((1, 1, 5), w, [[[1, 0, 0]]], memory_budget=64)
+    Traceback (most recent call last):
+    ...
+    MemoryError: the column buffer of one image for the input gradient needs 144 bytes ...
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
-    return _input(input_shape, weight, grad_output, options, None)
+    return _input(
+        input_shape, weight, grad_output, options, None, method=method, budget=memory_budget
+    )
 
 
 def conv_weight(
@@ -175,6 +210,8 @@ def conv_weight(
     groups: int = 1,
     *,
     padding_mode: str = "zeros",
+    method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """Gradient of :func:`mimo_conv.conv` with respect to its kernels.
 
@@ -188,6 +225,20 @@ def conv_weight(
         Gradient of the loss with respect to the forward output.
     stride, padding, dilation, groups, padding_mode
         The forward call's options, every form :func:`mimo_conv.conv` accepts.
+    method : {"auto", "naive", "einsum", "matmul", "im2col", "gemm", "shift", "fold"}, optional
+        The forward path that computes the gradient, validated as :func:`mimo_conv.conv`
+        validates it (same ``ValueError``s; ``"matmul"`` needs a 1 x 1 kernel). The
+        gradient is itself a forward convolution (see Notes), which the forward engine
+        runs on that path. ``"matmul"`` is one matrix product per image and group of
+        ``grad_output`` with the (strided) input. ``"auto"`` uses that direct product per
+        image (with the windows of a larger kernel: faster than any path on the inner
+        convolution's unusual shapes) when one image's windows fit the memory budget, and
+        otherwise the path the cost model picks for the inner convolution. Integer and
+        ``dtype=object`` results are the same on every path; float results differ only by
+        rounding.
+    memory_budget : int, optional
+        Largest temporary buffer, in bytes, for this call, as in :func:`mimo_conv.conv`
+        (default :func:`mimo_conv.get_memory_budget`).
 
     Returns
     -------
@@ -202,9 +253,19 @@ def conv_weight(
     Notes
     -----
     ``grad_weight[o, c, t] = sum_{n, p} grad_output[n, o, p] * x_pad[n, c, p * stride +
-    t * dilation]``, so ``<conv(x, w), g> == <w, conv_weight(x, w.shape, g)>``. Cost: one
-    copy of the windows (``N * C_in * prod(k) * L`` elements) and one matrix product per
-    group, ``C_out * C_in/groups * prod(k) * N * L`` multiply-adds.
+    t * dilation]``, so ``<conv(x, w), g> == <w, conv_weight(x, w.shape, g)>``. Per group
+    this is a forward cross-correlation of ``x`` with its batch and channel axes swapped
+    (padded as the forward call pads it: reflected and wrapped copies included) by
+    ``grad_output`` swapped to ``(C_out/groups, N, *out)`` as kernel, with kernel
+    dilation = ``stride`` and stride = ``dilation``; its ``k + r // dilation`` windows per
+    axis (``r``: the padded elements past the last forward window) are cut to the ``k``
+    taps. Cost: ``C_out * C_in/groups * prod(k) * N * L`` multiply-adds (a few more when
+    ``stride > dilation``) on the chosen path, whose temporaries are chunked over input
+    channels and rows within the memory budget, plus converted copies of ``grad_output``
+    (the kernel of that convolution) outside it. The direct product (``"matmul"``, and
+    ``"auto"`` when it fits) chunks images instead: per image, the converted and padded
+    input, its ``C_in * prod(k) * L`` windows, the converted ``grad_output`` and the
+    products, within the budget.
 
     Examples
     --------
@@ -216,9 +277,20 @@ def conv_weight(
 
     >>> conv_weight(x, (1, 1, 2), [[[1, 0, 0, 1]]], padding=[(0, 1)], padding_mode="circular")
     array([[[5, 3]]])
+
+    Every forward path gives the same integers:
+
+    >>> conv_weight(x, (1, 1, 2), [[[1, 0, 1]]], method="shift")
+    array([[[4, 6]]])
+    >>> conv_weight(x, (1, 1, 2), [[[1, 0, 1]]], method="matmul")
+    Traceback (most recent call last):
+    ...
+    ValueError: method='matmul' needs a 1 x 1 kernel, got kernel shape (2,); use ...
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
-    return _weight(input, weight_shape, grad_output, options, None)
+    return _weight(
+        input, weight_shape, grad_output, options, None, method=method, budget=memory_budget
+    )
 
 
 def conv_bias(grad_output: ArrayLike, *, batched: bool = True) -> NDArray[Any]:
@@ -258,6 +330,8 @@ def conv1d_input(
     groups: int = 1,
     *,
     padding_mode: str = "zeros",
+    method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_input` for a 1-d convolution (``weight`` of shape ``(C_out, C_in/g, k)``).
 
@@ -267,7 +341,7 @@ def conv1d_input(
     array([[ 1,  0,  0, -1]])
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
-    return _input(input_shape, weight, grad_output, options, 1)
+    return _input(input_shape, weight, grad_output, options, 1, method=method, budget=memory_budget)
 
 
 def conv2d_input(
@@ -280,6 +354,8 @@ def conv2d_input(
     groups: int = 1,
     *,
     padding_mode: str = "zeros",
+    method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_input` for a 2-d convolution (``weight`` of shape ``(C_out, C_in/g, kH, kW)``).
 
@@ -290,7 +366,7 @@ def conv2d_input(
              [0., 0.]]]])
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
-    return _input(input_shape, weight, grad_output, options, 2)
+    return _input(input_shape, weight, grad_output, options, 2, method=method, budget=memory_budget)
 
 
 def conv3d_input(
@@ -303,6 +379,8 @@ def conv3d_input(
     groups: int = 1,
     *,
     padding_mode: str = "zeros",
+    method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_input` for a 3-d convolution (``weight`` of shape ``(C_out, C_in/g, *k)``).
 
@@ -312,7 +390,7 @@ def conv3d_input(
     np.float64(8.0)
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
-    return _input(input_shape, weight, grad_output, options, 3)
+    return _input(input_shape, weight, grad_output, options, 3, method=method, budget=memory_budget)
 
 
 def conv1d_weight(
@@ -325,6 +403,8 @@ def conv1d_weight(
     groups: int = 1,
     *,
     padding_mode: str = "zeros",
+    method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_weight` for a 1-d convolution.
 
@@ -334,7 +414,9 @@ def conv1d_weight(
     array([[[3, 5]]])
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
-    return _weight(input, weight_shape, grad_output, options, 1)
+    return _weight(
+        input, weight_shape, grad_output, options, 1, method=method, budget=memory_budget
+    )
 
 
 def conv2d_weight(
@@ -347,6 +429,8 @@ def conv2d_weight(
     groups: int = 1,
     *,
     padding_mode: str = "zeros",
+    method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_weight` for a 2-d convolution.
 
@@ -357,7 +441,9 @@ def conv2d_weight(
              [4., 4.]]]])
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
-    return _weight(input, weight_shape, grad_output, options, 2)
+    return _weight(
+        input, weight_shape, grad_output, options, 2, method=method, budget=memory_budget
+    )
 
 
 def conv3d_weight(
@@ -370,6 +456,8 @@ def conv3d_weight(
     groups: int = 1,
     *,
     padding_mode: str = "zeros",
+    method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_weight` for a 3-d convolution.
 
@@ -379,4 +467,6 @@ def conv3d_weight(
     array([[[[[8.]]]]])
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
-    return _weight(input, weight_shape, grad_output, options, 3)
+    return _weight(
+        input, weight_shape, grad_output, options, 3, method=method, budget=memory_budget
+    )
