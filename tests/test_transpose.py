@@ -393,3 +393,12 @@ def test_rank_checked_variants() -> None:
         out = function(x, w, stride=2)
         assert out.shape == (1, 2, *(6,) * dims)
         np.testing.assert_array_equal(out, mc.conv_transpose(x, w, stride=2))
+
+
+def test_numpy_integers_inside_object_arrays_do_not_wrap_around() -> None:
+    # np.int64(2**62) * 4 wraps to 0 in int64 arithmetic; the forward pass lifts NumPy
+    # integers in object arrays to Python ints, and conv_transpose must as well.
+    x = np.array([[[np.int64(2**62), 1]]], dtype=object)
+    weight = np.array([[[4]]], dtype=object)
+    out = mc.conv_transpose(x, weight)
+    assert out.tolist() == [[[2**64, 4]]]

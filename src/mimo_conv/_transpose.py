@@ -15,16 +15,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._dtypes import check_integer_range, plan_dtypes
 from mimo_conv._geometry import ConvGeometry
 from mimo_conv._gradients import IntOrInts, PaddingArg, scatter_windows
 from mimo_conv._memory import check_output_fits
 from mimo_conv._padding_adjoint import unpad_adjoint
 from mimo_conv._validation import (
     as_int,
-    as_numeric_array,
+    as_operands,
     check_ranks,
+    exact_operands,
     int_per_axis,
+    operands_plan,
     padding_pairs,
 )
 
@@ -167,9 +168,7 @@ def _transpose(
     spatial_dims: int | None,
 ) -> NDArray[Any]:
     """Validate once, then scatter: the pipeline behind every ``conv_transpose*``."""
-    x_array = as_numeric_array(x, "x")
-    weight_array = as_numeric_array(weight, "weight")
-    bias_array = None if bias is None else as_numeric_array(bias, "bias")
+    x_array, weight_array, bias_array = as_operands(x, weight, bias)
     geometry = transpose_geometry(
         x_array.shape,
         weight_array.shape,
@@ -181,13 +180,11 @@ def _transpose(
         dilation=dilation,
         spatial_dims=spatial_dims,
     )
-    dtypes = [x_array.dtype, weight_array.dtype]
-    if bias_array is not None:
-        dtypes.append(bias_array.dtype)
-    plan = plan_dtypes(*dtypes)
-    if plan.compute.kind == "i":
-        terms = geometry.out_channels_per_group * math.prod(geometry.kernel_shape)
-        check_integer_range(x_array, weight_array, bias_array, terms)
+    plan = operands_plan(x_array, weight_array, bias_array)
+    terms = geometry.out_channels_per_group * math.prod(geometry.kernel_shape)
+    x_array, weight_array, bias_array = exact_operands(
+        x_array, weight_array, bias_array, plan, terms
+    )
     batch = (geometry.batch_size, geometry.in_channels)
     check_output_fits((*batch, *geometry.padded_shape), plan.compute)
     x_batch = x_array if geometry.batched else x_array[np.newaxis]

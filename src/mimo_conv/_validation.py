@@ -455,11 +455,7 @@ def prepare_call(
     geometry : ConvGeometry
     plan : DtypePlan
     """
-    # Scans of the data (object elements, integer range) read each stored element once,
-    # so a huge np.broadcast_to view costs no more than the values it stores.
-    x_array = as_numeric_array(x, "x")
-    weight_array = as_numeric_array(weight, "weight")
-    bias_array = None if bias is None else as_numeric_array(bias, "bias")
+    x_array, weight_array, bias_array = as_operands(x, weight, bias)
     geometry = build_geometry(
         x_array.shape,
         weight_array.shape,
@@ -471,15 +467,72 @@ def prepare_call(
         padding_mode=padding_mode,
         spatial_dims=spatial_dims,
     )
-    dtypes = [x_array.dtype, weight_array.dtype]
-    if bias_array is not None:
-        dtypes.append(bias_array.dtype)
-    plan = plan_dtypes(*dtypes)
+    plan = operands_plan(x_array, weight_array, bias_array)
     check_output_fits(geometry.out_shape, plan.compute)
-    if plan.compute.kind == "O":
-        # NumPy integers inside object arrays would wrap around; Python ints never do.
-        x_array, weight_array = python_integers(x_array), python_integers(weight_array)
-        bias_array = None if bias_array is None else python_integers(bias_array)
-    if plan.compute.kind == "i":
-        check_integer_range(x_array, weight_array, bias_array, geometry.terms_per_output)
+    x_array, weight_array, bias_array = exact_operands(
+        x_array, weight_array, bias_array, plan, geometry.terms_per_output
+    )
     return x_array, weight_array, bias_array, geometry, plan
+
+
+Operands = tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None]
+
+
+def as_operands(x: object, weight: object, bias: object) -> Operands:
+    """Convert ``x``, ``weight`` and ``bias`` (may be None) to arrays of numbers.
+
+    Scans of the data (object elements, integer range) read each stored element once, so
+    a huge ``np.broadcast_to`` view costs no more than the values it stores.
+
+    Examples
+    --------
+    >>> x, weight, bias = as_operands([[1, 2]], [[[1]]], None)
+    >>> x.shape, weight.shape, bias
+    ((1, 2), (1, 1, 1), None)
+    """
+    x_array = as_numeric_array(x, "x")
+    weight_array = as_numeric_array(weight, "weight")
+    bias_array = None if bias is None else as_numeric_array(bias, "bias")
+    return x_array, weight_array, bias_array
+
+
+def operands_plan(x: NDArray[Any], weight: NDArray[Any], bias: NDArray[Any] | None) -> DtypePlan:
+    """Plan the dtypes of a call: :func:`mimo_conv._dtypes.plan_dtypes` of its operands.
+
+    Examples
+    --------
+    >>> operands_plan(np.ones(2, np.float16), np.ones(2, np.float16), None).compute
+    dtype('float32')
+    """
+    if bias is None:
+        return plan_dtypes(x.dtype, weight.dtype)
+    return plan_dtypes(x.dtype, weight.dtype, bias.dtype)
+
+
+def exact_operands(
+    x: NDArray[Any],
+    weight: NDArray[Any],
+    bias: NDArray[Any] | None,
+    plan: DtypePlan,
+    terms_per_output: int,
+) -> Operands:
+    """Make exact arithmetic stay exact: check the int64 range, lift object ints.
+
+    An int64 plan raises ``OverflowError`` when a sum of ``terms_per_output`` products
+    (plus the bias) could leave the int64 range; an object plan gets NumPy integers inside
+    object arrays replaced by Python ints, which never wrap around. Other plans pass
+    through unchanged.
+
+    Examples
+    --------
+    >>> x = np.array([np.int64(2**62)], dtype=object)
+    >>> plan = operands_plan(x, x, None)
+    >>> exact_operands(x, x, None, plan, 1)[0] * 4
+    array([18446744073709551616], dtype=object)
+    """
+    if plan.compute.kind == "O":
+        x, weight = python_integers(x), python_integers(weight)
+        bias = None if bias is None else python_integers(bias)
+    if plan.compute.kind == "i":
+        check_integer_range(x, weight, bias, terms_per_output)
+    return x, weight, bias
