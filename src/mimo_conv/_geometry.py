@@ -114,6 +114,29 @@ class ConvGeometry:
     padding_mode: str = "zeros"
     batched: bool = True
 
+    def __hash__(self) -> int:
+        # The fields never change (frozen), and geometries key the caches of the per-call
+        # path (cost model, chunk plans): hash them once, not on every lookup.
+        return self._field_hash
+
+    @cached_property
+    def _field_hash(self) -> int:
+        return hash(
+            (
+                self.batch_size,
+                self.in_channels,
+                self.out_channels,
+                self.groups,
+                self.input_shape,
+                self.kernel_shape,
+                self.stride,
+                self.dilation,
+                self.padding,
+                self.padding_mode,
+                self.batched,
+            )
+        )
+
     @cached_property
     def spatial_dims(self) -> int:
         """Number of spatial axes (1 for conv1d, 2 for conv2d, ...)."""

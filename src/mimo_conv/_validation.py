@@ -327,7 +327,9 @@ def build_geometry(
     )  # fmt: skip
     try:
         # Shapes are tuples of ints from ndarray.shape: only the options need strict keys.
-        options = _strict_key((stride, padding, dilation, groups, padding_mode))
+        options = tuple(
+            _strict_key(option) for option in (stride, padding, dilation, groups, padding_mode)
+        )
         key = (x_shape, weight_shape, bias_shape, spatial_dims, options)
     except TypeError:
         return _build_geometry(*arguments)
