@@ -50,12 +50,17 @@ def inner(a: Any, b: Any) -> Any:
 
 @st.composite
 def problems_with_gradient(
-    draw: st.DrawFn, dtype: str = "int64", *, torch_expressible: bool = False
+    draw: st.DrawFn,
+    dtype: str = "int64",
+    *,
+    torch_expressible: bool = False,
+    nonempty: bool = False,
 ) -> tuple[ConvProblem, NDArray[Any]]:
     """A valid problem of every option, and an integer-valued gradient of its output.
 
     ``torch_expressible``: only what ``F.pad`` + ``F.conv{n}d`` can express (explicit
-    padding, no ``"symmetric"`` mode, no empty weight).
+    padding, no ``"symmetric"`` mode, no empty weight). ``nonempty``: no batch of 0 and no
+    0 output channels either.
     """
     problem = draw(
         conv_problems(
@@ -65,7 +70,7 @@ def problems_with_gradient(
             max_side=4,
             max_channels=4,
             bias=True,
-            allow_empty=not torch_expressible,
+            allow_empty=not (torch_expressible or nonempty),
             padding_forms=("int", "per_axis", "pairs") if torch_expressible else PADDING_FORMS,
             padding_modes=tuple(TORCH_PAD_MODES) if torch_expressible else PADDING_MODES,
         )
@@ -747,6 +752,156 @@ def test_float_weight_gradient_is_within_the_rounding_bound(method: str) -> None
         assert abs(Fraction(float(actual[index])) - exact[index]) <= bound * magnitude[index], index
 
 
+def reference_input_gradient(
+    problem: ConvProblem, weight: NDArray[Any], g: NDArray[Any]
+) -> NDArray[Any]:
+    """``P^T`` of ``grad_xpad[n, c, p * stride + t * dilation] += g[n, o, p] * w[o, c, t]``.
+
+    In exact object arithmetic, straight from the definition: one strided slice of the
+    padded input per output channel, input channel and kernel tap, then every padded
+    position's gradient added to the input element ``np.pad`` copied into it (read off
+    ``np.pad`` of the index ranges, one axis at a time as ``np.pad`` pads). Only the
+    resolution of string paddings into pairs comes from the library.
+    """
+    x = problem.x
+    geometry = build_geometry(x.shape, weight.shape, None, **problem.conv_kwargs())
+    batched = x.ndim == weight.ndim
+    gb = (g if batched else g[np.newaxis]).astype(object)
+    spatial = x.shape[-geometry.spatial_dims :]
+    padded_shape = tuple(
+        size + before + after
+        for size, (before, after) in zip(spatial, geometry.padding, strict=True)
+    )
+    grad_pad = np.zeros((gb.shape[0], x.shape[-geometry.spatial_dims - 1], *padded_shape), object)
+    in_per, out_per = weight.shape[1], weight.shape[0] // geometry.groups
+    out_shape = gb.shape[2:]
+    for o in range(weight.shape[0]):
+        group = o // out_per
+        for c in range(in_per):
+            for taps in np.ndindex(*weight.shape[2:]):
+                window = tuple(
+                    slice(t * d, t * d + s * (p - 1) + 1, s)
+                    for t, d, s, p in zip(
+                        taps, geometry.dilation, geometry.stride, out_shape, strict=True
+                    )
+                )
+                grad_pad[(slice(None), group * in_per + c, *window)] += (
+                    gb[:, o] * weight[(o, c, *taps)]
+                )
+    mode: Any = NUMPY_PAD_MODES[geometry.padding_mode]
+    sources = [
+        np.pad(np.arange(size), pair, mode="constant", constant_values=-1)
+        if mode == "constant"
+        else np.pad(np.arange(size), pair, mode=mode)
+        for size, pair in zip(spatial, geometry.padding, strict=True)
+    ]
+    result = np.zeros((grad_pad.shape[0], grad_pad.shape[1], *spatial), object)
+    for index in np.ndindex(*padded_shape):
+        source = tuple(int(axis[i]) for axis, i in zip(sources, index, strict=True))
+        if min(source, default=0) >= 0:
+            target: tuple[Any, ...] = (slice(None), slice(None), *source)
+            result[target] += grad_pad[(slice(None), slice(None), *index)]
+    return result if batched else result[0]
+
+
+@given(problems_with_gradient(nonempty=True), st.sampled_from(("int64", "fractions")))
+def test_every_method_gives_the_exact_input_gradient(
+    case: tuple[ConvProblem, NDArray[Any]], kind: str
+) -> None:
+    problem, g = case
+    x, w, options = problem.x, problem.weight, problem.conv_kwargs()
+    if kind == "fractions":
+        w, g = _as_fractions(w, 3), _as_fractions(g, 7)
+    expected = reference_input_gradient(problem, w, g).tolist()
+    dtype = np.int64 if kind == "int64" else object
+    pointwise = all(k == 1 for k in w.shape[2:])
+    # "naive" loops in Python over every output position: only on the smaller cases.
+    tiny = math.prod(x.shape) * w.shape[0] <= 2000
+    methods = [
+        m for m in ("auto", *ALL_METHODS) if (m != "matmul" or pointwise) and (m != "naive" or tiny)
+    ]
+    for method in methods:
+        actual = grad.conv_input(x.shape, w, g, method=method, **options)
+        assert actual.dtype == dtype, method
+        assert actual.shape == x.shape, method
+        assert actual.tolist() == expected, method
+    if not pointwise:
+        with pytest.raises(
+            ValueError, match=re.escape(_forward_method_error("matmul", w.shape[2:]))
+        ):
+            grad.conv_input(x.shape, w, g, method="matmul", **options)
+    # The adjoint identity against the forward pass, on one engine path.
+    y = mc.conv(x, w, **options)
+    assert inner(y, g) == inner(x, grad.conv_input(x.shape, w, g, method="gemm", **options))
+
+
+@pytest.mark.parametrize("method", ["auto", *ALL_METHODS])
+def test_float_input_gradient_is_within_the_rounding_bound(method: str) -> None:
+    # |computed - exact| <= gamma_m * P^T(|g| scattered through |w|) elementwise (Higham's
+    # dot-product bound, any summation order): an element of dL/dx sums at most
+    # m = C_out/groups * prod(k) * copies products, where the engine route's zero-inserted
+    # terms are among the C_out/groups * prod(k) terms of each padded position and copies
+    # <= prod(1 + before + after) (each border position copies one element). Checked in
+    # exact Fractions against the reference.
+    rng = np.random.default_rng(17)
+    kernel = (1, 1) if method == "matmul" else (3, 2)
+    options: dict[str, Any] = {
+        "stride": (2, 1),
+        "dilation": (1, 2),
+        "padding": ((1, 0), (2, 1)),
+        "groups": 2,
+        "padding_mode": "reflect",
+    }
+    x_shape, w = (2, 4, 7, 6), rng.standard_normal((6, 2, *kernel))
+    g = rng.standard_normal(mc.conv(np.zeros(x_shape), w, **options).shape)
+    actual = grad.conv_input(x_shape, w, g, method=method, **options)
+    assert actual.dtype == np.float64
+    problem = ConvProblem(
+        x=np.zeros(x_shape),
+        weight=w,
+        bias=None,
+        stride=options["stride"],
+        padding=options["padding"],
+        dilation=options["dilation"],
+        groups=2,
+        padding_mode="reflect",
+        out_shape=g.shape,
+    )
+    exact = reference_input_gradient(problem, _as_fractions_exact(w), _as_fractions_exact(g))
+    magnitude = reference_input_gradient(
+        problem, np.abs(_as_fractions_exact(w)), np.abs(_as_fractions_exact(g))
+    )
+    copies = math.prod(1 + before + after for before, after in options["padding"])
+    m = (w.shape[0] // 2) * math.prod(kernel) * copies
+    bound = Fraction(gamma(m, U64))
+    for index in np.ndindex(x_shape):
+        assert abs(Fraction(float(actual[index])) - exact[index]) <= bound * magnitude[index], index
+
+
+@pytest.mark.parametrize("method", ["auto", *ALL_METHODS])
+def test_float16_input_gradient_accumulates_in_float32_on_every_path(method: str) -> None:
+    # Four output channels feed one input element through 1 x 1 kernels of ones: their
+    # gradients 2048, 1, 1, 1 sum to 2051 in float32, rounded once to float16 (a tie
+    # between 2050 and 2052, to even): 2052. Summed in float16, 2048 + 1 rounds back to
+    # 2048 (ties to even) every time: 2048.
+    g = np.array([[[2048.0], [1.0], [1.0], [1.0]]], dtype=np.float16)
+    w = np.ones((4, 1, 1), dtype=np.float16)
+    actual = grad.conv_input((1, 1, 1), w, g, method=method)
+    assert actual.dtype == np.float16
+    assert actual.tolist() == [[[2052.0]]]
+
+
+def test_auto_input_gradient_takes_the_engine_route_when_the_scatter_does_not_fit() -> None:
+    # One image's scatter needs 8 * (8 * 576 + 16 * (676 + 9 * 576)) B = 813 KiB: above the
+    # budget, so "auto" runs the engine route (half the budget for its own buffers, 253.5
+    # KiB per image) on the cost model's path instead of raising; exact on integers.
+    x, w, g = _budget_problem(integers=True)
+    expected = grad.conv2d_input(x.shape, w, g, padding=1)
+    assert np.array_equal(
+        grad.conv2d_input(x.shape, w, g, padding=1, memory_budget=2**19), expected
+    )
+
+
 def _as_fractions_exact(array: NDArray[np.float64]) -> NDArray[Any]:
     out = np.empty(array.shape, dtype=object)
     for index, value in np.ndenumerate(array):
@@ -850,8 +1005,85 @@ def test_input_gradient_temporaries_stay_within_the_budget(budget: int) -> None:
     assert peak <= budget + _slack(w), (peak, budget)
     assert whole > budget + _slack(w), whole  # without the budget it takes more: not vacuous
     assert np.array_equal(result, expected)  # chunks split the batch, never a sum
-    with pytest.raises(MemoryError, match=r"column buffer of one image for the input gradient"):
-        grad.conv2d_input(x.shape, w, g, padding=1, memory_budget=2**19)
+
+
+# The engine route of the input gradient on _budget_problem: per image, its own buffers are
+# the grad_output (8 * 24 * 24, stride 1: nothing inserted) and the padded gradient
+# (16 * 26 * 26), then the padded gradient with two interior copies of unpad_adjoint:
+# 8 * (16 * 676 + max(8 * 576, 2 * 16 * 676)) B = 259584 B (253.5 KiB), allowed half the
+# budget; the path runs under the rest.
+ENGINE_INPUT_BYTES_PER_IMAGE = 8 * (16 * 676 + max(8 * 576, 2 * 16 * 676))
+
+
+@pytest.mark.parametrize(
+    ("method", "budget"),
+    [
+        ("gemm", 2**19),
+        ("fold", 2**19),
+        ("shift", 2**19),
+        ("im2col", 2**21),  # its columns of one whole image (465 KiB) need the larger budget
+        ("einsum", 2**19),
+        ("auto", 2**19),  # the scatter (813 KiB per image) does not fit: the engine route
+        ("auto", 2**20),  # neither does it here: the engine route with room for its path
+    ],
+)
+def test_engine_input_gradient_temporaries_stay_within_the_budget(method: str, budget: int) -> None:
+    # Integer values: every path and chunking gives the exact sums, so equal results; the
+    # reference is the scatter without a budget.
+    x, w, g = _budget_problem(integers=True)
+
+    def gradient(limit: int | None) -> NDArray[Any]:
+        return grad.conv2d_input(x.shape, w, g, padding=1, method=method, memory_budget=limit)
+
+    # Warm up: the paths cache a plan per geometry and budget, lasting memory rather than a
+    # temporary of the call.
+    gradient(None), gradient(budget)
+    whole, _ = peak_temporary(lambda: gradient(None))
+    peak, result = peak_temporary(lambda: gradient(budget))
+    assert peak <= budget + _slack(w), (peak, budget)
+    assert whole > budget + _slack(w), whole  # without the budget it takes more: not vacuous
+    assert np.array_equal(result, grad.conv2d_input(x.shape, w, g, padding=1))
+
+
+@pytest.mark.parametrize("method", ["gemm", "fold", "shift", "einsum", "auto"])
+def test_engine_input_gradient_gives_its_path_only_the_rest_of_the_budget(method: str) -> None:
+    # Larger images, so that the budget dwarfs the fixed slack: one image's own buffers
+    # are 8 * (32 * 50 * 50 + max(32 * 48 * 48, 2 * 32 * 50 * 50)) B = 1.8 MiB, within half
+    # of 4 MiB; a path allowed the whole budget on top of them would exceed it.
+    rng = np.random.default_rng(19)
+    x_shape, w = (3, 32, 48, 48), rng.integers(-8, 9, (32, 32, 3, 3)).astype(np.float64)
+    g = rng.integers(-8, 9, (3, 32, 48, 48)).astype(np.float64)
+    budget = 2**22
+
+    def gradient(limit: int | None) -> NDArray[Any]:
+        return grad.conv2d_input(x_shape, w, g, padding=1, method=method, memory_budget=limit)
+
+    gradient(budget)  # warm up the paths' cached plans
+    whole, _ = peak_temporary(lambda: gradient(None))
+    peak, result = peak_temporary(lambda: gradient(budget))
+    assert peak <= budget + _slack(w), (peak, budget)
+    assert whole > budget + _slack(w), whole
+    assert np.array_equal(result, grad.conv2d_input(x_shape, w, g, padding=1))
+
+
+@pytest.mark.parametrize("method", ["auto", "gemm", "shift"])
+def test_engine_input_gradient_memory_error_comes_before_the_buffers(method: str) -> None:
+    x, w, g = _budget_problem()
+    budget = 2 * ENGINE_INPUT_BYTES_PER_IMAGE - 2  # half the budget is 1 byte too small
+    message = (
+        r"the zero-inserted grad_output and padded gradient of one image for the input "
+        rf"gradient \(allowed half the budget\) needs {ENGINE_INPUT_BYTES_PER_IMAGE} bytes"
+    )
+
+    def failing() -> NDArray[Any]:
+        with pytest.raises(MemoryError, match=message):
+            grad.conv2d_input(x.shape, w, g, padding=1, method=method, memory_budget=budget)
+        return np.empty(0)
+
+    peak, _ = peak_temporary(failing)
+    assert peak <= budget, peak  # raised before any buffer of one image was allocated
+    # One byte more and it runs.
+    grad.conv2d_input(x.shape, w, g, padding=1, method=method, memory_budget=budget + 2)
 
 
 @pytest.mark.parametrize(
