@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 import mimo_conv as mc
 from mimo_conv import grad
+from mimo_conv._methods import METHODS
 
 
 @dataclass(frozen=True)
@@ -402,3 +403,49 @@ def test_numpy_integers_inside_object_arrays_do_not_wrap_around() -> None:
     weight = np.array([[[4]]], dtype=object)
     out = mc.conv_transpose(x, weight)
     assert out.tolist() == [[[2**64, 4]]]
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "matmul"])
+@pytest.mark.parametrize(
+    ("stride", "padding", "dilation", "groups"),
+    [(1, 0, 1, 1), (2, 1, 1, 2), (3, (0, 2), 2, 1), ((2, 1), ((1, 0), (0, 1)), (1, 2), 2)],
+    ids=["plain", "stride-padding-groups", "stride3-dilation", "per-axis"],
+)
+def test_every_method_gives_the_same_exact_result(
+    method: str,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    groups: int,
+) -> None:
+    # Integer data: every path sums exact products, so all must agree bit for bit with
+    # the plain-loop definition of the scatter.
+    rng = np.random.default_rng(7)
+    x = rng.integers(-9, 10, size=(2, 4, 3, 4))
+    weight = rng.integers(-9, 10, size=(4, 3, 2, 3))
+    bias = rng.integers(-9, 10, size=3 * groups)
+    options = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    expected = mc.conv_transpose(x, weight, bias, **options, method="auto")
+    actual = mc.conv_transpose(x, weight, bias, **options, method=method)
+    assert actual.dtype == np.int64
+    assert np.array_equal(actual, expected)
+
+
+def test_matmul_method_needs_a_1x1_kernel_as_in_the_forward_pass() -> None:
+    with pytest.raises(ValueError, match="method='matmul' needs a 1 x 1 kernel"):
+        mc.conv_transpose(np.ones((1, 2, 3)), np.ones((2, 1, 2)), method="matmul")
+    one_by_one = mc.conv_transpose(np.ones((1, 2, 3)), np.ones((2, 1, 1)), method="matmul")
+    assert np.array_equal(one_by_one, np.full((1, 1, 3), 2.0))
+
+
+def test_float16_with_bias_is_rounded_once_on_every_method() -> None:
+    # out[1] = 2048 * 1 + 1 * 1 + bias 1 = 2050, representable in float16 (its spacing is
+    # 2 above 2048). Rounding the gradient (2049) to float16 first gives 2048 (ties to
+    # even), and 2048 + 1 rounds to 2048 again: only one final rounding gives 2050.
+    x = np.array([[[2048.0, 1.0]]], dtype=np.float16)
+    weight = np.ones((1, 1, 2), dtype=np.float16)
+    bias = np.array([1.0], dtype=np.float16)
+    for method in ("auto", "gemm", "einsum", "shift"):
+        out = mc.conv_transpose(x, weight, bias, method=method)
+        assert out.dtype == np.float16
+        assert float(out[0, 0, 1]) == 2050.0, method

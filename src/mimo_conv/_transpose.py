@@ -3,8 +3,8 @@
 A transposed convolution is the input gradient of a convolution used as a layer: each
 input element scatters a copy of its kernel, scaled by its value, into the output at
 ``stride`` spacing, and overlapping copies add up. It shares its computation with
-:func:`mimo_conv.grad.conv_input` (:func:`mimo_conv._gradients.scatter_windows`); only the
-shape rules differ, and they are checked here.
+:func:`mimo_conv.grad.conv_input` (:func:`mimo_conv._gradients.input_gradient`, with its
+``method=`` and memory budget); only the shape rules differ, and they are checked here.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mimo_conv._geometry import ConvGeometry
-from mimo_conv._gradients import IntOrInts, PaddingArg, scatter_windows
+from mimo_conv._gradients import IntOrInts, PaddingArg, input_gradient
 from mimo_conv._memory import check_output_fits
-from mimo_conv._padding_adjoint import unpad_adjoint
 from mimo_conv._validation import (
     as_int,
     as_operands,
@@ -166,8 +165,11 @@ def _transpose(
     groups: int,
     dilation: IntOrInts,
     spatial_dims: int | None,
+    *,
+    method: str,
+    memory_budget: int | None,
 ) -> NDArray[Any]:
-    """Validate once, then scatter: the pipeline behind every ``conv_transpose*``."""
+    """Validate once, then run the input gradient: the pipeline behind ``conv_transpose*``."""
     x_array, weight_array, bias_array = as_operands(x, weight, bias)
     geometry = transpose_geometry(
         x_array.shape,
@@ -187,21 +189,23 @@ def _transpose(
     )
     batch = (geometry.batch_size, geometry.in_channels)
     check_output_fits((*batch, *geometry.padded_shape), plan.compute)
-    x_batch = x_array if geometry.batched else x_array[np.newaxis]
+    # The operands go in already in the compute dtype, so the gradient comes back in it
+    # (float16 stays in float32) and the bias is added before the one final rounding.
+    out = input_gradient(
+        x_array.astype(plan.compute, copy=False),
+        weight_array.astype(plan.compute, copy=False),
+        geometry,
+        method=method,
+        budget=memory_budget,
+    )
     # inf * 0 and overflow give IEEE results (nan, inf) in the outputs they reach, no warnings.
     with np.errstate(all="ignore"):
-        padded = scatter_windows(
-            x_batch.astype(plan.compute, copy=False),
-            weight_array.astype(plan.compute, copy=False),
-            geometry,
-        )
-        out = unpad_adjoint(padded, geometry)  # zero padding: its adjoint cuts the border off
         if bias_array is not None:
             out += bias_array.astype(plan.compute, copy=False).reshape(
                 (-1,) + (1,) * geometry.spatial_dims
             )
         out = out.astype(plan.output, copy=False)
-    return np.ascontiguousarray(out if geometry.batched else out[0])
+    return np.ascontiguousarray(out)
 
 
 def conv_transpose(
@@ -213,6 +217,9 @@ def conv_transpose(
     output_padding: IntOrInts = 0,
     groups: int = 1,
     dilation: IntOrInts = 1,
+    *,
+    method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """N-d transposed convolution with PyTorch's ``conv_transpose{n}d`` semantics.
 
@@ -240,6 +247,14 @@ def conv_transpose(
         stride or the dilation of its axis.
     groups : int, optional
         Independent channel groups; must divide ``C_in``.
+    method : str, optional
+        The computational path, as for :func:`mimo_conv.grad.conv_input` (a transposed
+        convolution is that input gradient): ``"auto"`` scatters the windows' gradients;
+        a forward path's name (``"gemm"``, ``"fold"``, ...) correlates ``x``, with
+        ``stride - 1`` zeros inserted between its elements, with the flipped kernels on
+        that path.
+    memory_budget : int, optional
+        Bytes of temporary memory allowed for this call (see :func:`mimo_conv.conv`).
 
     Returns
     -------
@@ -266,10 +281,11 @@ def conv_transpose(
 
         out_pad[n, c, q * stride + t * dilation] += x[n, i, q] * weight[i, c, t]
 
-    and the padding is then cut off. Cost: ``N * C_in * L_in * C_out/groups * prod(k)``
-    multiply-adds in one matrix product per group, a temporary of
-    ``N * C_out * prod(k) * L_in`` elements, and a strided sum per kernel tap. Complex
-    kernels are not conjugated.
+    and the padding is then cut off. Cost (``"auto"``): ``N * C_in * L_in * C_out/groups *
+    prod(k)`` multiply-adds in one matrix product per group and chunk of images, a column
+    temporary of ``C_out * prod(k) * L_in`` elements per image (chunked within the memory
+    budget), and a strided sum per kernel tap; a named path does ``prod(stride)`` times the
+    multiplications, on the zero-inserted input. Complex kernels are not conjugated.
 
     Examples
     --------
@@ -288,7 +304,10 @@ def conv_transpose(
     >>> conv_transpose(np.ones((1, 3, 4, 4)), np.ones((3, 8, 4, 4)), stride=2, padding=1).shape
     (1, 8, 8, 8)
     """
-    return _transpose(x, weight, bias, stride, padding, output_padding, groups, dilation, None)
+    return _transpose(
+        x, weight, bias, stride, padding, output_padding, groups, dilation, None,
+        method=method, memory_budget=memory_budget,
+    )  # fmt: skip
 
 
 def conv_transpose1d(
@@ -300,6 +319,9 @@ def conv_transpose1d(
     output_padding: IntOrInts = 0,
     groups: int = 1,
     dilation: IntOrInts = 1,
+    *,
+    method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """1-d :func:`conv_transpose`: ``weight`` of shape ``(C_in, C_out // groups, k)``.
 
@@ -308,7 +330,10 @@ def conv_transpose1d(
     >>> conv_transpose1d([[1, 2]], [[[1, 1]]])
     array([[1, 3, 2]])
     """
-    return _transpose(x, weight, bias, stride, padding, output_padding, groups, dilation, 1)
+    return _transpose(
+        x, weight, bias, stride, padding, output_padding, groups, dilation, 1,
+        method=method, memory_budget=memory_budget,
+    )  # fmt: skip
 
 
 def conv_transpose2d(
@@ -320,6 +345,9 @@ def conv_transpose2d(
     output_padding: IntOrInts = 0,
     groups: int = 1,
     dilation: IntOrInts = 1,
+    *,
+    method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """2-d :func:`conv_transpose`: ``weight`` of shape ``(C_in, C_out // groups, kH, kW)``.
 
@@ -331,7 +359,10 @@ def conv_transpose2d(
             [3, 3, 4, 4],
             [3, 3, 4, 4]]])
     """
-    return _transpose(x, weight, bias, stride, padding, output_padding, groups, dilation, 2)
+    return _transpose(
+        x, weight, bias, stride, padding, output_padding, groups, dilation, 2,
+        method=method, memory_budget=memory_budget,
+    )  # fmt: skip
 
 
 def conv_transpose3d(
@@ -343,6 +374,9 @@ def conv_transpose3d(
     output_padding: IntOrInts = 0,
     groups: int = 1,
     dilation: IntOrInts = 1,
+    *,
+    method: str = "auto",
+    memory_budget: int | None = None,
 ) -> NDArray[Any]:
     """3-d :func:`conv_transpose`: ``weight`` of shape ``(C_in, C_out // groups, *k)``.
 
@@ -351,4 +385,7 @@ def conv_transpose3d(
     >>> conv_transpose3d(np.ones((1, 1, 1, 1)), np.ones((1, 2, 2, 2, 2)), bias=[0, 1]).sum()
     np.float64(24.0)
     """
-    return _transpose(x, weight, bias, stride, padding, output_padding, groups, dilation, 3)
+    return _transpose(
+        x, weight, bias, stride, padding, output_padding, groups, dilation, 3,
+        method=method, memory_budget=memory_budget,
+    )  # fmt: skip
