@@ -219,22 +219,6 @@ def scaling_exponent(sizes: Sequence[float], seconds: Sequence[float]) -> float:
     return numerator / denominator if denominator else math.nan
 
 
-def format_bytes(count: float) -> str:
-    """Short human-readable size with binary prefixes.
-
-    Examples
-    --------
-    >>> format_bytes(3 * 2**20)
-    '3.0 MiB'
-    """
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(size) < 1024 or unit == "GiB":
-            return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError  # pragma: no cover - the loop always returns
-
-
 def format_seconds(seconds: float) -> str:
     """A time with a unit that keeps three significant digits.
 

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _harness as h
 import mimo_conv as mc
+from mimo_conv._memory import format_bytes
 from mimo_conv._validation import prepare_call
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -265,7 +266,7 @@ def results_table(rows: list[dict[str, Any]]) -> str:
             h.format_seconds(row["seconds"]),
             f"{row['gflops']:.1f}",
             f"{100 * row['gemm_fraction']:.0f}%",
-            h.format_bytes(row["peak_temporary_bytes"]),
+            format_bytes(row["peak_temporary_bytes"]),
             _ratio(row["vs_torch"]),
             _ratio(row["vs_scipy"]),
         ]
@@ -420,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             "# mimo_conv forward benchmark",
             "Machine:\n\n"
             + machine.as_markdown()
-            + f"\n- peak RSS of the benchmark process: {h.format_bytes(h.peak_rss_bytes())}",
+            + f"\n- peak RSS of the benchmark process: {format_bytes(h.peak_rss_bytes())}",
             "Command: `python benchmarks/bench_conv.py" + (" --quick`" if args.quick else "`"),
             '## Summary (method="auto")\n\n' + summary_markdown(result),
             "## Per shape and method\n\n"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import tracemalloc
 from fractions import Fraction
 from typing import Any
 
@@ -26,6 +25,7 @@ from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
 import mimo_conv as mc
+from memory_probe import peak_temporary
 from mimo_conv import PADDING_MODES, grad
 from mimo_conv._error_bound import gamma
 from mimo_conv._validation import build_geometry
@@ -957,19 +957,6 @@ def test_every_rank_checked_variant_accepts_method_and_budget() -> None:
             got_w = weight_fn(x, w.shape, g, method=method, memory_budget=2**14)
             np.testing.assert_array_equal(got_x, expected_x)
             np.testing.assert_array_equal(got_w, expected_w)
-
-
-def peak_temporary(function: Any) -> tuple[int, NDArray[Any]]:
-    """Peak traced bytes during ``function()`` beyond its inputs, minus the returned array."""
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base, _ = tracemalloc.get_traced_memory()
-        result = function()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - base - result.nbytes, result
 
 
 def _budget_problem(*, integers: bool = False) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:

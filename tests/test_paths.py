@@ -9,7 +9,6 @@ before any work.
 
 from __future__ import annotations
 
-import tracemalloc
 from fractions import Fraction
 from typing import Any
 
@@ -20,6 +19,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import mimo_conv as mc
+from memory_probe import peak_temporary
 from mimo_conv import _methods
 from mimo_conv._budget import PREFERRED_CHUNK_BYTES, plan_chunks
 from mimo_conv.testing import ConvProblem, assert_conv_close, conv_problems
@@ -217,19 +217,6 @@ def test_global_budget_and_context_manager() -> None:
         mc.set_memory_budget(0)
     with pytest.raises(TypeError, match="memory_budget must be an int number of bytes"):
         mc.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), memory_budget=1.5)  # type: ignore[arg-type]
-
-
-def peak_temporary(function: Any) -> tuple[int, NDArray[Any]]:
-    """Peak traced bytes during ``function()`` beyond its inputs, minus the returned array."""
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base, _ = tracemalloc.get_traced_memory()
-        result = function()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - base - result.nbytes, result
 
 
 @pytest.mark.parametrize("method", ["gemm", "fold", "shift", "einsum", "matmul", "auto"])

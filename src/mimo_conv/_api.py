@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any
 
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._budget import memory_budget as budget_scope
+from mimo_conv._budget import call_budget
 from mimo_conv._cost_model import choose_method
 from mimo_conv._engine import run_conv
 from mimo_conv._methods import check_method
@@ -174,7 +173,7 @@ def _convolve(
         spatial_dims=spatial_dims,
     )
     check_method(method, geometry)
-    with nullcontext() if memory_budget is None else budget_scope(memory_budget):
+    with call_budget(memory_budget):
         chosen = choose_method(geometry, plan) if method == "auto" else method
         return run_conv(x_array, weight_array, bias_array, geometry, plan, chosen)
 

@@ -127,6 +127,27 @@ def memory_budget(budget: int) -> Iterator[int]:
         _BUDGET.reset(token)
 
 
+@contextmanager
+def call_budget(budget: int | None) -> Iterator[None]:
+    """Apply a per-call ``memory_budget=`` argument; None keeps the budget in force.
+
+    Examples
+    --------
+    >>> before = get_memory_budget()
+    >>> with call_budget(None):
+    ...     get_memory_budget() == before
+    True
+    >>> with call_budget(4096):
+    ...     get_memory_budget()
+    4096
+    """
+    if budget is None:
+        yield
+        return
+    with memory_budget(budget):
+        yield
+
+
 def chunk_bytes() -> int:
     """Target size of one chunk: the budget, but no more than :data:`PREFERRED_CHUNK_BYTES`.
 

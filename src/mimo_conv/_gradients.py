@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._budget import chunks, get_memory_budget, memory_budget, units_per_chunk
+from mimo_conv._budget import call_budget, chunks, get_memory_budget, memory_budget, units_per_chunk
 from mimo_conv._cost_model import choose_method
 from mimo_conv._dtypes import DtypePlan, check_integer_range, plan_dtypes, python_integers
 from mimo_conv._engine import run_conv
@@ -208,13 +207,6 @@ def weight_gradient_plan(
     return plan
 
 
-@contextmanager
-def _budget_scope(budget: int | None) -> Iterator[None]:
-    """Apply a per-call ``memory_budget=`` (None: the budget in force)."""
-    with nullcontext() if budget is None else memory_budget(budget):
-        yield
-
-
 def input_gradient_geometry(geometry: ConvGeometry) -> ConvGeometry:
     """Return the geometry of the forward correlation that computes ``dL/d(x_padded)``.
 
@@ -358,7 +350,7 @@ def input_gradient(
     check_method(method, geometry)
     plan = input_gradient_plan(grad_output, weight, geometry)
     grads = grad_output if geometry.batched else grad_output[np.newaxis]
-    with _budget_scope(budget):
+    with call_budget(budget):
         per_image = scatter_bytes_per_image(geometry, plan)
         if method == "auto" and per_image <= get_memory_budget():
             result = _scatter_input_gradient(grads, weight, geometry, plan, per_image)
@@ -580,7 +572,7 @@ def weight_gradient(
     x_batch = python_integers(x if geometry.batched else x[np.newaxis])
     grads = python_integers(grad_output if geometry.batched else grad_output[np.newaxis])
     shape = (geometry.out_channels, geometry.in_channels_per_group, *geometry.kernel_shape)
-    with _budget_scope(budget):
+    with call_budget(budget):
         direct_bytes = direct_bytes_per_image(geometry, plan)
         if method == "matmul" or (method == "auto" and direct_bytes <= get_memory_budget()):
             return _direct_weight_gradient(x_batch, grads, geometry, plan, direct_bytes)
