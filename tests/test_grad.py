@@ -1146,7 +1146,8 @@ def test_weight_gradient_memory_error_names_the_buffer() -> None:
     with pytest.raises(
         MemoryError,
         match=r"weight gradient runs as a forward convolution whose 'images' are the input "
-        r"channels \(each holding the whole batch\): the padded copy of one input image "
-        r"\(allowed half the budget\) needs 43264 bytes",
+        r"channels \(each holding the whole batch\): the smallest working set of the 'gemm' "
+        # One 'image' is one input channel of the whole batch, padded: 8 * 26 * 26 * 8 B.
+        r"path \(the padded copy of one input image 42\.2 KiB",
     ):
         grad.conv2d_weight(x, w.shape, g, padding=1, method="gemm", memory_budget=2**16)

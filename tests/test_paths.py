@@ -184,9 +184,27 @@ def test_padded_copy_over_budget_is_a_memory_error() -> None:
     w = np.ones((1, 4, 3, 3))
     with pytest.raises(
         MemoryError,
-        match=r"padded copy of one input image \(allowed half the budget\) needs 147968",
+        # One padded image: 4 channels * 68 * 68 * 8 bytes = 147968 bytes = 144.5 KiB.
+        match=r"smallest working set of the '\w+' path \(the padded copy of one input image "
+        r"144\.5 KiB, its result .*more than the memory budget of 100000 bytes",
     ):
         mc.conv2d(x, w, padding=2, memory_budget=100_000)
+
+
+@pytest.mark.parametrize("method", ["im2col", "gemm", "fold", "shift", "einsum"])
+def test_the_padded_copy_leaves_room_for_the_paths_smallest_chunk(method: str) -> None:
+    # im2col needs one whole image's columns: (16 * 9 + 16) * 32 * 32 * 4 B = 640 KiB. A 1 MiB
+    # budget holds them beside one padded image (72.25 KiB) and its result (64 KiB), but not
+    # beside the whole batch's padded copy (8 images: 578 KiB), which fits in half the budget.
+    x = np.arange(8 * 16 * 32 * 32, dtype=np.float32).reshape(8, 16, 32, 32) % 7 - 3
+    w = np.arange(16 * 16 * 3 * 3, dtype=np.float32).reshape(16, 16, 3, 3) % 5 - 2
+    budget = 2**20
+    expected = mc.conv2d(x, w, padding=1, method="naive" if method == "einsum" else "einsum")
+    peak, result = peak_temporary(
+        lambda: mc.conv2d(x, w, padding=1, method=method, memory_budget=budget)
+    )
+    assert np.array_equal(result, expected)  # small integers: exact in float32 in any order
+    assert peak <= budget, (method, peak)
 
 
 def test_auto_falls_back_to_a_path_that_fits() -> None:

@@ -26,6 +26,7 @@ import contextvars
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from mimo_conv._memory import format_bytes
 
@@ -269,3 +270,100 @@ def plan_chunks(batch_size: int, rows: int, bytes_per_row: int, what: str) -> tu
     if per_image <= target:
         return max(1, min(batch_size, target // max(1, per_image))), max(1, rows)
     return 1, max(1, target // bytes_per_row)
+
+
+@dataclass(frozen=True)
+class InputCopyPlan:
+    """How the padded copy of the input is made: at once, or in chunks of images.
+
+    Attributes
+    ----------
+    images : int
+        Images per chunk of the copy (the whole batch when ``chunked`` is False).
+    held : int
+        Bytes the copy (and, when chunked, each chunk's result before it is written into
+        the output) holds while the path runs: the path runs under the budget minus this.
+    chunked : bool
+        Whether the batch is copied and computed in chunks of ``images``.
+    """
+
+    images: int
+    held: int
+    chunked: bool
+
+
+def plan_input_copy(
+    batch_size: int,
+    copy_per_image: int,
+    result_per_image: int,
+    path_minimum: int,
+    path: str,
+    chunk_name: str = "smallest chunk",
+) -> InputCopyPlan:
+    """Size the chunks of the padded input copy so that the path still fits beside them.
+
+    The padded (and converted) copy of the input is a temporary too. The whole batch is
+    copied at once when that takes at most half the budget and leaves room for the path's
+    smallest chunk (``path_minimum`` bytes). Otherwise the batch is copied and computed a few
+    images at a time; each chunk holds its copy and its result (copied into the output
+    afterwards). Chunks take at most half the budget when one image fits in that half, and
+    never so much that the path's smallest chunk no longer fits.
+
+    Parameters
+    ----------
+    batch_size : int
+        Images in the batch.
+    copy_per_image : int
+        Bytes of the padded copy of one image (0 when the input is used as it is).
+    result_per_image : int
+        Bytes of one image's result.
+    path_minimum : int
+        Bytes of the path's smallest chunk (one output row of one image, for most paths).
+    path : str
+        The path's name, for the error message.
+    chunk_name : str, optional
+        What the path's smallest chunk is, for the error message.
+
+    Returns
+    -------
+    InputCopyPlan
+
+    Raises
+    ------
+    MemoryError
+        If one image's copy and result, with the path's smallest chunk, exceed the budget.
+
+    Examples
+    --------
+    >>> with memory_budget(2**20):  # the whole copy (0.5 MiB) fits in half of 1 MiB
+    ...     plan_input_copy(8, 2**16, 2**16, 2**14, "gemm")
+    InputCopyPlan(images=8, held=524288, chunked=False)
+    >>> with memory_budget(2**20):  # the path needs 640 KiB: 3 images' copies and results fit
+    ...     plan_input_copy(8, 2**16, 2**16, 640 * 2**10, "im2col")
+    InputCopyPlan(images=3, held=393216, chunked=True)
+    >>> with memory_budget(2**17):
+    ...     plan_input_copy(8, 2**16, 2**16, 2**14, "gemm", "im2col buffer of one output row")
+    Traceback (most recent call last):
+    ...
+    MemoryError: the smallest working set of the 'gemm' path (the padded copy of one input
+    image 64.0 KiB, its result 64.0 KiB, and the path's im2col buffer of one output row 16.0
+    KiB) needs 147456 bytes (144.0 KiB), more than the memory budget of 131072 bytes (128.0
+    KiB); raise it with ...
+    """
+    budget = get_memory_budget()
+    whole = batch_size * copy_per_image
+    if copy_per_image == 0 or (whole <= budget // 2 and whole + path_minimum <= budget):
+        return InputCopyPlan(batch_size, whole, chunked=False)
+    unit = copy_per_image + result_per_image
+    room = max(0, budget - path_minimum)
+    images = min(batch_size, (budget // 2) // unit, room // unit)
+    if images < 1:  # one image takes more than half the budget: allowed if the path fits
+        images = min(batch_size, room // unit)
+    if images < 1:
+        what = (
+            f"smallest working set of the {path!r} path (the padded copy of one input image "
+            f"{format_bytes(copy_per_image)}, its result {format_bytes(result_per_image)}, "
+            f"and the path's {chunk_name} {format_bytes(path_minimum)})"
+        )
+        check_fits(unit + path_minimum, what)
+    return InputCopyPlan(images, images * unit, chunked=True)

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from mimo_conv._budget import chunk_bytes, get_memory_budget, plan_chunks
+from mimo_conv._budget import chunk_bytes, get_memory_budget, plan_chunks, plan_input_copy
 from mimo_conv._budget import memory_budget as budget_scope
 from mimo_conv._dtypes import DtypePlan
 from mimo_conv._geometry import ConvGeometry
@@ -34,6 +34,7 @@ from mimo_conv._method_fold import fold_bytes_per_row
 from mimo_conv._method_gemm import im2col_bytes_per_row
 from mimo_conv._method_im2col import im2col_bytes_per_image
 from mimo_conv._method_shift import shift_bytes_per_row
+from mimo_conv._methods import MINIMUM_CHUNK_NAMES, minimum_chunk_bytes
 
 #: Sustained GEMM rate of OpenBLAS on large operands, FLOP/s, by compute dtype kind and
 #: itemsize. Measured by ``benchmarks/bench_conv.py`` (the same-size GEMM column) on the
@@ -237,21 +238,21 @@ def path_cost(
     'needs a 1 x 1 kernel'
     """
     limit = get_memory_budget() if budget is None else budget
-    # As the engine does: the padded copy may take half the budget (the whole batch, or
-    # chunks of images), the path runs under the rest.
-    padded = padded_copy_bytes(geometry, plan)
-    padded_image = padded // max(1, geometry.batch_size)
-    if padded <= limit // 2:
-        padded_peak = padded
-    elif padded_image <= limit // 2:
-        images = min(geometry.batch_size, (limit // 2) // padded_image)
-        # Each chunk's result is a temporary too, until it is copied into the output.
-        result = images * geometry.out_channels * math.prod(geometry.output_shape)
-        padded_peak = padded_image * images + result * plan.compute.itemsize
-    else:
-        return PathCost(method, 0, 0, 0, padded_image, math.inf, "one padded image over budget")
-    with budget_scope(max(1, limit - padded_peak)):
-        return _path_cost(method, geometry, plan, padded_peak)
+    # As the engine does (mimo_conv._budget.plan_input_copy): the padded copy, whole or in
+    # chunks of images, leaves the path room for its smallest chunk; the path runs under
+    # the rest.
+    itemsize = plan.compute.itemsize
+    copy = padded_copy_bytes(geometry, plan) // max(1, geometry.batch_size)
+    result = geometry.out_channels * math.prod(geometry.output_shape) * itemsize
+    with budget_scope(limit):
+        try:
+            minimum = minimum_chunk_bytes(method, geometry, itemsize)
+            name = MINIMUM_CHUNK_NAMES[method]
+            copying = plan_input_copy(geometry.batch_size, copy, result, minimum, method, name)
+        except MemoryError:
+            return PathCost(method, 0, 0, 0, copy + result, math.inf, "over the memory budget")
+    with budget_scope(max(1, limit - copying.held)):
+        return _path_cost(method, geometry, plan, copying.held)
 
 
 def _path_cost(  # noqa: PLR0915 - one branch per path, to be read side by side

@@ -4,47 +4,36 @@ Arguments arrive already validated (:func:`mimo_conv._validation.prepare_call`);
 here checks user input again.
 
 Memory: the padded copy of the input (and its conversion to the compute dtype) is itself a
-temporary. It may take half of the memory budget: when the whole batch's copy fits it is
-made once, otherwise the batch is processed in chunks of images, each padded, computed and
-written into the output. The path then runs under what remains of the budget, so the
-temporaries alive at any moment stay within the budget whatever the batch size.
+temporary. When the whole batch's copy takes at most half of the memory budget and leaves
+the path room for its smallest chunk (:func:`mimo_conv._methods.minimum_chunk_bytes`), it is
+made once; otherwise the batch is processed in chunks of images, each padded, computed and
+written into the output, sized so that the path's smallest chunk still fits beside them
+(:func:`mimo_conv._budget.plan_input_copy`). The path then runs under what remains of the
+budget, so the temporaries alive at any moment stay within the budget whatever the batch
+size.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from mimo_conv._budget import chunks, get_memory_budget, memory_budget, units_per_chunk
+from mimo_conv._budget import (
+    InputCopyPlan,
+    chunks,
+    get_memory_budget,
+    memory_budget,
+    plan_input_copy,
+)
 from mimo_conv._dtypes import DtypePlan
 from mimo_conv._geometry import ConvGeometry
-from mimo_conv._methods import METHODS
+from mimo_conv._methods import METHODS, MINIMUM_CHUNK_NAMES, minimum_chunk_bytes
 from mimo_conv._windows import pad_input
-
-
-def input_copy_bytes(x: NDArray[Any], geometry: ConvGeometry, plan: DtypePlan) -> int:
-    """Bytes of the padded, converted copy of the input (0 when the input is used as it is).
-
-    Examples
-    --------
-    >>> from mimo_conv._dtypes import plan_dtypes
-    >>> g = ConvGeometry(2, 3, 1, 1, (4,), (3,), (1,), (1,), ((1, 1),))
-    >>> plan = plan_dtypes(np.dtype(np.float64), np.dtype(np.float64))
-    >>> input_copy_bytes(np.zeros((2, 3, 4)), g, plan)  # 2 * 3 * 6 * 8
-    288
-    """
-    if not geometry.is_padded and x.dtype == plan.compute:
-        return 0
-    return (
-        geometry.batch_size
-        * geometry.in_channels
-        * math.prod(geometry.padded_shape)
-        * plan.compute.itemsize
-    )
 
 
 def run_conv(
@@ -91,32 +80,23 @@ def run_conv(
     path = METHODS[method]
     batched_x = x if geometry.batched else x[np.newaxis]
     kernels = weight.astype(compute, copy=False)
-    copy_bytes = input_copy_bytes(batched_x, geometry, plan)
-    budget = get_memory_budget()
+    batch = geometry.batch_size
+    copies = geometry.is_padded or batched_x.dtype != compute
+    copying = _copy_plan(geometry, compute, method, get_memory_budget(), copies=copies)
     # inf * 0, inf - inf and overflow give the IEEE results (nan, inf) that propagate only
     # to the outputs whose windows hold them; they are results, not warnings.
     with np.errstate(all="ignore"):
-        if copy_bytes <= budget // 2:
+        if not copying.chunked:
             x_padded = pad_input(batched_x.astype(compute, copy=False), geometry)
-            if copy_bytes:
-                with memory_budget(max(1, budget - copy_bytes)):
+            if copying.held:
+                with memory_budget(max(1, get_memory_budget() - copying.held)):
                     out = path(x_padded, kernels, geometry)
-            else:
+            else:  # no copy: the path has the whole budget (and a tiny call no extra step)
                 out = path(x_padded, kernels, geometry)
         else:
-            # The padded copy takes at most half the budget, the path the rest (its result
-            # for the chunk, copied into the output, included).
-            per_image = copy_bytes // max(1, geometry.batch_size)
-            with memory_budget(max(1, budget // 2)):
-                images = units_per_chunk(
-                    per_image, "padded copy of one input image (allowed half the budget)"
-                )
-            out = np.empty(
-                (geometry.batch_size, geometry.out_channels, *geometry.output_shape), compute
-            )
-            result_bytes = out[:images].nbytes
-            with memory_budget(max(1, budget - images * per_image - result_bytes)):
-                for image_slice in chunks(geometry.batch_size, images):
+            out = np.empty((batch, geometry.out_channels, *geometry.output_shape), compute)
+            with memory_budget(max(1, get_memory_budget() - copying.held)):
+                for image_slice in chunks(batch, copying.images):
                     count = image_slice.stop - image_slice.start
                     part = dataclasses.replace(geometry, batch_size=count)
                     x_part = pad_input(batched_x[image_slice].astype(compute, copy=False), part)
@@ -127,3 +107,26 @@ def run_conv(
         if not geometry.batched:
             out = out[0]
         return np.ascontiguousarray(out.astype(plan.output, copy=False))
+
+
+@lru_cache(maxsize=256)
+def _copy_plan(
+    geometry: ConvGeometry, compute: np.dtype[Any], method: str, budget: int, *, copies: bool
+) -> InputCopyPlan:
+    """How the engine copies the input for this call (cached: a tiny call cannot afford it).
+
+    ``budget`` is the budget in force, part of the cache key.
+    """
+    del budget  # plan_input_copy reads the budget in force; here it is only a cache key
+    itemsize = compute.itemsize
+    per_image = geometry.in_channels * math.prod(geometry.padded_shape) * itemsize
+    result = geometry.out_channels * math.prod(geometry.output_shape) * itemsize
+    minimum = minimum_chunk_bytes(method, geometry, itemsize)
+    return plan_input_copy(
+        geometry.batch_size,
+        per_image if copies else 0,
+        result,
+        minimum,
+        method,
+        MINIMUM_CHUNK_NAMES[method],
+    )

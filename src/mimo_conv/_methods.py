@@ -7,19 +7,20 @@ input ``(N, C_in, *padded_shape)`` and the kernels in the compute dtype, and a n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from numpy.typing import NDArray
 
 from mimo_conv._geometry import ConvGeometry
-from mimo_conv._method_einsum import MAX_SPATIAL_DIMS, correlate_einsum
-from mimo_conv._method_fold import correlate_fold
-from mimo_conv._method_gemm import correlate_gemm
-from mimo_conv._method_im2col import correlate_im2col
+from mimo_conv._method_einsum import MAX_SPATIAL_DIMS, correlate_einsum, einsum_bytes_per_row
+from mimo_conv._method_fold import correlate_fold, fold_bytes_per_row
+from mimo_conv._method_gemm import correlate_gemm, im2col_bytes_per_row
+from mimo_conv._method_im2col import correlate_im2col, im2col_bytes_per_image
 from mimo_conv._method_matmul import correlate_matmul
 from mimo_conv._method_naive import correlate_naive
-from mimo_conv._method_shift import correlate_shift
+from mimo_conv._method_shift import correlate_shift, shift_bytes_per_row
 
 Correlate = Callable[[NDArray[Any], NDArray[Any], ConvGeometry], NDArray[Any]]
 
@@ -75,3 +76,48 @@ def check_method(method: object, geometry: ConvGeometry) -> None:
             f"got kernel shape {geometry.kernel_shape}; use method='einsum' or 'auto'"
         )
         raise ValueError(msg)
+
+
+#: What each path's smallest chunk (:func:`minimum_chunk_bytes`) holds, for error messages.
+MINIMUM_CHUNK_NAMES: dict[str, str] = {
+    "naive": "window",
+    "einsum": "window copy of one output row",
+    "matmul": "strided copy of one image",
+    "im2col": "im2col column matrix of one image",
+    "gemm": "im2col buffer of one output row",
+    "shift": "shifted input and product of one output row",
+    "fold": "fold buffer of one output row",
+}
+
+
+def minimum_chunk_bytes(method: str, geometry: ConvGeometry, itemsize: int) -> int:
+    """Temporary bytes of the smallest chunk the path ``method`` can compute in.
+
+    One output row of one image for the paths that chunk over rows (``"gemm"``,
+    ``"fold"``, ``"shift"``, ``"einsum"``), one image for ``"im2col"`` and for
+    ``"matmul"`` with a stride (its strided copy), one window for ``"naive"``. The engine
+    leaves at least this much of the budget to the path when it sizes the chunks of the
+    padded input copy.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(8, 16, 16, 1, (32, 32), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> minimum_chunk_bytes("gemm", g, 4)  # 16 channels * 9 taps * 32 positions * 4 bytes
+    18432
+    >>> minimum_chunk_bytes("im2col", g, 4)  # (16 * 9 + 16) * 32 * 32 * 4 bytes
+    655360
+    """
+    if method == "gemm" or (method == "fold" and geometry.stride[0] != 1):
+        return im2col_bytes_per_row(geometry, itemsize)
+    if method == "fold":
+        return fold_bytes_per_row(geometry, itemsize)
+    if method == "shift":
+        return shift_bytes_per_row(geometry, itemsize)
+    if method == "einsum":
+        return einsum_bytes_per_row(geometry, itemsize)
+    if method == "im2col":
+        return im2col_bytes_per_image(geometry, itemsize)
+    if method == "matmul":
+        strided = any(step > 1 for step in geometry.stride)
+        return geometry.in_channels * math.prod(geometry.output_shape) * itemsize if strided else 0
+    return geometry.terms_per_output * itemsize  # "naive": one window
