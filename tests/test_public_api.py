@@ -34,3 +34,22 @@ def test_every_public_callable_has_a_docstring_with_examples() -> None:
 
 def test_py_typed_is_shipped() -> None:
     assert files("mimo_conv").joinpath("py.typed").is_file()
+
+
+def test_every_method_argument_documents_every_method_name() -> None:
+    from mimo_conv import grad  # noqa: PLC0415 - the submodule, next to the top level
+
+    functions = [getattr(mimo_conv, name) for name in mimo_conv.__all__]
+    functions += [getattr(grad, name) for name in grad.__all__]
+    documented = 0
+    for function in functions:
+        if not callable(function) or "method" not in inspect.signature(function).parameters:
+            continue
+        doc = inspect.getdoc(function) or ""
+        if "method : {" not in doc:
+            continue  # its entry refers to a function whose entry lists the names
+        entry = doc[doc.index("method : {") :].splitlines()[0]
+        for name in mimo_conv.METHOD_NAMES:
+            assert f'"{name}"' in entry, (function.__name__, name, entry)
+        documented += 1
+    assert documented >= 3  # conv and the two gradients at least

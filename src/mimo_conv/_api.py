@@ -58,13 +58,15 @@ def conv(
         How padded elements are filled. ``"reflect"`` mirrors without repeating the edge
         (padding < input size), ``"symmetric"`` mirrors repeating it, ``"circular"`` wraps
         around (padding <= input size), ``"replicate"`` repeats the edge.
-    method : {"auto", "einsum", "matmul", "naive", "gemm", "shift"}, optional
+    method : {"auto", "naive", "einsum", "matmul", "im2col", "gemm", "shift", "fold"}, optional
         The computational path. ``"naive"`` loops over output positions (the reference);
         ``"einsum"`` contracts a sliding-window view; ``"matmul"`` is one matrix product
-        and needs a 1 x 1 kernel; ``"gemm"`` copies windows into a chunked im2col buffer
-        for one matrix product per chunk (the fast general path); ``"shift"`` sums one
-        small product per kernel tap (the low-memory path); ``"auto"`` picks from a cost
-        model (:func:`explain_method` prints it). All give the same result: bit for bit on
+        and needs a 1 x 1 kernel; ``"im2col"`` builds the column matrix of whole images;
+        ``"gemm"`` copies windows into a chunked im2col buffer for one matrix product per
+        chunk (the fast general path); ``"fold"`` copies only the later kernel axes and
+        runs one product per tap of the first; ``"shift"`` sums one small product per kernel
+        tap (the low-memory path); ``"auto"`` picks from a cost model
+        (:func:`explain_method` prints it). All give the same result: bit for bit on
         integers, within rounding error on floats.
     memory_budget : int, optional
         Largest temporary buffer, in bytes, any path may allocate for this call (the
@@ -173,6 +175,9 @@ def _convolve(
         spatial_dims=spatial_dims,
     )
     check_method(method, geometry)
+    if memory_budget is None:  # the budget in force: no context manager for a tiny call
+        chosen = choose_method(geometry, plan) if method == "auto" else method
+        return run_conv(x_array, weight_array, bias_array, geometry, plan, chosen)
     with call_budget(memory_budget):
         chosen = choose_method(geometry, plan) if method == "auto" else method
         return run_conv(x_array, weight_array, bias_array, geometry, plan, chosen)
