@@ -15,13 +15,13 @@ array([[19, 25],
 from mimo_conv import grad as grad
 from mimo_conv import testing as testing
 from mimo_conv._api import conv, conv1d, conv2d, conv3d
+from mimo_conv._backward import conv_backward
 from mimo_conv._budget import get_memory_budget, memory_budget, set_memory_budget
 from mimo_conv._compose import compose, decompose
 from mimo_conv._conv_matrix import conv_matrix
 from mimo_conv._cost import ConvCost, cost, output_shape
 from mimo_conv._cost_model import explain_method
 from mimo_conv._geometry import ConvGeometry, output_length
-from mimo_conv._gradients import conv_backward
 from mimo_conv._methods import METHOD_NAMES
 from mimo_conv._textbook import (
     corr2d,

@@ -3,7 +3,7 @@
 A transposed convolution is the input gradient of a convolution used as a layer: each
 input element scatters a copy of its kernel, scaled by its value, into the output at
 ``stride`` spacing, and overlapping copies add up. It shares its computation with
-:func:`mimo_conv.grad.conv_input` (:func:`mimo_conv._gradients.input_gradient`, with its
+:func:`mimo_conv.grad.conv_input` (:func:`mimo_conv._input_gradient.input_gradient`, with its
 ``method=`` and memory budget); only the shape rules differ, and they are checked here.
 """
 
@@ -16,7 +16,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mimo_conv._geometry import ConvGeometry
-from mimo_conv._gradients import IntOrInts, PaddingArg, input_gradient
+from mimo_conv._gradient_common import IntOrInts, PaddingArg
+from mimo_conv._input_gradient import input_gradient
 from mimo_conv._memory import check_output_fits
 from mimo_conv._validation import (
     as_int,

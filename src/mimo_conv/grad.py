@@ -32,16 +32,11 @@ from typing import Any
 
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._gradients import (
-    IntOrInts,
-    PaddingArg,
-    as_shape,
-    bias_gradient,
-    gradient_geometry,
-    input_gradient,
-    weight_gradient,
-)
+from mimo_conv._backward import bias_gradient
+from mimo_conv._gradient_common import IntOrInts, PaddingArg, as_shape, gradient_geometry
+from mimo_conv._input_gradient import input_gradient
 from mimo_conv._validation import as_numeric_array
+from mimo_conv._weight_gradient import weight_gradient
 
 __all__ = [
     "conv1d_input",
@@ -59,7 +54,7 @@ __all__ = [
 def _options(
     stride: object, padding: object, dilation: object, groups: object, padding_mode: object
 ) -> dict[str, object]:
-    """Collect the forward call's options for :func:`~mimo_conv._gradients.gradient_geometry`."""
+    """Collect the forward call's options for the backward validation (``gradient_geometry``)."""
     return {
         "stride": stride,
         "padding": padding,
