@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from mimo_conv._budget import chunk_bytes, get_memory_budget, plan_chunks, plan_input_copy
+from mimo_conv._budget import chunk_bytes, get_memory_budget, plan_chunks
 from mimo_conv._budget import memory_budget as budget_scope
 from mimo_conv._dtypes import DtypePlan
 from mimo_conv._geometry import ConvGeometry
@@ -34,7 +34,7 @@ from mimo_conv._method_fold import fold_bytes_per_row
 from mimo_conv._method_gemm import im2col_bytes_per_row
 from mimo_conv._method_im2col import im2col_bytes_per_image
 from mimo_conv._method_shift import shift_bytes_per_row
-from mimo_conv._methods import MINIMUM_CHUNK_NAMES, minimum_chunk_bytes
+from mimo_conv._methods import input_copy_plan
 
 #: Sustained GEMM rate of OpenBLAS on large operands, FLOP/s, by compute dtype kind and
 #: itemsize. Measured by ``benchmarks/bench_conv.py`` (the same-size GEMM column) on the
@@ -238,19 +238,17 @@ def path_cost(
     'needs a 1 x 1 kernel'
     """
     limit = get_memory_budget() if budget is None else budget
-    # As the engine does (mimo_conv._budget.plan_input_copy): the padded copy, whole or in
+    # As the engine does (mimo_conv._methods.input_copy_plan): the padded copy, whole or in
     # chunks of images, leaves the path room for its smallest chunk; the path runs under
     # the rest.
     itemsize = plan.compute.itemsize
-    copy = padded_copy_bytes(geometry, plan) // max(1, geometry.batch_size)
-    result = geometry.out_channels * math.prod(geometry.output_shape) * itemsize
     with budget_scope(limit):
         try:
-            minimum = minimum_chunk_bytes(method, geometry, itemsize)
-            name = MINIMUM_CHUNK_NAMES[method]
-            copying = plan_input_copy(geometry.batch_size, copy, result, minimum, method, name)
+            copying = input_copy_plan(method, geometry, itemsize, copies=geometry.is_padded)
         except MemoryError:
-            return PathCost(method, 0, 0, 0, copy + result, math.inf, "over the memory budget")
+            one_image = padded_copy_bytes(geometry, plan) // max(1, geometry.batch_size)
+            result = geometry.out_channels * math.prod(geometry.output_shape) * itemsize
+            return PathCost(method, 0, 0, 0, one_image + result, math.inf, "over the memory budget")
     with budget_scope(max(1, limit - copying.held)):
         return _path_cost(method, geometry, plan, copying.held)
 

@@ -16,7 +16,6 @@ size.
 from __future__ import annotations
 
 import dataclasses
-import math
 from functools import lru_cache
 from typing import Any
 
@@ -28,11 +27,10 @@ from mimo_conv._budget import (
     chunks,
     get_memory_budget,
     memory_budget,
-    plan_input_copy,
 )
 from mimo_conv._dtypes import DtypePlan
 from mimo_conv._geometry import ConvGeometry
-from mimo_conv._methods import METHODS, MINIMUM_CHUNK_NAMES, minimum_chunk_bytes
+from mimo_conv._methods import METHODS, input_copy_plan
 from mimo_conv._windows import pad_input
 
 
@@ -117,16 +115,5 @@ def _copy_plan(
 
     ``budget`` is the budget in force, part of the cache key.
     """
-    del budget  # plan_input_copy reads the budget in force; here it is only a cache key
-    itemsize = compute.itemsize
-    per_image = geometry.in_channels * math.prod(geometry.padded_shape) * itemsize
-    result = geometry.out_channels * math.prod(geometry.output_shape) * itemsize
-    minimum = minimum_chunk_bytes(method, geometry, itemsize)
-    return plan_input_copy(
-        geometry.batch_size,
-        per_image if copies else 0,
-        result,
-        minimum,
-        method,
-        MINIMUM_CHUNK_NAMES[method],
-    )
+    del budget  # input_copy_plan reads the budget in force; here it is only a cache key
+    return input_copy_plan(method, geometry, compute.itemsize, copies=copies)

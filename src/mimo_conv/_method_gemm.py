@@ -154,7 +154,7 @@ def _gemm_plan(geometry: ConvGeometry, itemsize: int, budget: int) -> _GemmPlan:
             ((*every, *tap), index)
             for tap, index in tap_slices(geometry, row_slice.start, row_slice.stop)
         )
-        gather = _gather_index(geometry, copies, height) if len(planned) == 0 else None
+        gather = _gather_index(geometry, copies, height) if height == rows else None
         for image_slice in chunks(batch, images):
             count = image_slice.stop - image_slice.start
             planned.append(
@@ -171,7 +171,7 @@ def _gemm_plan(geometry: ConvGeometry, itemsize: int, budget: int) -> _GemmPlan:
                     (count, groups, terms, height * inner),
                     (count, groups, outputs_per_group, height * inner),
                     copies,
-                    gather if rows == height else None,
+                    gather,
                 )
             )
     return _GemmPlan(

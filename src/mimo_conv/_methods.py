@@ -13,6 +13,7 @@ from typing import Any
 
 from numpy.typing import NDArray
 
+from mimo_conv._budget import InputCopyPlan, plan_input_copy
 from mimo_conv._geometry import ConvGeometry
 from mimo_conv._method_einsum import MAX_SPATIAL_DIMS, correlate_einsum, einsum_bytes_per_row
 from mimo_conv._method_fold import correlate_fold, fold_bytes_per_row
@@ -88,6 +89,33 @@ MINIMUM_CHUNK_NAMES: dict[str, str] = {
     "shift": "shifted input and product of one output row",
     "fold": "fold buffer of one output row",
 }
+
+
+def input_copy_plan(
+    method: str, geometry: ConvGeometry, itemsize: int, *, copies: bool
+) -> InputCopyPlan:
+    """How the padded input copy is chunked so that the path ``method`` fits beside it.
+
+    :func:`mimo_conv._budget.plan_input_copy` for this geometry under the budget in force;
+    ``copies`` says whether the input is copied at all (padding or a dtype conversion). The
+    engine runs by it and the cost model predicts by it.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(8, 16, 16, 1, (32, 32), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> input_copy_plan("gemm", g, 4, copies=True)  # 8 padded images of 16 * 34 * 34 * 4 B
+    InputCopyPlan(images=8, held=591872, chunked=False)
+    """
+    per_image = geometry.in_channels * math.prod(geometry.padded_shape) * itemsize
+    result = geometry.out_channels * math.prod(geometry.output_shape) * itemsize
+    return plan_input_copy(
+        geometry.batch_size,
+        per_image if copies else 0,
+        result,
+        minimum_chunk_bytes(method, geometry, itemsize),
+        method,
+        MINIMUM_CHUNK_NAMES[method],
+    )
 
 
 def minimum_chunk_bytes(method: str, geometry: ConvGeometry, itemsize: int) -> int:
