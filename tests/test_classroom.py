@@ -3,7 +3,7 @@
 Operation counts are checked against counts made by running loops: the forward pass runs
 the library's own ``naive`` method on numbers that count their multiplications and
 additions; the backward pass runs the chain rule written out as loops, instrumented the
-same way. Nothing here re-derives the formulas of ``mimo_conv._cost``.
+same way. Nothing here re-derives the formulas of ``mimo_conv._classroom.counts``.
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import mimo_conv as mc
-from mimo_conv._cost_model import workspace_bytes
-from mimo_conv._dtypes import plan_dtypes
-from mimo_conv._exercises import (
+from mimo_conv._classroom.exercises import (
     answer_exercises,
     exercise_1,
     exercise_2,
@@ -34,7 +32,9 @@ from mimo_conv._exercises import (
     exercise_5,
     exercise_6,
 )
-from mimo_conv._methods import METHODS, check_method
+from mimo_conv._core.dtypes import plan_dtypes
+from mimo_conv._engine.cost_model import workspace_bytes
+from mimo_conv._paths.registry import METHODS, check_method
 
 # --------------------------------------------------------------------------------------
 # Counting numbers

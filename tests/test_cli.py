@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import mimo_conv as mc
-from mimo_conv._cli import main
+from mimo_conv._classroom.cli import main
 
 pty = pytest.importorskip("pty")  # POSIX only
 

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 
 import mimo_conv as mc
-from mimo_conv import _cost_model as model
-from mimo_conv._dtypes import DtypePlan, plan_dtypes
-from mimo_conv._geometry import ConvGeometry
-from mimo_conv._method_gemm import im2col_bytes_per_row
-from mimo_conv._method_shift import shift_bytes_per_row
-from mimo_conv._methods import METHODS
+from mimo_conv._core.dtypes import DtypePlan, plan_dtypes
+from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._engine import cost_model as model
+from mimo_conv._paths.gemm import im2col_bytes_per_row
+from mimo_conv._paths.registry import METHODS
+from mimo_conv._paths.shift import shift_bytes_per_row
 from mimo_conv.testing import ConvProblem, conv_problems
 
 F32 = plan_dtypes(np.dtype(np.float32), np.dtype(np.float32))

@@ -17,7 +17,7 @@ import pytest
 from numpy.typing import NDArray
 
 import mimo_conv as mc
-from mimo_conv._methods import METHOD_NAMES
+from mimo_conv._paths.registry import METHOD_NAMES
 from mimo_conv.testing import error_bound
 
 

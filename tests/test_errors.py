@@ -19,7 +19,7 @@ import pytest
 from numpy.typing import NDArray
 
 import mimo_conv as mc
-from mimo_conv._methods import METHOD_NAMES
+from mimo_conv._paths.registry import METHOD_NAMES
 
 INT64_MAX = 2**63 - 1
 

@@ -27,9 +27,9 @@ from numpy.typing import NDArray
 import mimo_conv as mc
 from memory_probe import peak_temporary
 from mimo_conv import PADDING_MODES, grad
-from mimo_conv._error_bound import gamma
-from mimo_conv._validation import build_geometry
+from mimo_conv._core.arguments import build_geometry
 from mimo_conv.testing import PADDING_FORMS, ConvProblem, conv_problems
+from mimo_conv.testing.bounds import gamma
 
 U64 = 2.0**-53  # unit roundoff of float64
 #: mimo_conv's padding modes and the names torch.nn.functional.pad gives them.
@@ -680,7 +680,7 @@ def _forward_method_error(method: Any, kernel: tuple[int, ...]) -> str:
     return str(forward.value)
 
 
-ALL_METHODS = tuple(mc._methods.METHODS)
+ALL_METHODS = tuple(name for name in mc.METHOD_NAMES if name != "auto")
 
 
 @settings(max_examples=40)
@@ -1104,13 +1104,20 @@ def test_weight_gradient_temporaries_stay_within_the_budget(method: str, budget:
     assert np.array_equal(result, expected)
 
 
-def test_float_weight_gradient_does_not_depend_on_the_chunking_on_engine_paths() -> None:
-    # On the forward paths, chunks split input channels and rows, never a sum: same bits.
+def test_float_weight_gradient_stays_within_the_bound_whatever_the_chunking() -> None:
+    # On the forward paths, chunks split input channels and rows, never a sum; BLAS may
+    # still sum in another order for another matrix size. Each result is within
+    # gamma_n * (|x| correlated with |g|) of the exact gradient (n terms per element), so
+    # two results are within twice that of each other.
     x, w, g = _budget_problem()
+    terms = g.shape[0] * math.prod(g.shape[2:])
+    bound = 2 * gamma(terms, float(np.finfo(np.float64).eps) / 2)
+    magnitude = grad.conv2d_weight(np.abs(x), w.shape, np.abs(g), padding=1)
     for method in ("gemm", "shift"):
         whole = grad.conv2d_weight(x, w.shape, g, padding=1, method=method)
         chunked = grad.conv2d_weight(x, w.shape, g, padding=1, method=method, memory_budget=2**18)
-        assert np.array_equal(chunked, whole)
+        assert np.all(np.abs(chunked - whole) <= bound * magnitude)
+        assert not np.array_equal(magnitude, 0 * magnitude)  # the bound is not vacuous
 
 
 def test_pointwise_matmul_weight_gradient_stays_within_the_budget() -> None:

@@ -20,8 +20,8 @@ from numpy.typing import NDArray
 
 import mimo_conv as mc
 from memory_probe import peak_temporary
-from mimo_conv import _methods
-from mimo_conv._budget import PREFERRED_CHUNK_BYTES, plan_chunks
+from mimo_conv._core.budget import PREFERRED_CHUNK_BYTES, plan_chunks
+from mimo_conv._paths import registry as _methods
 from mimo_conv.testing import ConvProblem, assert_conv_close, conv_problems
 
 FAST_PATHS = ("gemm", "fold", "shift")
@@ -140,19 +140,20 @@ def test_chunked_results_equal_unchunked(problem: ConvProblem, method: str, budg
     assert np.array_equal(chunked, whole)
 
 
-def test_float_results_do_not_depend_on_the_chunking() -> None:
-    # Chunks split the batch and the output rows, never a sum: every output element is the
-    # same dot product in the same order, so even float results agree bit for bit.
+def test_float_results_stay_within_the_bound_whatever_the_chunking() -> None:
+    # Chunks split the batch and the output rows, never a sum. BLAS may still pick another
+    # kernel (another summation order) for a matrix of another size, so the last bits can
+    # differ between chunkings (OpenBLAS 0.3.31 does on this problem); each result must
+    # stay within the derived bound of the exact one. Exact sums (integer values) are
+    # checked bit for bit in the test above.
     rng = np.random.default_rng(6)
     x = rng.standard_normal((5, 6, 17, 13))
     w = rng.standard_normal((4, 3, 3, 2))
     options: dict[str, Any] = {"padding": 1, "groups": 2, "stride": (1, 2)}
     for method in ("gemm", "fold", "shift", "einsum"):
-        whole = mc.conv2d(x, w, method=method, **options)
-        for budget in (40_000, 100_000):
-            assert np.array_equal(
-                mc.conv2d(x, w, method=method, memory_budget=budget, **options), whole
-            )
+        for budget in (None, 40_000, 100_000):
+            chunked = mc.conv2d(x, w, method=method, memory_budget=budget, **options)
+            assert_conv_close(chunked, x, w, **options)
 
 
 def test_chunk_plan_splits_images_then_rows() -> None:

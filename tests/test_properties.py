@@ -1,6 +1,6 @@
 """Property tests of the engine over generated problems (issue 2, "Tests").
 
-Every computational path in ``mimo_conv._methods.METHODS`` is checked, so a path added
+Every computational path in ``mimo_conv._paths.registry.METHODS`` is checked, so a path added
 later is covered without touching this file: bit for bit against ``"naive"`` on
 integer-valued inputs, and within the derived rounding-error bound of the exact result on
 random floats. The metamorphic properties use int64 inputs, where every identity is exact.
@@ -19,9 +19,9 @@ from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
 import mimo_conv as mc
-from mimo_conv import _methods
-from mimo_conv._assertions import exact_conv, reference_for, to_fraction
+from mimo_conv._paths import registry as _methods
 from mimo_conv.testing import ConvProblem, conv_problems, error_bound
+from mimo_conv.testing.assertions import exact_conv, reference_for, to_fraction
 
 RANKS = (1, 2, 3)
 NUMPY_PAD_MODES = {

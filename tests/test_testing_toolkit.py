@@ -30,9 +30,9 @@ from numpy.typing import NDArray
 
 import mimo_conv as mc
 from mimo_conv import testing
-from mimo_conv._assertions import reference_for
-from mimo_conv._validation import padding_pairs
+from mimo_conv._core.arguments import padding_pairs
 from mimo_conv.testing import ConvProblem, assert_conv_close, conv_problems, error_bound
+from mimo_conv.testing.assertions import reference_for
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 FLOAT_DTYPES = ("float32", "float64", "float16", "complex64", "complex128")
@@ -393,7 +393,7 @@ def test_hypothesis_is_imported_lazily() -> None:
 
 def test_missing_hypothesis_names_the_testing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "hypothesis", None)
-    monkeypatch.delitem(sys.modules, "mimo_conv._strategies", raising=False)
+    monkeypatch.delitem(sys.modules, "mimo_conv.testing.strategies", raising=False)
     with pytest.raises(ImportError, match=r'pip install "mimo_conv\[testing\]"'):
         conv_problems()
 

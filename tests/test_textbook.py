@@ -17,7 +17,8 @@ import pytest
 from numpy.typing import NDArray
 
 import mimo_conv as mc
-from mimo_conv import _cli, _demo
+from mimo_conv._classroom import cli as _cli
+from mimo_conv._classroom import demo as _demo
 
 # The book's two-channel input and kernel (section 6.4.1).
 BOOK_X = [[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]

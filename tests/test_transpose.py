@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 import mimo_conv as mc
 from mimo_conv import grad
-from mimo_conv._methods import METHODS
+from mimo_conv._paths.registry import METHODS
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import mimo_conv as mc
-from mimo_conv._cost_model import workspace_bytes
-from mimo_conv._dtypes import plan_dtypes
-from mimo_conv._geometry import ConvGeometry
+from mimo_conv._core.dtypes import plan_dtypes
+from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._engine.cost_model import workspace_bytes
 from mimo_conv.testing import ELEMENT_KINDS, ConvProblem, assert_conv_close, conv_problems
 
 

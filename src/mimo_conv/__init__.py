@@ -14,29 +14,29 @@ array([[19, 25],
 
 from mimo_conv import grad as grad
 from mimo_conv import testing as testing
-from mimo_conv._api import conv, conv1d, conv2d, conv3d
-from mimo_conv._backward import conv_backward
-from mimo_conv._budget import get_memory_budget, memory_budget, set_memory_budget
-from mimo_conv._compose import compose, decompose
-from mimo_conv._conv_matrix import conv_matrix
-from mimo_conv._cost import ConvCost, cost, output_shape
-from mimo_conv._cost_model import explain_method
-from mimo_conv._geometry import ConvGeometry, output_length
-from mimo_conv._methods import METHOD_NAMES
-from mimo_conv._textbook import (
+from mimo_conv._classroom.compose import compose, decompose
+from mimo_conv._classroom.conv_matrix import conv_matrix
+from mimo_conv._classroom.counts import ConvCost, cost, output_shape
+from mimo_conv._classroom.textbook import (
     corr2d,
     corr2d_multi_in,
     corr2d_multi_in_out,
     corr2d_multi_in_out_1x1,
 )
-from mimo_conv._transpose import (
+from mimo_conv._core.arguments import PADDING_MODES
+from mimo_conv._core.budget import get_memory_budget, memory_budget, set_memory_budget
+from mimo_conv._core.geometry import ConvGeometry, output_length
+from mimo_conv._engine.cost_model import explain_method
+from mimo_conv._gradients.backward import conv_backward
+from mimo_conv._ops.conv import conv, conv1d, conv2d, conv3d
+from mimo_conv._ops.transpose import (
     conv_transpose,
     conv_transpose1d,
     conv_transpose2d,
     conv_transpose3d,
 )
-from mimo_conv._unfold import fold, unfold
-from mimo_conv._validation import PADDING_MODES
+from mimo_conv._ops.unfold import fold, unfold
+from mimo_conv._paths.registry import METHOD_NAMES
 
 __version__ = "0.1.0"
 

@@ -3,7 +3,7 @@
 import os
 import sys
 
-from mimo_conv._cli import main
+from mimo_conv._classroom.cli import main
 
 if __name__ == "__main__":
     try:

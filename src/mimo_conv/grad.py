@@ -32,11 +32,11 @@ from typing import Any
 
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._backward import bias_gradient
-from mimo_conv._gradient_common import IntOrInts, PaddingArg, as_shape, gradient_geometry
-from mimo_conv._input_gradient import input_gradient
-from mimo_conv._validation import as_numeric_array
-from mimo_conv._weight_gradient import weight_gradient
+from mimo_conv._core.arguments import as_numeric_array
+from mimo_conv._gradients.backward import bias_gradient
+from mimo_conv._gradients.common import IntOrInts, PaddingArg, as_shape, gradient_geometry
+from mimo_conv._gradients.input_gradient import input_gradient
+from mimo_conv._gradients.weight_gradient import weight_gradient
 
 __all__ = [
     "conv1d_input",

@@ -1,0 +1,392 @@
+"""The input gradient ``dL/dx`` of :func:`mimo_conv.conv`, and of a transposed convolution.
+
+First the gradient of the padded input, then the adjoint of the padding
+(:func:`~mimo_conv._core.padding_adjoint.unpad_adjoint`) folds its border back into the
+input, so reflect, replicate, circular and symmetric padding route their gradient to the
+elements they copied. ``method="auto"`` scatters ``w^T g`` back through the windows:
+one matrix product per group gives, for every window position, the gradient of each
+tap of the window (``(C_in * prod(k), L)`` columns), and
+:func:`~mimo_conv._core.columns.fold_taps` adds the columns into the padded input (col2im).
+A named ``method`` (and ``"auto"`` when one image's columns do not fit the budget)
+computes the padded gradient instead as a forward correlation of ``g`` with
+``stride - 1`` zeros inserted, by the kernels flipped and with their channel axes
+swapped per group (:func:`input_gradient_geometry`), run by the forward engine on that
+path. Images are processed in chunks within the memory budget (:mod:`mimo_conv._core.budget`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mimo_conv._core.budget import (
+    call_budget,
+    chunks,
+    get_memory_budget,
+    memory_budget,
+    units_per_chunk,
+)
+from mimo_conv._core.columns import fold_taps
+from mimo_conv._core.dtypes import DtypePlan, check_integer_range, plan_dtypes, python_integers
+from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._core.memory import check_output_fits
+from mimo_conv._core.padding_adjoint import copies_per_element, unpad_adjoint
+from mimo_conv._engine.cost_model import choose_method
+from mimo_conv._engine.execute import run_conv
+from mimo_conv._paths.registry import check_method
+
+
+def scatter_windows(
+    grad_output: NDArray[Any], weight: NDArray[Any], geometry: ConvGeometry
+) -> NDArray[Any]:
+    """Gradient of the padded input: ``fold(weight^T @ grad_output)``, no checks.
+
+    Parameters
+    ----------
+    grad_output : ndarray of shape (N, C_out, *positions)
+        In the compute dtype. ``positions`` may differ from ``geometry.output_shape``
+        (:func:`mimo_conv.conv_transpose` with ``output_padding >= stride``) as long as
+        every window lies inside ``geometry.padded_shape``.
+    weight : ndarray of shape (C_out, C_in // groups, *kernel)
+        In the compute dtype.
+    geometry : ConvGeometry
+
+    Returns
+    -------
+    ndarray of shape (N, C_in, *geometry.padded_shape)
+        ``N * C_in * prod(k) * L * C_out/groups`` multiply-adds in one ``np.matmul`` and a
+        temporary of ``N * C_in * prod(k) * L`` elements (the columns).
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> scatter_windows(np.array([[[1, 10]]]), np.array([[[2, 3]]]), g)
+    array([[[ 2, 23, 30]]])
+    """
+    batch, groups = grad_output.shape[0], geometry.groups
+    positions = grad_output.shape[2:]
+    taps = math.prod(geometry.kernel_shape)
+    per_group = geometry.out_channels_per_group
+    grads = grad_output.reshape((batch, groups, per_group, math.prod(positions)))
+    transposed = weight.reshape((groups, per_group, geometry.terms_per_output)).transpose(0, 2, 1)
+    # (N, groups, C_in/groups * prod(k), L); a contraction over one channel (depthwise) is
+    # a broadcast product, much faster than a stack of matrix products with inner size 1.
+    cols = transposed * grads if per_group == 1 else np.matmul(transposed, grads)
+    cols = cols.reshape((batch, geometry.in_channels, taps, *positions))
+    return fold_taps(
+        cols, geometry.padded_shape, geometry.kernel_shape, geometry.stride, geometry.dilation
+    )
+
+
+def input_gradient_plan(
+    grad_output: NDArray[Any], weight: NDArray[Any], geometry: ConvGeometry
+) -> DtypePlan:
+    """Dtype plan of ``dL/dx``, after the overflow and memory checks (before any work).
+
+    An element of ``dL/dx`` sums at most ``C_out/groups * prod(k)`` products per padded
+    position that copies it (:func:`~mimo_conv._core.padding_adjoint.copies_per_element`).
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> input_gradient_plan(np.ones((1, 1, 2), np.float16), np.ones((1, 1, 2)), g).output
+    dtype('float64')
+    """
+    plan = plan_dtypes(grad_output.dtype, weight.dtype)
+    if plan.compute.kind == "i":
+        terms = (
+            geometry.out_channels_per_group
+            * math.prod(geometry.kernel_shape)
+            * copies_per_element(geometry)
+        )
+        check_integer_range(grad_output, weight, None, terms)
+    padded = (geometry.batch_size, geometry.in_channels, *geometry.padded_shape)
+    check_output_fits(padded, plan.compute)
+    return plan
+
+
+def input_gradient_geometry(geometry: ConvGeometry) -> ConvGeometry:
+    """Return the geometry of the forward correlation that computes ``dL/d(x_padded)``.
+
+    Along one axis (stride ``s``, dilation ``d``, ``k`` taps, padded length ``P``, ``out``
+    output positions) the forward pass reads ``x_pad[p*s + t*d]`` with weight ``w[t]``, so
+
+    ``dL/dx_pad[j] = sum_{p, t : p*s + t*d = j} g[p] * w[t]``.
+
+    Insert ``s - 1`` zeros between the elements of ``g`` (``u[p*s] = g[p]``, zero
+    elsewhere, ``(out - 1)*s + 1`` elements): the sum is ``sum_t u[j - t*d] * w[t]``. With
+    ``t' = k - 1 - t`` and ``v`` = ``u`` padded by ``d*(k - 1)`` zeros in front
+    (``v[i] = u[i - d*(k - 1)]``) it becomes ``sum_{t'} v[j + t'*d] * w[k - 1 - t']``: a
+    cross-correlation of ``v`` with the flipped kernel, dilation ``d``, stride 1. Its ``P``
+    outputs need ``P + d*(k - 1)`` elements of ``v``, so ``v`` is also padded at the end,
+    by ``d*(k - 1) + r`` with ``r = P - ((out - 1)*s + d*(k - 1) + 1)`` (the elements of
+    the padded input that no window reaches, whose gradient is zero). Channels: output
+    channel ``o`` of group ``G`` reads input channel ``c`` of the same group, so the
+    correlation's input has the ``C_out`` channels of ``g`` and its output the ``C_in``
+    channels of ``x``, in the same ``groups``, with kernels
+    ``w'[G*C_in/groups + c, o, t'] = w[G*C_out/groups + o, c, k - 1 - t']``
+    (:func:`input_gradient_kernels`).
+
+    The returned geometry's input is the zero-inserted ``grad_output`` (unpadded: the
+    engine pads it with zeros), its output the padded input's shape.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(2, 6, 4, 2, (9,), (2,), (3,), (1,), ((1, 0),))  # P = 10, out = 3
+    >>> inner = input_gradient_geometry(g)
+    >>> inner.in_channels, inner.out_channels, inner.groups, inner.input_shape
+    (4, 6, 2, (7,))
+    >>> inner.padding, inner.stride, inner.dilation  # r = 10 - (6 + 1 + 1) = 2
+    (((1, 3),), (1,), (1,))
+    >>> inner.output_shape == g.padded_shape
+    True
+    """
+    inserted = tuple(
+        (out - 1) * step + 1
+        for out, step in zip(geometry.output_shape, geometry.stride, strict=True)
+    )
+    padding = tuple(
+        (extent - 1, extent - 1 + padded - ((out - 1) * step + extent))
+        for extent, padded, out, step in zip(
+            geometry.window_extent,
+            geometry.padded_shape,
+            geometry.output_shape,
+            geometry.stride,
+            strict=True,
+        )
+    )
+    return ConvGeometry(
+        batch_size=geometry.batch_size,
+        in_channels=geometry.out_channels,
+        out_channels=geometry.in_channels,
+        groups=geometry.groups,
+        input_shape=inserted,
+        kernel_shape=geometry.kernel_shape,
+        stride=(1,) * geometry.spatial_dims,
+        dilation=geometry.dilation,
+        padding=padding,
+        padding_mode="zeros",
+        batched=True,
+    )
+
+
+def input_gradient_kernels(weight: NDArray[Any], geometry: ConvGeometry) -> NDArray[Any]:
+    """Return the kernels of :func:`input_gradient_geometry`: channels swapped, flipped.
+
+    ``(C_out, C_in/groups, *k)`` becomes ``(C_in, C_out/groups, *k)``, reversed along every
+    spatial axis; a new contiguous array.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 1, 2, 1, (3,), (2,), (1,), (1,), ((0, 0),))  # C_in 1, C_out 2
+    >>> input_gradient_kernels(np.array([[[1, 2]], [[3, 4]]]), g)
+    array([[[2, 1],
+            [4, 3]]])
+    """
+    groups, kernel = geometry.groups, geometry.kernel_shape
+    per_group = weight.reshape(
+        (groups, geometry.out_channels_per_group, geometry.in_channels_per_group, *kernel)
+    ).swapaxes(1, 2)
+    flipped = np.flip(per_group, axis=tuple(range(3, 3 + len(kernel))))
+    return np.ascontiguousarray(
+        flipped.reshape((geometry.in_channels, geometry.out_channels_per_group, *kernel))
+    )
+
+
+def zero_inserted(grads: NDArray[Any], stride: tuple[int, ...], dtype: Any) -> NDArray[Any]:
+    """Return ``grads`` in ``dtype`` with ``stride - 1`` zeros between its elements.
+
+    Along each spatial axis ``out`` elements become ``(out - 1) * stride + 1``; with every
+    stride 1, ``grads`` converted (no copy when it already has the dtype).
+
+    Examples
+    --------
+    >>> zero_inserted(np.array([[[1, 2, 3]]]), (2,), np.dtype(np.int64))
+    array([[[1, 0, 2, 0, 3]]])
+    """
+    if all(step == 1 for step in stride):
+        return grads.astype(dtype, copy=False)
+    spatial = tuple(
+        (size - 1) * step + 1 for size, step in zip(grads.shape[2:], stride, strict=True)
+    )
+    inserted = np.zeros((*grads.shape[:2], *spatial), dtype)
+    inserted[(slice(None), slice(None), *(slice(None, None, step) for step in stride))] = grads
+    return inserted
+
+
+def input_gradient(
+    grad_output: NDArray[Any],
+    weight: NDArray[Any],
+    geometry: ConvGeometry,
+    *,
+    method: str = "auto",
+    budget: int | None = None,
+) -> NDArray[Any]:
+    """``dL/dx`` of a validated call, in the dtype the policy gives ``grad_output, weight``.
+
+    ``method="auto"`` runs the scatter (:func:`scatter_windows`, then
+    :func:`~mimo_conv._core.padding_adjoint.unpad_adjoint`) on chunks of images sized by
+    :func:`~mimo_conv._core.budget.units_per_chunk`, so the column buffer, the padded gradient
+    and the converted ``grad_output`` of one chunk stay within the memory budget; when those
+    of one image do not fit it takes the engine route below on the path the cost model picks
+    (:func:`mimo_conv._engine.cost_model.choose_method`) instead. A named ``method`` (validated by
+    :func:`mimo_conv._paths.registry.check_method`, as the forward pass does) takes the engine
+    route on that path: :func:`_engine_input_gradient`. Chunks split the batch, never a
+    sum, so the result does not depend on the budget (bit for bit, floats too); integer
+    and ``dtype=object`` results are the same on every path.
+
+    Examples
+    --------
+    Reflect padding sends the gradient of the border back to the mirrored element:
+
+    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (1,), (1,), (1,), ((1, 0),), "reflect")
+    >>> input_gradient(np.array([[[1, 2, 3, 4]]]), np.array([[[1]]]), g)
+    array([[[2, 4, 4]]])
+    >>> input_gradient(np.array([[[1, 2, 3, 4]]]), np.array([[[1]]]), g, method="matmul")
+    array([[[2, 4, 4]]])
+    """
+    check_method(method, geometry)
+    plan = input_gradient_plan(grad_output, weight, geometry)
+    grads = grad_output if geometry.batched else grad_output[np.newaxis]
+    with call_budget(budget):
+        per_image = scatter_bytes_per_image(geometry, plan)
+        if method == "auto" and per_image <= get_memory_budget():
+            result = _scatter_input_gradient(grads, weight, geometry, plan, per_image)
+        else:
+            result = _engine_input_gradient(grads, weight, geometry, plan, method)
+    return result if geometry.batched else np.ascontiguousarray(result[0])
+
+
+def scatter_bytes_per_image(geometry: ConvGeometry, plan: DtypePlan) -> int:
+    """Temporary bytes of one image in the scatter of :func:`input_gradient`.
+
+    Its ``grad_output`` in the compute dtype and its padded gradient, alive with first its
+    columns, then the interior copies of ``unpad_adjoint`` (at most two alive at once, each
+    at most the padded size).
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 1, 1, 1, (5,), (3,), (1,), (1,), ((0, 0),))
+    >>> scatter_bytes_per_image(g, plan_dtypes(np.dtype(np.int64)))  # 8 * (3 + 5 + 10)
+    144
+    """
+    taps, positions = math.prod(geometry.kernel_shape), math.prod(geometry.output_shape)
+    padded = math.prod(geometry.padded_shape)
+    return plan.compute.itemsize * (
+        geometry.out_channels * positions
+        + geometry.in_channels * (padded + max(taps * positions, 2 * padded))
+    )
+
+
+def _scatter_input_gradient(
+    grads: NDArray[Any],
+    weight: NDArray[Any],
+    geometry: ConvGeometry,
+    plan: DtypePlan,
+    per_image: int,
+) -> NDArray[Any]:
+    """``dL/dx`` of a batch as ``P^T fold(w^T g)``, over chunks of images in the budget."""
+    kernels = python_integers(weight).astype(plan.compute, copy=False)
+    batch = geometry.batch_size
+    result = np.empty((batch, geometry.in_channels, *geometry.input_shape), plan.output)
+    images = units_per_chunk(per_image, "column buffer of one image for the input gradient")
+    # inf * 0 and overflow give IEEE results (nan, inf) in the outputs they reach, no warnings.
+    with np.errstate(all="ignore"):
+        for image_slice in chunks(batch, images):
+            part = dataclasses.replace(geometry, batch_size=image_slice.stop - image_slice.start)
+            chunk = python_integers(grads[image_slice]).astype(plan.compute, copy=False)
+            columns_folded = scatter_windows(chunk, kernels, part)
+            del chunk
+            result[image_slice] = unpad_adjoint(columns_folded, part)
+            del columns_folded  # before the next chunk's columns are allocated
+    return result
+
+
+def engine_bytes_per_image(geometry: ConvGeometry, plan: DtypePlan) -> int:
+    """Temporary bytes of one image in :func:`_engine_input_gradient`, besides the path's.
+
+    Its zero-inserted ``grad_output`` (:func:`input_gradient_geometry`) alive with its
+    padded gradient (the engine's result), which is then alive with the interior copies of
+    ``unpad_adjoint`` (at most two, each at most the padded size).
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 1, 1, 1, (5,), (2,), (2,), (1,), ((0, 0),))  # out = 2: 3 inserted
+    >>> engine_bytes_per_image(g, plan_dtypes(np.dtype(np.int64)))  # 8 * (5 + max(3, 10))
+    120
+    """
+    inserted = math.prod(input_gradient_geometry(geometry).input_shape)
+    padded = math.prod(geometry.padded_shape)
+    return plan.compute.itemsize * (
+        geometry.in_channels * padded
+        + max(geometry.out_channels * inserted, 2 * geometry.in_channels * padded)
+    )
+
+
+def _engine_input_gradient(
+    grads: NDArray[Any],
+    weight: NDArray[Any],
+    geometry: ConvGeometry,
+    plan: DtypePlan,
+    method: str,
+) -> NDArray[Any]:
+    """``dL/dx`` of a batch as the forward correlation of :func:`input_gradient_geometry`.
+
+    Over chunks of images whose own temporaries (:func:`engine_bytes_per_image`) take at
+    most half the budget; :func:`mimo_conv._engine.execute.run_conv` runs the path ``method``
+    (``"auto"``: :func:`~mimo_conv._engine.cost_model.choose_method`) under the rest, then
+    :func:`~mimo_conv._core.padding_adjoint.unpad_adjoint` folds the padded gradient back.
+    """
+    budget = get_memory_budget()
+    batch = geometry.batch_size
+    inner = input_gradient_geometry(geometry)
+    inner_plan = DtypePlan(compute=plan.compute, output=plan.compute)
+    per_image = engine_bytes_per_image(geometry, plan)
+    with memory_budget(max(1, budget // 2)):
+        images = units_per_chunk(
+            per_image,
+            "zero-inserted grad_output and padded gradient of one image for the input "
+            "gradient (allowed half the budget)",
+        )
+    rest = max(1, budget - min(images, max(1, batch)) * per_image)
+    chosen = (
+        choose_method(dataclasses.replace(inner, batch_size=min(images, batch)), inner_plan, rest)
+        if method == "auto"
+        else method
+    )
+    kernels = input_gradient_kernels(
+        python_integers(weight).astype(plan.compute, copy=False), geometry
+    )
+    result = np.empty((batch, geometry.in_channels, *geometry.input_shape), plan.output)
+    # inf * 0 and overflow give IEEE results (nan, inf) in the outputs they reach, no warnings.
+    with np.errstate(all="ignore"):
+        for image_slice in chunks(batch, images):
+            count = image_slice.stop - image_slice.start
+            part = dataclasses.replace(geometry, batch_size=count)
+            inserted = zero_inserted(
+                python_integers(grads[image_slice]), geometry.stride, plan.compute
+            )
+            try:
+                with memory_budget(rest):
+                    padded = run_conv(
+                        inserted,
+                        kernels,
+                        None,
+                        dataclasses.replace(inner, batch_size=count),
+                        inner_plan,
+                        chosen,
+                    )
+            except MemoryError as error:
+                msg = (
+                    "the input gradient runs as a forward convolution of the zero-inserted "
+                    f"grad_output by the flipped kernels: {error}"
+                )
+                raise MemoryError(msg) from error
+            del inserted
+            result[image_slice] = unpad_adjoint(padded, part)
+            del padded  # before the next chunk's buffers are allocated
+    return result

@@ -1,0 +1,298 @@
+"""The public convolution functions: ``conv`` and its rank-checked ``conv1d/2d/3d``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from numpy.typing import ArrayLike, NDArray
+
+from mimo_conv._core.arguments import prepare_call
+from mimo_conv._core.budget import call_budget
+from mimo_conv._engine.cost_model import choose_method
+from mimo_conv._engine.execute import run_conv
+from mimo_conv._paths.registry import check_method
+
+PaddingArg = int | str | tuple[int, ...] | tuple[tuple[int, int], ...] | list[Any]
+IntOrInts = int | tuple[int, ...] | list[int]
+
+
+def conv(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    stride: IntOrInts = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrInts = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+    method: str = "auto",
+    memory_budget: int | None = None,
+) -> NDArray[Any]:
+    """N-d multi-input, multi-output cross-correlation with PyTorch's semantics.
+
+    What deep-learning libraries call convolution: the kernel slides over the input
+    without being flipped. The number of spatial dimensions is ``weight.ndim - 2``.
+
+    Parameters
+    ----------
+    x : array_like of shape (N, C_in, *spatial) or (C_in, *spatial)
+        The input, batched or unbatched. Never modified.
+    weight : array_like of shape (C_out, C_in // groups, *kernel)
+        The kernels. Never modified.
+    bias : array_like of shape (C_out,), optional
+        Added to every output element of its channel.
+    stride : int or sequence of int, optional
+        Step between windows, >= 1; one int for every axis or one per spatial axis.
+    padding : int, sequence, or {"valid", "same", "full"}, optional
+        An int for every side; one int per axis (both sides); one ``(before, after)`` pair
+        per axis (asymmetric); ``"valid"`` (none); ``"same"`` (output as large as the
+        input; stride must be 1; the odd element goes after, as in PyTorch); ``"full"``
+        (``dilation * (k - 1)`` both sides: every partial overlap).
+    dilation : int or sequence of int, optional
+        Spacing between kernel taps, >= 1 (1 is a dense kernel).
+    groups : int, optional
+        Split channels into this many independent groups; ``groups == C_in`` is a
+        depthwise convolution. Must divide ``C_in`` and ``C_out``.
+    padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}, optional
+        How padded elements are filled. ``"reflect"`` mirrors without repeating the edge
+        (padding < input size), ``"symmetric"`` mirrors repeating it, ``"circular"`` wraps
+        around (padding <= input size), ``"replicate"`` repeats the edge.
+    method : {"auto", "naive", "einsum", "matmul", "im2col", "gemm", "shift", "fold"}, optional
+        The computational path. ``"naive"`` loops over output positions (the reference);
+        ``"einsum"`` contracts a sliding-window view; ``"matmul"`` is one matrix product
+        and needs a 1 x 1 kernel; ``"im2col"`` builds the column matrix of whole images;
+        ``"gemm"`` copies windows into a chunked im2col buffer for one matrix product per
+        chunk (the fast general path); ``"fold"`` copies only the later kernel axes and
+        runs one product per tap of the first; ``"shift"`` sums one small product per kernel
+        tap (the low-memory path); ``"auto"`` picks from a cost model
+        (:func:`explain_method` prints it). All give the same result: bit for bit on
+        integers, within rounding error on floats.
+    memory_budget : int, optional
+        Largest temporary buffer, in bytes, any path may allocate for this call (the
+        padded input copy, im2col chunks, ...); default :func:`get_memory_budget`
+        (256 MiB unless changed with :func:`set_memory_budget`). Work is chunked over
+        images and output rows to stay under it; a ``MemoryError`` names the buffer that
+        cannot fit even in one chunk.
+
+    Returns
+    -------
+    ndarray of shape (N, C_out, *out) or (C_out, *out)
+        A new array: ``out = floor((in + before + after - dilation * (k - 1) - 1) / stride)
+        + 1`` along each axis. Its dtype is that of the inputs after promotion: float16
+        accumulates in float32 and is rounded once; integers accumulate and return in
+        int64; ``dtype=object`` computes with Python numbers (exact for ints and
+        :class:`fractions.Fraction`).
+
+    Raises
+    ------
+    TypeError
+        A non-numeric dtype, or a float or bool where an int is needed.
+    ValueError
+        Shapes that do not fit together or an option out of range; the message names the
+        argument and quotes the values.
+    OverflowError
+        Integer inputs whose sums could leave the int64 range.
+    MemoryError
+        An output larger than this machine's memory, raised before any work.
+
+    See Also
+    --------
+    conv1d, conv2d, conv3d : The same, with the number of spatial dimensions checked.
+
+    Notes
+    -----
+    For output channel ``o`` in group ``g`` and output position ``p``::
+
+        out[n, o, p] = bias[o] + sum_{c, t} x_pad[n, g * C_in/groups + c,
+                                                 p * stride + t * dilation] * weight[o, c, t]
+
+    with ``c`` over the group's ``C_in / groups`` channels and ``t`` over the kernel taps.
+    Complex inputs follow deep-learning semantics: the kernel is **not** conjugated
+    (``scipy.signal.correlate`` conjugates it).
+
+    Examples
+    --------
+    The textbook's two-channel example, as a batch of one:
+
+    >>> import numpy as np
+    >>> X = np.array([[[0, 1, 2], [3, 4, 5], [6, 7, 8]],
+    ...               [[1, 2, 3], [4, 5, 6], [7, 8, 9]]])
+    >>> K = np.array([[[[0, 1], [2, 3]], [[1, 2], [3, 4]]]])
+    >>> conv(X[np.newaxis], K)
+    array([[[[ 56,  72],
+             [104, 120]]]])
+
+    Padding, stride and a bias:
+
+    >>> conv(X, K, bias=[100], padding=1, stride=2)
+    array([[[104, 126],
+            [157, 220]]])
+
+    Asymmetric padding and a wrap-around border:
+
+    >>> conv([[1.0, 2.0, 3.0]], [[[1.0, 1.0]]], padding=[(0, 1)], padding_mode="circular")
+    array([[3., 5., 4.]])
+    """
+    return _convolve(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        dilation,
+        groups,
+        padding_mode,
+        method,
+        memory_budget=memory_budget,
+    )
+
+
+def _convolve(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None,
+    stride: IntOrInts,
+    padding: PaddingArg,
+    dilation: IntOrInts,
+    groups: int,
+    padding_mode: str,
+    method: str,
+    spatial_dims: int | None = None,
+    *,
+    memory_budget: int | None = None,
+) -> NDArray[Any]:
+    """Validate once, choose a path, compute: the one pipeline behind every public function."""
+    x_array, weight_array, bias_array, geometry, plan = prepare_call(
+        x,
+        weight,
+        bias,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        spatial_dims=spatial_dims,
+    )
+    check_method(method, geometry)
+    if memory_budget is None:  # the budget in force: no context manager for a tiny call
+        chosen = choose_method(geometry, plan) if method == "auto" else method
+        return run_conv(x_array, weight_array, bias_array, geometry, plan, chosen)
+    with call_budget(memory_budget):
+        chosen = choose_method(geometry, plan) if method == "auto" else method
+        return run_conv(x_array, weight_array, bias_array, geometry, plan, chosen)
+
+
+def conv1d(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    stride: IntOrInts = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrInts = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+    method: str = "auto",
+    memory_budget: int | None = None,
+) -> NDArray[Any]:
+    """1-d convolution: :func:`conv` with ``weight`` of shape ``(C_out, C_in // groups, k)``.
+
+    Examples
+    --------
+    >>> conv1d([[1, 2, 3, 4]], [[[1, -1]]])
+    array([[-1, -1, -1]])
+    """
+    return _convolve(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        dilation,
+        groups,
+        padding_mode,
+        method,
+        1,
+        memory_budget=memory_budget,
+    )
+
+
+def conv2d(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    stride: IntOrInts = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrInts = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+    method: str = "auto",
+    memory_budget: int | None = None,
+) -> NDArray[Any]:
+    """2-d convolution: :func:`conv` with ``weight`` of shape ``(C_out, C_in // groups, kH, kW)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), padding="same").shape
+    (1, 2, 5, 5)
+    >>> conv2d(np.ones((3, 5)), np.ones((1, 3, 3)))
+    Traceback (most recent call last):
+    ...
+    ValueError: weight must have 4 dimensions ... got weight of shape (1, 3, 3)
+    """
+    return _convolve(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        dilation,
+        groups,
+        padding_mode,
+        method,
+        2,
+        memory_budget=memory_budget,
+    )
+
+
+def conv3d(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    stride: IntOrInts = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrInts = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+    method: str = "auto",
+    memory_budget: int | None = None,
+) -> NDArray[Any]:
+    """3-d convolution: :func:`conv` with ``weight`` of shape ``(C_out, C_in/groups, kD, kH, kW)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> conv3d(np.ones((2, 4, 4, 4)), np.ones((1, 2, 2, 2, 2)), stride=2)
+    array([[[[16., 16.],
+             [16., 16.]],
+    <BLANKLINE>
+            [[16., 16.],
+             [16., 16.]]]])
+    """
+    return _convolve(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        dilation,
+        groups,
+        padding_mode,
+        method,
+        3,
+        memory_budget=memory_budget,
+    )

@@ -1,0 +1,91 @@
+"""The ``"im2col"`` method: copy the windows into a matrix, then one matrix product.
+
+The textbook's exercise 6 answered: :func:`~mimo_conv._core.columns.unfold_padded` copies each
+window of the padded input into a column, ``(N, C_in * prod(k), L)``; the kernels,
+flattened to ``(C_out, C_in/groups * prod(k))``, multiply those columns in one
+``np.matmul`` (one product per group, broadcast over the batch). This is how GEMM-based
+convolution libraries work (Chellapilla et al. 2006; Caffe's ``im2col``).
+
+Cost: ``N * C_out * L * C_in/groups * prod(k)`` multiply-adds in BLAS for floats (object
+and integer dtypes use NumPy's own loops); a temporary column matrix of
+``C_in * prod(k) * L`` elements per image, about ``prod(k) / prod(stride)`` times the
+input. Images are taken a few at a time so that the column matrix stays within the memory
+budget (:mod:`mimo_conv._core.budget`); one image whose columns exceed the budget is a
+``MemoryError`` before any work (the ``"gemm"`` path also splits an image by rows).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mimo_conv._core.budget import chunks, units_per_chunk
+from mimo_conv._core.columns import unfold_padded
+from mimo_conv._core.geometry import ConvGeometry
+
+
+def correlate_im2col(
+    x_padded: NDArray[Any], weight: NDArray[Any], geometry: ConvGeometry
+) -> NDArray[Any]:
+    """Cross-correlate as ``weight_matrix @ unfold(x)``, one product per group.
+
+    Parameters
+    ----------
+    x_padded : ndarray of shape (N, C_in, *padded_shape)
+        The padded input, in the compute dtype.
+    weight : ndarray of shape (C_out, C_in // groups, *kernel_shape)
+        The kernels, in the compute dtype.
+    geometry : ConvGeometry
+
+    Returns
+    -------
+    ndarray of shape (N, C_out, *output_shape)
+        A new C-contiguous array in the compute dtype, without bias.
+
+    Examples
+    --------
+    >>> x = np.arange(9).reshape(1, 1, 3, 3)
+    >>> w = np.array([[[[0, 1], [2, 3]]]])
+    >>> g = ConvGeometry(1, 1, 1, 1, (3, 3), (2, 2), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> correlate_im2col(x, w, g)
+    array([[[[19, 25],
+             [37, 43]]]])
+    """
+    batch, groups = geometry.batch_size, geometry.groups
+    columns = math.prod(geometry.output_shape)
+    rows_per_group = geometry.terms_per_output
+    matrices = weight.reshape((groups, geometry.out_channels_per_group, rows_per_group))
+    out = np.empty(
+        (batch, groups, geometry.out_channels_per_group, columns),
+        dtype=np.result_type(x_padded, weight),
+    )
+    images = units_per_chunk(
+        im2col_bytes_per_image(geometry, x_padded.dtype.itemsize),
+        "im2col column matrix of one image",
+    )
+    for part in chunks(batch, images):
+        # (n, C_in * prod(k), L): channel-major rows, so each group's rows are contiguous.
+        cols = unfold_padded(x_padded[part], geometry)
+        cols = cols.reshape((part.stop - part.start, groups, rows_per_group, columns))
+        out[part] = np.matmul(matrices, cols)
+        del cols  # before the next chunk's columns are allocated
+    return out.reshape((batch, geometry.out_channels, *geometry.output_shape))
+
+
+def im2col_bytes_per_image(geometry: ConvGeometry, itemsize: int) -> int:
+    """Temporary bytes per image: its column matrix and the product's result.
+
+    ``(C_in * prod(k) + C_out) * L`` elements: the product's result is a temporary too
+    until it is copied into the output.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(4, 2, 8, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> im2col_bytes_per_image(g, 8)  # (2 channels * 9 taps + 8 outputs) * 9 positions * 8
+    1872
+    """
+    rows = geometry.in_channels * math.prod(geometry.kernel_shape) + geometry.out_channels
+    return rows * math.prod(geometry.output_shape) * itemsize

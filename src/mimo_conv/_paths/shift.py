@@ -1,0 +1,117 @@
+"""The ``"shift"`` method: shift-and-accumulate, one small matrix product per kernel tap.
+
+The low-memory path. A convolution is a sum over kernel taps ``t`` of 1 x 1 convolutions of
+shifted inputs:
+
+    out[n, group] = sum_t weight[group, :, :, t] (C_out/groups, C_in/groups)
+                          @ x_shifted_t[n, group] (C_in/groups, positions)
+
+where ``x_shifted_t`` holds the input elements tap ``t`` meets at every output position.
+No im2col buffer is built: each tap's shifted input is copied into one reused buffer the
+size of the input chunk (a strided view cannot be handed to BLAS as it is), multiplied, and
+added into the output.
+
+Cost: the same ``N * C_out * prod(output_shape) * C_in/groups * prod(kernel)`` multiply-adds
+as ``"gemm"``, as ``prod(kernel)`` products that are each ``prod(kernel)`` times smaller,
+plus per tap one input-sized copy and one output-sized addition (single-threaded in NumPy).
+Temporary memory does not grow with the kernel: one chunk of the shifted input
+(``C_in * prod(output_shape) * itemsize`` bytes per image) and one chunk of a product
+(``C_out * prod(output_shape) * itemsize``), chunked like ``"gemm"``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mimo_conv._core.budget import chunks, plan_chunks
+from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._core.windows import output_shape_of, tap_slices
+
+
+def shift_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
+    """Bytes of temporaries one image needs per output row: shifted input plus one product.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> shift_bytes_per_row(g, 4)  # (64 + 64 channels) * 56 positions * 4 bytes
+    28672
+    """
+    inner = math.prod(output_shape_of(geometry)[1:])
+    return (geometry.in_channels + geometry.out_channels) * inner * itemsize
+
+
+def correlate_shift(
+    x_padded: NDArray[Any], weight: NDArray[Any], geometry: ConvGeometry
+) -> NDArray[Any]:
+    """Cross-correlate as a sum over kernel taps of matrix products of shifted inputs.
+
+    Parameters
+    ----------
+    x_padded : ndarray of shape (N, C_in, *padded_shape)
+        The padded input, in the compute dtype.
+    weight : ndarray of shape (C_out, C_in // groups, *kernel_shape)
+        The kernels, in the compute dtype.
+    geometry : ConvGeometry
+
+    Returns
+    -------
+    ndarray of shape (N, C_out, *output_shape)
+        A new C-contiguous array in the compute dtype, without bias.
+
+    Raises
+    ------
+    MemoryError
+        If the temporaries of a single output row exceed the memory budget.
+
+    Examples
+    --------
+    >>> x = np.arange(9).reshape(1, 1, 3, 3)
+    >>> w = np.array([[[[0, 1], [2, 3]]]])
+    >>> g = ConvGeometry(1, 1, 1, 1, (3, 3), (2, 2), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> correlate_shift(x, w, g)
+    array([[[[19, 25],
+             [37, 43]]]])
+    """
+    batch, groups = geometry.batch_size, geometry.groups
+    output_shape = output_shape_of(geometry)
+    rows, inner = output_shape[0], math.prod(output_shape[1:])
+    per_group, outputs_per_group = (
+        geometry.in_channels_per_group,
+        geometry.out_channels_per_group,
+    )
+    out = np.zeros((batch, geometry.out_channels, *output_shape), dtype=x_padded.dtype)
+    if out.size == 0 or geometry.in_channels == 0:
+        return out
+    # (taps, groups, C_out/groups, C_in/groups): one contiguous matrix per tap and group.
+    matrices = np.ascontiguousarray(
+        np.moveaxis(weight.reshape((groups, outputs_per_group, per_group, -1)), -1, 0)
+    )
+    images, row_step = plan_chunks(
+        batch, rows, shift_bytes_per_row(geometry, x_padded.itemsize), "shift buffer"
+    )
+    # A view of the output with the groups split out and the inner positions flattened.
+    out_view = out.reshape((batch, groups, outputs_per_group, rows, inner))
+    for row_slice in chunks(rows, row_step):
+        height = row_slice.stop - row_slice.start
+        views = tap_slices(geometry, row_slice.start, row_slice.stop)
+        for image_slice in chunks(batch, images):
+            count = image_slice.stop - image_slice.start
+            source = x_padded[image_slice]
+            shifted = np.empty(
+                (count, geometry.in_channels, height, *output_shape[1:]), dtype=x_padded.dtype
+            )
+            operand = shifted.reshape((count, groups, per_group, height * inner))
+            partial = np.empty((count, groups, outputs_per_group, height * inner), x_padded.dtype)
+            target = out_view[image_slice, :, :, row_slice]
+            for number, (_, index) in enumerate(views):
+                shifted[...] = source[index]
+                np.matmul(matrices[number], operand, out=partial)
+                target += partial.reshape(target.shape)
+            # Free this chunk before the next is allocated: two alive would double the peak.
+            del shifted, operand, partial
+    return out

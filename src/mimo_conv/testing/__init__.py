@@ -1,0 +1,233 @@
+"""Test your own convolution against mimo_conv: strategies, a rigorous tolerance, an assertion.
+
+A five-line hypothesis test of a convolution you wrote (a GPU kernel, a framework op, a
+homework) against the exact result::
+
+    from hypothesis import given
+    from mimo_conv.testing import assert_conv_close, conv_problems
+
+    @given(conv_problems(dtypes=("float32",), torch_compatible=True))
+    def test_my_conv(problem):
+        actual = my_conv2d(problem.x, problem.weight, problem.bias, **problem.torch_kwargs())
+        assert_conv_close(actual, problem.x, problem.weight, problem.bias,
+                          **problem.conv_kwargs())
+
+* :func:`conv_problems` generates valid problems (needs hypothesis:
+  ``pip install "mimo_conv[testing]"``; nothing else here does);
+* :func:`error_bound` is the tolerance: the forward error bound of a dot product in any
+  summation order, elementwise, computed in float64;
+* :func:`assert_conv_close` compares with the exact result (finite floats are converted
+  exactly) and reports the worst element when the bound is exceeded.
+
+Examples
+--------
+>>> import numpy as np
+>>> from mimo_conv import testing
+>>> x = np.arange(6, dtype=np.float32).reshape(1, 6) / 7
+>>> w = np.full((1, 1, 3), 1 / 3, dtype=np.float32)
+>>> testing.assert_conv_close(np.convolve(x[0], w[0, 0], "valid")[None], x, w)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from mimo_conv.testing.assertions import assert_conv_close
+from mimo_conv.testing.bounds import conv_error_bound
+from mimo_conv.testing.problems import ELEMENT_KINDS as ELEMENT_KINDS
+from mimo_conv.testing.problems import PADDING_FORMS as PADDING_FORMS
+from mimo_conv.testing.problems import ConvProblem
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
+__all__ = ["ConvProblem", "assert_conv_close", "conv_problems", "error_bound"]
+
+_INSTALL_HINT = (
+    "mimo_conv.testing.conv_problems needs hypothesis; install it with the testing extra: "
+    'pip install "mimo_conv[testing]"'
+)
+
+
+def conv_problems(
+    *,
+    spatial_dims: int | Sequence[int] = 2,
+    batched: bool | None = None,
+    dtypes: Sequence[DTypeLike] = ("float64", "float32"),
+    elements: str | SearchStrategy[Any] = "floats",
+    max_batch: int = 2,
+    max_side: int = 5,
+    max_channels: int = 4,
+    max_kernel: int = 3,
+    stride: bool = True,
+    dilation: bool = True,
+    groups: bool = True,
+    padding_forms: Sequence[str] = PADDING_FORMS,
+    padding_modes: Sequence[str] = ("zeros", "reflect", "replicate", "circular", "symmetric"),
+    max_padding: int = 2,
+    bias: bool | None = None,
+    torch_compatible: bool = False,
+    allow_empty: bool = False,
+) -> SearchStrategy[ConvProblem]:
+    """Return a hypothesis strategy of valid convolution problems.
+
+    Every problem is valid by construction: each bound is derived from earlier draws (the
+    kernel fits the padded input, reflect padding is narrower than the input, groups divide
+    the channels, ...), so nothing is filtered and no health check fails.
+
+    Parameters
+    ----------
+    spatial_dims : int or sequence of int, optional
+        The number of spatial axes, or the choices.
+    batched : bool or None, optional
+        Whether ``x`` has a batch axis; None for both.
+    dtypes : sequence of dtype, optional
+        The choices of dtype of ``x``, ``weight`` and ``bias`` (one per problem):
+        ``"float16"``, ``"float32"``, ``"float64"``, ``"complex64"``, ``"complex128"``,
+        integer dtypes, or ``"object"`` (:class:`fractions.Fraction` and Python ints).
+    elements : {"floats", "integers", "cancellation", "subnormal"} or SearchStrategy, optional
+        The values: ``"floats"`` (any float of the dtype in a range that cannot overflow),
+        ``"integers"`` (integer values small enough that every sum is exact in the dtype, so
+        any correct implementation is bit-exact), ``"cancellation"`` (large values of both
+        signs plus small ones: sums much smaller than their terms), ``"subnormal"`` (values
+        whose products fall into the subnormal range of the accumulation dtype), or a
+        strategy of Python numbers the dtype can hold.
+    max_batch, max_side, max_channels, max_kernel : int, optional
+        Largest batch, spatial input size, ``C_in`` and ``C_out``, and kernel taps per axis.
+    stride, dilation, groups : bool, optional
+        Whether to generate strides up to 2, dilations up to 2, and ``groups > 1``.
+    padding_forms : sequence of str, optional
+        Among ``"int"``, ``"per_axis"``, ``"pairs"`` (asymmetric), ``"valid"``, ``"same"``,
+        ``"full"``.
+    padding_modes : sequence of str, optional
+        Among :data:`mimo_conv.PADDING_MODES`.
+    max_padding : int, optional
+        Largest explicit padding per side.
+    bias : bool or None, optional
+        Always, never, or (None) sometimes a bias.
+    torch_compatible : bool, optional
+        Only problems ``torch.nn.functional.conv{1,2,3}d`` accepts unchanged: zeros padding,
+        symmetric (``"int"``, ``"per_axis"``, ``"valid"``, ``"same"``), so that
+        :meth:`ConvProblem.torch_kwargs` works.
+    allow_empty : bool, optional
+        Also generate a batch of 0 and 0 output channels.
+
+    Returns
+    -------
+    SearchStrategy of ConvProblem
+
+    Notes
+    -----
+    Shrinking goes towards the first choice of each option: the first of ``spatial_dims``,
+    unbatched, one input and one output channel, ``groups=1``, stride and dilation 1, the
+    first padding form and mode with padding 0, a one-tap kernel, no bias, the first dtype,
+    and elements 0. A failing example is therefore as small as the bug allows.
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> import mimo_conv as mc
+    >>> @given(conv_problems(spatial_dims=(1, 2)))
+    ... def test_shape(problem):
+    ...     out = mc.conv(problem.x, problem.weight, problem.bias, **problem.conv_kwargs())
+    ...     assert out.shape == problem.out_shape
+    >>> test_shape()
+    """
+    try:
+        from mimo_conv.testing.strategies import conv_problems_strategy  # noqa: PLC0415
+    except ImportError as error:
+        if error.name is not None and error.name.split(".")[0] == "hypothesis":
+            raise ImportError(_INSTALL_HINT) from error
+        raise
+    return conv_problems_strategy(
+        spatial_dims=spatial_dims,
+        batched=batched,
+        dtypes=dtypes,
+        elements=elements,
+        max_batch=max_batch,
+        max_side=max_side,
+        max_channels=max_channels,
+        max_kernel=max_kernel,
+        stride=stride,
+        dilation=dilation,
+        groups=groups,
+        padding_forms=padding_forms,
+        padding_modes=padding_modes,
+        max_padding=max_padding,
+        bias=bias,
+        torch_compatible=torch_compatible,
+        allow_empty=allow_empty,
+    )
+
+
+def error_bound(
+    x: Any,
+    weight: Any = None,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: Any = 1,
+    *,
+    padding_mode: str = "zeros",
+    dtype: DTypeLike | None = None,
+) -> NDArray[np.floating[Any]]:
+    """Elementwise bound on the rounding error of a convolution computed in any order.
+
+    For a real result with unit roundoff ``u`` (of the accumulation dtype) and
+    ``n = C_in / groups * prod(kernel)`` terms per output::
+
+        |computed - exact| <= gamma_{n+1} * (conv(|x|, |w|) + |b|) + n * eta * (1 + gamma)
+
+    with ``gamma_k = k u / (1 - k u)`` (Higham, section 3.1; ``n`` without a bias) and
+    ``eta`` the smallest subnormal (a product that underflows is off by at most ``eta / 2``).
+    Complex results: ``sqrt(2)`` times the bound for ``2n`` real terms. float16: computed
+    in float32, plus the final rounding to float16. Exact arithmetic (integers, Python ints
+    and fractions): 0. The magnitudes are computed in float64 and inflated for their own
+    rounding, so the bound is rigorous.
+
+    Parameters
+    ----------
+    x : array_like or ConvProblem
+        The input, or a whole generated problem (then pass nothing else).
+    weight, bias, stride, padding, dilation, groups, padding_mode
+        As in :func:`mimo_conv.conv`.
+    dtype : dtype, optional
+        The dtype of the result bounded; default the one :func:`mimo_conv.conv` returns.
+
+    Returns
+    -------
+    ndarray of float64, of the output's shape
+        Non-finite where a window holds a non-finite input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.ones((1, 4), dtype=np.float32)
+    >>> w = np.ones((1, 1, 4), dtype=np.float32)
+    >>> bound = error_bound(x, w)
+    >>> bound  # gamma_4 * 4 = 16 u / (1 - 4 u), u = 2**-24
+    array([[9.5367...e-07]])
+    >>> bool(error_bound(x, w, dtype=np.float64)[0, 0] < bound[0, 0])
+    True
+    """
+    if isinstance(x, ConvProblem):
+        return conv_error_bound(x.x, x.weight, x.bias, **x.conv_kwargs(), dtype=dtype)
+    if weight is None:
+        msg = "weight must be given unless x is a ConvProblem, got None"
+        raise TypeError(msg)
+    return conv_error_bound(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        dilation,
+        groups,
+        padding_mode=padding_mode,
+        dtype=dtype,
+    )
