@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _harness as h
 import mimo_conv as mc
-from mimo_conv._core.arguments import prepare_call
 from mimo_conv._core.memory import format_bytes
+from mimo_conv._core.operands import prepare_call
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Interleaved timing rounds per case; the least disturbed round counts (see run_case).

@@ -396,9 +396,9 @@ def test_output_shape_is_the_shape_conv_returns(problem: Problem) -> None:
         ((3, 5, 5), (2, 3, 3, 3), {"padding": "bogus"}, ValueError, "'valid', 'same', 'full'"),
         ((3, 5, 5), (2, 3, 3, 3), {"groups": 2}, ValueError, "groups must divide"),
         ((3, 5, 5), (2, 3, 3, 3, 3), {}, ValueError, "x must have 4 .* or 5 .* dimensions"),
-        ((3, 5.0, 5), (2, 3, 3, 3), {}, TypeError, "input_shape must be a sequence of ints"),
+        ((3, 5.0, 5), (2, 3, 3, 3), {}, TypeError, "input_shape must be an int, got 5.0"),
         ("3x5x5", (2, 3, 3, 3), {}, TypeError, "input_shape must be a sequence of ints"),
-        ((3, -5, 5), (2, 3, 3, 3), {}, ValueError, "input_shape must hold sizes >= 0"),
+        ((3, -5, 5), (2, 3, 3, 3), {}, ValueError, "input_shape must have non-negative sizes"),
     ],
     ids=[
         "channels",

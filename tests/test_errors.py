@@ -144,8 +144,8 @@ BAD_CALLS = [
         r"stride must be an int or a sequence of 2 ints \(one per spatial dimension\), got "
         r"\(1, 1, 1\) of length 3", X, W, stride=(1, 1, 1)),
     row("dilation-wrong-length", ValueError,
-        r"dilation must be an int or a sequence of 2 ints .* got \(1,\) of length 1", X, W,
-        dilation=(1,)),
+        r"dilation must be an int or a sequence of 2 ints .* got \(1, 1, 1\) of length 3", X, W,
+        dilation=(1, 1, 1)),
     row("stride-empty", ValueError, r"stride must be an int or a sequence of 2 ints .* got \(\) "
         r"of length 0", X, W, stride=()),
     row("padding-wrong-length", ValueError,

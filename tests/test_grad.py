@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 import mimo_conv as mc
 from memory_probe import peak_temporary
 from mimo_conv import PADDING_MODES, grad
-from mimo_conv._core.arguments import build_geometry
+from mimo_conv._core.geometry_cache import build_geometry
 from mimo_conv.testing import PADDING_FORMS, ConvProblem, conv_problems
 from mimo_conv.testing.bounds import gamma
 

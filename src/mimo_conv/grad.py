@@ -32,9 +32,10 @@ from typing import Any
 
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._core.arguments import as_numeric_array
+from mimo_conv._core.arguments import IntOrInts, PaddingArg, as_shape
+from mimo_conv._core.operands import as_numeric_array
 from mimo_conv._gradients.backward import bias_gradient
-from mimo_conv._gradients.common import IntOrInts, PaddingArg, as_shape, gradient_geometry
+from mimo_conv._gradients.common import gradient_geometry
 from mimo_conv._gradients.input_gradient import input_gradient
 from mimo_conv._gradients.weight_gradient import weight_gradient
 

@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._core.arguments import as_numeric_array, int_per_axis
+from mimo_conv._core.arguments import IntOrInts, int_per_axis
 from mimo_conv._core.dtypes import check_integer_range, plan_dtypes
-
-IntOrInts = int | tuple[int, ...] | list[int]
+from mimo_conv._core.operands import as_numeric_array
 
 
 def _bias(value: ArrayLike | None, name: str, channels: int, weight_name: str) -> NDArray[Any]:

@@ -15,13 +15,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._core.arguments import as_numeric_array, build_geometry
+from mimo_conv._core.arguments import IntOrInts, PaddingArg
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._core.geometry_cache import build_geometry
 from mimo_conv._core.memory import check_output_fits
+from mimo_conv._core.operands import as_numeric_array
 from mimo_conv._core.windows import pad_input, window_view
-
-IntOrInts = int | tuple[int, ...] | list[int]
-PaddingArg = int | str | tuple[int, ...] | tuple[tuple[int, int], ...] | list[Any]
 
 
 def _source_indices(geometry: ConvGeometry) -> NDArray[Any]:

@@ -22,32 +22,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike
 
-from mimo_conv._core.arguments import build_geometry
+from mimo_conv._core.arguments import IntOrInts, PaddingArg, as_shape
 from mimo_conv._core.dtypes import plan_dtypes
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._core.geometry_cache import build_geometry
 from mimo_conv._core.memory import format_bytes
 from mimo_conv._engine.cost_model import workspace_bytes
 from mimo_conv._paths.registry import METHODS, check_method
 
 ShapeArg = tuple[int, ...] | list[int]
-IntOrInts = int | tuple[int, ...] | list[int]
-PaddingArg = int | str | tuple[int, ...] | tuple[tuple[int, int], ...] | list[Any]
-
-
-def _shape(value: object, name: str) -> tuple[int, ...]:
-    """Check that ``value`` is a sequence of non-negative ints and return it as a tuple."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        msg = f"{name} must be a sequence of ints, got {value!r}"
-        raise TypeError(msg)
-    items = tuple(value)
-    for item in items:
-        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
-            msg = f"{name} must be a sequence of ints, got {value!r}"
-            raise TypeError(msg)
-        if item < 0:
-            msg = f"{name} must hold sizes >= 0, got {value!r}"
-            raise ValueError(msg)
-    return tuple(int(item) for item in items)
 
 
 def _geometry(
@@ -62,9 +45,9 @@ def _geometry(
     padding_mode: object = "zeros",
 ) -> ConvGeometry:
     """Validate shapes and options exactly as :func:`mimo_conv.conv` would."""
-    weight = _shape(weight_shape, "weight_shape")
+    weight = as_shape(weight_shape, "weight_shape")
     return build_geometry(
-        _shape(input_shape, "input_shape"),
+        as_shape(input_shape, "input_shape"),
         weight,
         (weight[0],) if bias and weight else None,
         stride=stride,

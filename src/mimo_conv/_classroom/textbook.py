@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._core.arguments import as_numeric_array
 from mimo_conv._core.dtypes import check_integer_range, plan_dtypes, python_integers
+from mimo_conv._core.operands import as_numeric_array
 from mimo_conv._ops.conv import conv
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._core.arguments import as_numeric_array, build_geometry
+from mimo_conv._core.geometry_cache import build_geometry
+from mimo_conv._core.operands import as_numeric_array
 from mimo_conv._core.windows import pad_input, window_view
 from mimo_conv._ops.conv import conv
 

@@ -1,27 +1,28 @@
-"""Argument validation: turn what a caller passed into arrays, a geometry and a dtype plan.
+"""Argument parsing: turn what a caller passed as an option into plain ints and strings.
 
-Everything here runs before any arithmetic. Each check raises ``TypeError`` (wrong kind)
-or ``ValueError`` (wrong value) with a message of the form "`name` must be <constraint>,
-got <value>", quoting the shapes involved.
+Everything here reads plain values (no arrays of data) and runs before any arithmetic. Each
+check raises ``TypeError`` (wrong kind) or ``ValueError`` (wrong value) with a message of
+the form "`name` must be <constraint>, got <value>", quoting the shapes involved.
+
+An int option is a Python int, a NumPy integer or a 0-d integer array (never a bool); a
+per-axis option is one such int, one per spatial axis, or, as in PyTorch's convolutions, a
+sequence of one int that stands for every axis. ``padding`` has one function per rule
+(:func:`padding_pairs` dispatches), so a new rule is one new function.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from mimo_conv._core.dtypes import (
-    DtypePlan,
-    check_integer_range,
-    check_numeric_dtype,
-    plan_dtypes,
-    python_integers,
-)
-from mimo_conv._core.geometry import ConvGeometry
-from mimo_conv._core.memory import check_output_fits
+#: A per-axis int option (``stride``, ``dilation``, ``output_padding``, ...): one int for
+#: every spatial axis, one int per axis, or a one-element sequence (PyTorch's ``(2,)``).
+IntOrInts = int | Sequence[int]
+#: ``padding``: an :data:`IntOrInts`, one ``(before, after)`` pair per axis, or a name of
+#: :data:`PADDING_STRINGS`.
+PaddingArg = int | str | Sequence[Any]
 
 #: Names accepted by ``padding_mode``, as PyTorch's ``nn.Conv2d`` spells them, plus NumPy's
 #: ``"symmetric"`` (reflection that repeats the edge element).
@@ -30,50 +31,77 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
 PADDING_STRINGS = ("valid", "same", "full")
 
 
-def as_numeric_array(value: object, name: str) -> NDArray[Any]:
-    """Convert an array-like to an ndarray of numbers without copying when possible.
-
-    Object arrays have each stored element checked once (a broadcast view's stored
-    elements only: see :func:`mimo_conv._core.dtypes.distinct_elements`).
-
-    Examples
-    --------
-    >>> as_numeric_array([[1, 2], [3, 4]], "x").shape
-    (2, 2)
-    >>> as_numeric_array([[1, 2], [3]], "x")
-    Traceback (most recent call last):
-    ...
-    ValueError: x must be a rectangular array-like of numbers, got a ragged nested sequence
-    """
-    try:
-        array = np.asarray(value)
-    except ValueError as error:
-        msg = f"{name} must be a rectangular array-like of numbers, got a ragged nested sequence"
-        raise ValueError(msg) from error
-    check_numeric_dtype(array, name)
-    return array
-
-
 def as_int(value: object, name: str) -> int:
     """Return ``value`` as a Python int, refusing bools, floats and other types.
+
+    Python ints, NumPy integers and 0-d arrays of an integer dtype are accepted, the same
+    for every int argument.
 
     Examples
     --------
     >>> as_int(np.int32(3), "stride")
     3
+    >>> as_int(np.array(2), "groups")
+    2
     >>> as_int(2.0, "stride")
     Traceback (most recent call last):
     ...
     TypeError: stride must be an int, got 2.0 of type float
     """
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iu":
+        value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         msg = f"{name} must be an int, got {value!r} of type {type(value).__name__}"
         raise TypeError(msg)
     return int(value)
 
 
+def as_shape(value: object, name: str) -> tuple[int, ...]:
+    """Return a shape given as a sequence of non-negative ints as a tuple.
+
+    Examples
+    --------
+    >>> as_shape([1, 3, np.int64(5), 5], "input_shape")
+    (1, 3, 5, 5)
+    >>> as_shape(5, "input_shape")
+    Traceback (most recent call last):
+    ...
+    TypeError: input_shape must be a sequence of ints (a shape), got 5 of type int
+    >>> as_shape((3, 5.0), "input_shape")
+    Traceback (most recent call last):
+    ...
+    TypeError: input_shape must be an int, got 5.0 of type float
+    >>> as_shape((2, -1), "weight_shape")
+    Traceback (most recent call last):
+    ...
+    ValueError: weight_shape must have non-negative sizes, got (2, -1)
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = list(value)  # NumPy scalars, so that as_int still refuses a bool array
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        kind = type(value).__name__
+        msg = f"{name} must be a sequence of ints (a shape), got {value!r} of type {kind}"
+        raise TypeError(msg)
+    shape = tuple(as_int(item, name) for item in value)
+    if any(item < 0 for item in shape):
+        msg = f"{name} must have non-negative sizes, got {shape}"
+        raise ValueError(msg)
+    return shape
+
+
+def _per_axis_items(value: object) -> Sequence[Any] | None:
+    """Return the items of a per-axis option given as a sequence (or 1-d array), else None."""
+    if isinstance(value, np.ndarray) and value.ndim > 0:
+        return list(value)  # items stay NumPy scalars: as_int still refuses bools and floats
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return value
+    return None
+
+
 def int_per_axis(value: object, name: str, spatial_dims: int, *, minimum: int) -> tuple[int, ...]:
     """Normalise an int or a sequence of ints to one int per spatial axis.
+
+    A sequence of one int stands for every axis, as in PyTorch's ``conv2d(stride=(2,))``.
 
     Examples
     --------
@@ -81,25 +109,28 @@ def int_per_axis(value: object, name: str, spatial_dims: int, *, minimum: int) -
     (2, 2, 2)
     >>> int_per_axis((1, 2), "dilation", 2, minimum=1)
     (1, 2)
+    >>> int_per_axis((2,), "stride", 2, minimum=1)
+    (2, 2)
     >>> int_per_axis((1, 2), "stride", 3, minimum=1)
     Traceback (most recent call last):
     ...
     ValueError: stride must be an int or a sequence of 3 ints ... got (1, 2) of length 2
     """
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) != spatial_dims:
-            msg = (
-                f"{name} must be an int or a sequence of {spatial_dims} ints (one per spatial "
-                f"dimension), got {tuple(value)!r} of length {len(value)}"
-            )
-            raise ValueError(msg)
-        values = tuple(as_int(item, name) for item in value)
-    else:
+    items = _per_axis_items(value)
+    if items is None:
         values = (as_int(value, name),) * spatial_dims
+    elif len(items) == 1:
+        values = (as_int(items[0], name),) * spatial_dims
+    elif len(items) == spatial_dims:
+        values = tuple(as_int(item, name) for item in items)
+    else:
+        msg = (
+            f"{name} must be an int or a sequence of {spatial_dims} ints (one per spatial "
+            f"dimension), got {tuple(items)!r} of length {len(items)}"
+        )
+        raise ValueError(msg)
     if any(item < minimum for item in values):
-        shown = values[0] if not isinstance(value, Sequence) else values
+        shown = values if items is not None and len(items) > 1 else values[0]
         msg = f"{name} must be >= {minimum} along every axis, got {shown!r}"
         raise ValueError(msg)
     return values
@@ -113,77 +144,164 @@ def padding_pairs(
 ) -> tuple[tuple[int, int], ...]:
     """Normalise every accepted form of ``padding`` to one ``(before, after)`` pair per axis.
 
-    Accepted forms: an int; one int per axis; one ``(before, after)`` pair per axis;
-    ``"valid"`` (none); ``"same"`` (PyTorch's rule: total ``dilation * (k - 1)``, the odd
-    element after, stride 1 only); ``"full"`` (``dilation * (k - 1)`` on both sides).
+    Accepted forms: an int; one int per axis; one ``(before, after)`` pair per axis (a
+    sequence of one entry stands for every axis); ``"valid"`` (none, :func:`valid_padding`);
+    ``"same"`` (:func:`same_padding`); ``"full"`` (:func:`full_padding`).
 
     Examples
     --------
     >>> padding_pairs(1, (3, 3), (1, 1), (1, 1))
+    ((1, 1), (1, 1))
+    >>> padding_pairs((1,), (3, 3), (1, 1), (1, 1))
     ((1, 1), (1, 1))
     >>> padding_pairs("same", (4,), (1,), (1,))
     ((1, 2),)
     >>> padding_pairs(((0, 1), (2, 3)), (3, 3), (1, 1), (1, 1))
     ((0, 1), (2, 3))
     """
-    spatial_dims = len(kernel_shape)
-    spans = [step * (taps - 1) for taps, step in zip(kernel_shape, dilation, strict=True)]
-    if isinstance(padding, np.ndarray):
-        padding = padding.tolist()
     if isinstance(padding, str):
-        if padding == "valid":
-            return ((0, 0),) * spatial_dims
-        if padding == "same":
-            if any(step != 1 for step in stride):
-                msg = (
-                    f"padding='same' needs stride 1 along every axis (as in PyTorch), "
-                    f"got stride={stride!r}"
-                )
-                raise ValueError(msg)
-            return tuple((span // 2, span - span // 2) for span in spans)
-        if padding == "full":
-            return tuple((span, span) for span in spans)
-        msg = f"padding must be an int, a sequence, or one of {PADDING_STRINGS!r}, got {padding!r}"
-        raise ValueError(msg)
-    if isinstance(padding, Sequence):
-        if len(padding) != spatial_dims:
+        rule = PADDING_RULES.get(padding)
+        if rule is None:
             msg = (
-                f"padding must have one entry per spatial dimension ({spatial_dims}), "
-                f"got {tuple(padding)!r} of length {len(padding)}"
+                f"padding must be an int, a sequence, or one of {PADDING_STRINGS!r}, "
+                f"got {padding!r}"
             )
             raise ValueError(msg)
-        pairs = tuple(_pair(item, padding) for item in padding)
-    else:
-        amount = as_int(padding, "padding")
-        pairs = ((amount, amount),) * spatial_dims
+        return rule(kernel_shape, dilation, stride)
+    pairs = explicit_padding(padding, len(kernel_shape))
     if any(before < 0 or after < 0 for before, after in pairs):
-        msg = f"padding must be >= 0 along every axis, got {padding!r}"
+        shown = padding.tolist() if isinstance(padding, np.ndarray) else padding
+        msg = f"padding must be >= 0 along every axis, got {shown!r}"
         raise ValueError(msg)
     return pairs
 
 
-def _pair(item: object, padding: Sequence[Any]) -> tuple[int, int]:
+def explicit_padding(padding: object, spatial_dims: int) -> tuple[tuple[int, int], ...]:
+    """Parse padding given as numbers: an int, one entry per axis, or one for every axis.
+
+    Each entry is an int (both sides) or a ``(before, after)`` pair. Signs are not checked
+    here (:func:`padding_pairs` does).
+
+    Examples
+    --------
+    >>> explicit_padding(2, 2)
+    ((2, 2), (2, 2))
+    >>> explicit_padding([(0, 1)], 2)
+    ((0, 1), (0, 1))
+    >>> explicit_padding((1, 2, 3), 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: padding must have one entry per spatial dimension (2), got (1, 2, 3) of length 3
+    """
+    items = _per_axis_items(padding)
+    if items is None:
+        amount = as_int(padding, "padding")
+        return ((amount, amount),) * spatial_dims
+    if len(items) == 1:
+        return (_pair(items[0], padding),) * spatial_dims
+    if len(items) != spatial_dims:
+        msg = (
+            f"padding must have one entry per spatial dimension ({spatial_dims}), "
+            f"got {tuple(items)!r} of length {len(items)}"
+        )
+        raise ValueError(msg)
+    return tuple(_pair(item, padding) for item in items)
+
+
+def _pair(item: object, padding: object) -> tuple[int, int]:
     """One axis of a per-axis padding: an int (both sides) or a ``(before, after)`` pair."""
-    if isinstance(item, Sequence) and not isinstance(item, str):
-        if len(item) != 2:
-            msg = (
-                "padding entries must be an int or a (before, after) pair, "
-                f"got {tuple(item)!r} in padding={padding!r}"
-            )
-            raise ValueError(msg)
-        return as_int(item[0], "padding"), as_int(item[1], "padding")
-    amount = as_int(item, "padding")
-    return amount, amount
+    sides = _per_axis_items(item)
+    if sides is None:
+        amount = as_int(item, "padding")
+        return amount, amount
+    if len(sides) != 2:
+        msg = (
+            "padding entries must be an int or a (before, after) pair, "
+            f"got {tuple(sides)!r} in padding={padding!r}"
+        )
+        raise ValueError(msg)
+    return as_int(sides[0], "padding"), as_int(sides[1], "padding")
 
 
-def _check_padding_mode(
+def _spans(kernel_shape: tuple[int, ...], dilation: tuple[int, ...]) -> list[int]:
+    """``dilation * (k - 1)`` per axis: how far the dilated kernel reaches past one element."""
+    return [step * (taps - 1) for taps, step in zip(kernel_shape, dilation, strict=True)]
+
+
+def valid_padding(
+    kernel_shape: tuple[int, ...], dilation: tuple[int, ...], stride: tuple[int, ...]
+) -> tuple[tuple[int, int], ...]:
+    """``padding="valid"``: no padding, every window inside the input.
+
+    Examples
+    --------
+    >>> valid_padding((3, 3), (1, 1), (2, 2))
+    ((0, 0), (0, 0))
+    """
+    del dilation, stride  # every rule takes the same arguments
+    return ((0, 0),) * len(kernel_shape)
+
+
+def same_padding(
+    kernel_shape: tuple[int, ...], dilation: tuple[int, ...], stride: tuple[int, ...]
+) -> tuple[tuple[int, int], ...]:
+    """``padding="same"``, PyTorch's rule: total ``dilation * (k - 1)``, the odd element after.
+
+    Stride 1 only, as in PyTorch (the output then has the input's size).
+
+    Examples
+    --------
+    >>> same_padding((4, 3), (1, 2), (1, 1))
+    ((1, 2), (2, 2))
+    >>> same_padding((3,), (1,), (2,))
+    Traceback (most recent call last):
+    ...
+    ValueError: padding='same' needs stride 1 along every axis (as in PyTorch), got stride=(2,)
+    """
+    if any(step != 1 for step in stride):
+        msg = (
+            f"padding='same' needs stride 1 along every axis (as in PyTorch), got stride={stride!r}"
+        )
+        raise ValueError(msg)
+    return tuple((span // 2, span - span // 2) for span in _spans(kernel_shape, dilation))
+
+
+def full_padding(
+    kernel_shape: tuple[int, ...], dilation: tuple[int, ...], stride: tuple[int, ...]
+) -> tuple[tuple[int, int], ...]:
+    """``padding="full"``: ``dilation * (k - 1)`` on both sides, every partial overlap.
+
+    Examples
+    --------
+    >>> full_padding((3,), (2,), (1,))
+    ((4, 4),)
+    """
+    del stride  # every rule takes the same arguments
+    return tuple((span, span) for span in _spans(kernel_shape, dilation))
+
+
+#: The padding rule of each name of :data:`PADDING_STRINGS`.
+PADDING_RULES = {"valid": valid_padding, "same": same_padding, "full": full_padding}
+
+
+def check_padding_mode(
     padding_mode: object, pairs: tuple[tuple[int, int], ...], input_shape: tuple[int, ...]
 ) -> str:
-    """Check the mode's name and that the input is large enough for that kind of padding."""
-    if padding_mode not in PADDING_MODES:
+    """Check the mode's name and that the input is large enough for that kind of padding.
+
+    Examples
+    --------
+    >>> check_padding_mode("reflect", ((1, 1),), (3,))
+    'reflect'
+    >>> check_padding_mode("reflect", ((3, 0),), (3,))
+    Traceback (most recent call last):
+    ...
+    ValueError: padding_mode='reflect' needs padding < input size (3) along spatial axis 0, ...
+    """
+    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
         msg = f"padding_mode must be one of {PADDING_MODES!r}, got {padding_mode!r}"
         raise ValueError(msg)
-    mode = str(padding_mode)
+    mode = padding_mode
     for axis, (size, (before, after)) in enumerate(zip(input_shape, pairs, strict=True)):
         widest = max(before, after)
         if widest == 0 or mode == "zeros":
@@ -202,6 +320,51 @@ def _check_padding_mode(
         )
         raise ValueError(msg)
     return mode
+
+
+def check_groups(
+    groups: object, channels: int, *, shape: tuple[int, ...], name: str, kind: str
+) -> int:
+    """Return ``groups`` as an int after checking it is >= 1 and divides ``channels``.
+
+    Parameters
+    ----------
+    groups : object
+        The caller's ``groups``.
+    channels : int
+        The channel count it must divide.
+    shape : tuple of int
+        Shape of the array those channels belong to, quoted in the message.
+    name : str
+        That array's name (``"x"``, ``"weight"``).
+    kind : str
+        Which channels they are (``"input"``, ``"output"``).
+
+    Examples
+    --------
+    >>> check_groups(np.array(2), 4, shape=(1, 4, 5), name="x", kind="input")
+    2
+    >>> check_groups(3, 4, shape=(1, 4, 5), name="x", kind="input")
+    Traceback (most recent call last):
+    ...
+    ValueError: groups must divide the input channels: x of shape (1, 4, 5) has 4 input ...
+    """
+    group_count = as_int(groups, "groups")
+    if group_count < 1:
+        msg = f"groups must be >= 1, got {group_count}"
+        raise ValueError(msg)
+    if channels % group_count:
+        msg = (
+            f"groups must divide the {kind} channels: {name} of shape {shape} has "
+            f"{channels} {kind} channels, which groups={group_count} does not divide"
+        )
+        raise ValueError(msg)
+    return group_count
+
+
+#: NumPy's largest number of array dimensions (``np.pad`` and strided views need
+#: ``ndim + spatial_dims`` of them for a window view): NumPy 2 allows 64.
+MAX_DIMS = 64
 
 
 def check_ranks(
@@ -255,286 +418,12 @@ def check_ranks(
             f"weight of shape {weight_shape}, got x of shape {x_shape}"
         )
         raise ValueError(msg)
+    # A window view has N, C, the output's and the kernel's spatial axes: 2 + 2 * rank.
+    if 2 + 2 * rank > MAX_DIMS:
+        msg = (
+            f"weight must have at most {MAX_DIMS // 2 - 1} spatial dimensions (NumPy arrays "
+            f"have at most {MAX_DIMS} axes, and a {operation}'s windows need 2 + 2 * spatial "
+            f"of them), got weight of shape {weight_shape} with {rank}"
+        )
+        raise ValueError(msg)
     return rank
-
-
-def _strict_key(value: object) -> Hashable:
-    """Build a cache key that tells ``1`` from ``1.0``, ``True`` and ``np.int64(1)``.
-
-    Plain equality would let a cached geometry answer for ``stride=1.0`` (which must raise),
-    so every value is keyed with its type, recursively through tuples and lists.
-    Raises ``TypeError`` for values that cannot be hashed (arrays, dicts).
-    """
-    kind = type(value)
-    if kind is int or kind is str:  # the common case, first
-        return (kind, value)
-    if isinstance(value, (tuple, list)):
-        return (kind, tuple(_strict_key(item) for item in value))
-    hash(value)
-    return (kind, value)
-
-
-def build_geometry(
-    x_shape: tuple[int, ...],
-    weight_shape: tuple[int, ...],
-    bias_shape: tuple[int, ...] | None,
-    *,
-    stride: object,
-    padding: object,
-    dilation: object,
-    groups: object,
-    padding_mode: object,
-    spatial_dims: int | None = None,
-) -> ConvGeometry:
-    """Validate the shapes and options of a call and return its :class:`ConvGeometry`.
-
-    The work depends only on plain values, so results are cached: a training loop that
-    calls ``conv`` with the same shapes and options pays for the checks once. Arguments
-    that cannot be hashed (an ndarray ``stride``, say) are validated afresh each time.
-
-    Parameters
-    ----------
-    x_shape : tuple of int
-        ``(N, C_in, *spatial)`` or ``(C_in, *spatial)``.
-    weight_shape : tuple of int
-        ``(C_out, C_in // groups, *kernel)``.
-    bias_shape : tuple of int or None
-        ``(C_out,)``, or None for no bias.
-    stride, padding, dilation, groups, padding_mode
-        As in :func:`mimo_conv.conv`.
-    spatial_dims : int or None
-        Required number of spatial axes (``conv2d`` passes 2), or None to take it from
-        ``weight``.
-
-    Returns
-    -------
-    ConvGeometry
-
-    Examples
-    --------
-    >>> build_geometry((1, 3, 8, 8), (4, 3, 3, 3), None, stride=2, padding="same",
-    ...                dilation=1, groups=1, padding_mode="zeros")
-    Traceback (most recent call last):
-    ...
-    ValueError: padding='same' needs stride 1 along every axis (as in PyTorch), got stride=(2, 2)
-    >>> build_geometry((1, 3, 8, 8), (4, 3, 3, 3), None, stride=2, padding=1,
-    ...                dilation=1, groups=1, padding_mode="zeros").out_shape
-    (1, 4, 4, 4)
-    """
-    arguments = (
-        x_shape, weight_shape, bias_shape, stride, padding, dilation, groups, padding_mode,
-        spatial_dims,
-    )  # fmt: skip
-    try:
-        # Shapes are tuples of ints from ndarray.shape: only the options need strict keys.
-        options = tuple(
-            _strict_key(option) for option in (stride, padding, dilation, groups, padding_mode)
-        )
-        key = (x_shape, weight_shape, bias_shape, spatial_dims, options)
-    except TypeError:
-        return _build_geometry(*arguments)
-    geometry = _GEOMETRY_CACHE.get(key)
-    if geometry is None:
-        geometry = _build_geometry(*arguments)  # raises for invalid arguments: not cached
-        if len(_GEOMETRY_CACHE) >= _GEOMETRY_CACHE_SIZE:
-            _GEOMETRY_CACHE.clear()
-        _GEOMETRY_CACHE[key] = geometry
-    return geometry
-
-
-#: Geometries of recent valid calls, by :func:`_strict_key` of their arguments. Cleared
-#: whole when full: simple, and a workload rarely cycles through more distinct calls.
-_GEOMETRY_CACHE: dict[Hashable, ConvGeometry] = {}
-_GEOMETRY_CACHE_SIZE = 256
-
-
-def _build_geometry(
-    x_shape: tuple[int, ...],
-    weight_shape: tuple[int, ...],
-    bias_shape: tuple[int, ...] | None,
-    stride: object,
-    padding: object,
-    dilation: object,
-    groups: object,
-    padding_mode: object,
-    spatial_dims: int | None = None,
-) -> ConvGeometry:
-    """Validate the shapes and options of a call: the uncached work of :func:`build_geometry`."""
-    rank = check_ranks(x_shape, weight_shape, spatial_dims)
-    batched = len(x_shape) == rank + 2
-    batch_size = x_shape[0] if batched else 1
-    in_channels = x_shape[-rank - 1]
-    input_shape = tuple(x_shape[-rank:])
-    out_channels, weight_channels = weight_shape[0], weight_shape[1]
-    kernel_shape = tuple(weight_shape[2:])
-
-    group_count = as_int(groups, "groups")
-    if group_count < 1:
-        msg = f"groups must be >= 1, got {group_count}"
-        raise ValueError(msg)
-    if out_channels % group_count:
-        msg = (
-            f"groups must divide the output channels: weight of shape {weight_shape} has "
-            f"{out_channels} output channels, which groups={group_count} does not divide"
-        )
-        raise ValueError(msg)
-    if in_channels % group_count:
-        msg = (
-            f"groups must divide the input channels: x of shape {x_shape} has "
-            f"{in_channels} input channels, which groups={group_count} does not divide"
-        )
-        raise ValueError(msg)
-    if in_channels != weight_channels * group_count:
-        msg = (
-            f"Given groups={group_count}, weight of shape {weight_shape}, expected x of shape "
-            f"{x_shape} to have {weight_channels * group_count} channels, "
-            f"but got {in_channels} channels instead"
-        )
-        raise ValueError(msg)
-    if bias_shape is not None and bias_shape != (out_channels,):
-        msg = (
-            f"bias must have shape ({out_channels},) to match weight of shape {weight_shape}, "
-            f"got bias of shape {bias_shape}"
-        )
-        raise ValueError(msg)
-    if any(taps < 1 for taps in kernel_shape):
-        msg = (
-            f"weight must have at least one kernel tap per axis, got weight of shape {weight_shape}"
-        )
-        raise ValueError(msg)
-
-    strides = int_per_axis(stride, "stride", rank, minimum=1)
-    dilations = int_per_axis(dilation, "dilation", rank, minimum=1)
-    pairs = padding_pairs(padding, kernel_shape, dilations, strides)
-    mode = _check_padding_mode(padding_mode, pairs, input_shape)
-
-    geometry = ConvGeometry(
-        batch_size=batch_size,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        groups=group_count,
-        input_shape=input_shape,
-        kernel_shape=kernel_shape,
-        stride=strides,
-        dilation=dilations,
-        padding=pairs,
-        padding_mode=mode,
-        batched=batched,
-    )
-    for axis, (padded, extent) in enumerate(
-        zip(geometry.padded_shape, geometry.window_extent, strict=True)
-    ):
-        if extent > padded:
-            msg = (
-                f"the (dilated) kernel must fit in the padded input: along spatial axis {axis} "
-                f"the kernel spans {extent} (weight of shape {weight_shape}, "
-                f"dilation={dilations}) but the padded input has {padded} "
-                f"(x of shape {x_shape}, padding={pairs})"
-            )
-            raise ValueError(msg)
-    return geometry
-
-
-def prepare_call(
-    x: object,
-    weight: object,
-    bias: object,
-    *,
-    stride: object,
-    padding: object,
-    dilation: object,
-    groups: object,
-    padding_mode: object,
-    spatial_dims: int | None = None,
-) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None, ConvGeometry, DtypePlan]:
-    """Validate a whole call: arrays, geometry, dtype plan, integer range, output size.
-
-    Returns
-    -------
-    x, weight, bias : ndarray
-        The arguments as arrays (views of the caller's arrays where possible; never
-        written to).
-    geometry : ConvGeometry
-    plan : DtypePlan
-    """
-    x_array, weight_array, bias_array = as_operands(x, weight, bias)
-    geometry = build_geometry(
-        x_array.shape,
-        weight_array.shape,
-        None if bias_array is None else bias_array.shape,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-        spatial_dims=spatial_dims,
-    )
-    plan = operands_plan(x_array, weight_array, bias_array)
-    check_output_fits(geometry.out_shape, plan.compute)
-    x_array, weight_array, bias_array = exact_operands(
-        x_array, weight_array, bias_array, plan, geometry.terms_per_output
-    )
-    return x_array, weight_array, bias_array, geometry, plan
-
-
-Operands = tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None]
-
-
-def as_operands(x: object, weight: object, bias: object) -> Operands:
-    """Convert ``x``, ``weight`` and ``bias`` (may be None) to arrays of numbers.
-
-    Scans of the data (object elements, integer range) read each stored element once, so
-    a huge ``np.broadcast_to`` view costs no more than the values it stores.
-
-    Examples
-    --------
-    >>> x, weight, bias = as_operands([[1, 2]], [[[1]]], None)
-    >>> x.shape, weight.shape, bias
-    ((1, 2), (1, 1, 1), None)
-    """
-    x_array = as_numeric_array(x, "x")
-    weight_array = as_numeric_array(weight, "weight")
-    bias_array = None if bias is None else as_numeric_array(bias, "bias")
-    return x_array, weight_array, bias_array
-
-
-def operands_plan(x: NDArray[Any], weight: NDArray[Any], bias: NDArray[Any] | None) -> DtypePlan:
-    """Plan the dtypes of a call: :func:`mimo_conv._core.dtypes.plan_dtypes` of its operands.
-
-    Examples
-    --------
-    >>> operands_plan(np.ones(2, np.float16), np.ones(2, np.float16), None).compute
-    dtype('float32')
-    """
-    if bias is None:
-        return plan_dtypes(x.dtype, weight.dtype)
-    return plan_dtypes(x.dtype, weight.dtype, bias.dtype)
-
-
-def exact_operands(
-    x: NDArray[Any],
-    weight: NDArray[Any],
-    bias: NDArray[Any] | None,
-    plan: DtypePlan,
-    terms_per_output: int,
-) -> Operands:
-    """Make exact arithmetic stay exact: check the int64 range, lift object ints.
-
-    An int64 plan raises ``OverflowError`` when a sum of ``terms_per_output`` products
-    (plus the bias) could leave the int64 range; an object plan gets NumPy integers inside
-    object arrays replaced by Python ints, which never wrap around. Other plans pass
-    through unchanged.
-
-    Examples
-    --------
-    >>> x = np.array([np.int64(2**62)], dtype=object)
-    >>> plan = operands_plan(x, x, None)
-    >>> exact_operands(x, x, None, plan, 1)[0] * 4
-    array([18446744073709551616], dtype=object)
-    """
-    if plan.compute.kind == "O":
-        x, weight = python_integers(x), python_integers(weight)
-        bias = None if bias is None else python_integers(bias)
-    if plan.compute.kind == "i":
-        check_integer_range(x, weight, bias, terms_per_output)
-    return x, weight, bias

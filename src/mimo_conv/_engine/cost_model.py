@@ -494,7 +494,7 @@ def explain_method(
     <BLANKLINE>
     chosen: 'fold'
     """
-    from mimo_conv._core.arguments import prepare_call  # noqa: PLC0415 - avoids an import cycle
+    from mimo_conv._core.operands import prepare_call  # noqa: PLC0415 - avoids an import cycle
 
     _, _, _, geometry, plan = prepare_call(
         x,

@@ -1,6 +1,6 @@
 """The engine: run one validated call on the chosen path, add the bias, cast the result.
 
-Arguments arrive already validated (:func:`mimo_conv._core.arguments.prepare_call`); nothing
+Arguments arrive already validated (:func:`mimo_conv._core.operands.prepare_call`); nothing
 here checks user input again.
 
 Memory: the padded copy of the input (and its conversion to the compute dtype) is itself a

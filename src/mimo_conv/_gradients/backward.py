@@ -5,7 +5,7 @@ For ``y = conv(x, w) + b`` and a gradient ``g = dL/dy`` of the output,
 (:mod:`mimo_conv._gradients.weight_gradient`) and ``dL/db``, the sum of ``g`` over the batch and
 spatial axes (:func:`bias_gradient`).
 
-Validation is the forward pass's (:func:`mimo_conv._core.arguments.build_geometry`) plus a
+Validation is the forward pass's (:func:`mimo_conv._core.geometry_cache.build_geometry`) plus a
 check that ``grad_output`` has the forward output's shape
 (:func:`mimo_conv._gradients.common.gradient_geometry`); the dtype policy is the forward
 pass's too (integers exact in int64 with an overflow check, float16 accumulated in float32,
@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._core.arguments import as_numeric_array
+from mimo_conv._core.arguments import IntOrInts, PaddingArg
 from mimo_conv._core.dtypes import DtypePlan, check_integer_range, plan_dtypes
-from mimo_conv._gradients.common import IntOrInts, PaddingArg, gradient_geometry
+from mimo_conv._core.operands import as_numeric_array
+from mimo_conv._gradients.common import gradient_geometry
 from mimo_conv._gradients.input_gradient import input_gradient, input_gradient_plan
 from mimo_conv._gradients.weight_gradient import (
     weight_gradient,

@@ -2,44 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from numpy.typing import NDArray
 
-from mimo_conv._core.arguments import as_int, build_geometry
 from mimo_conv._core.geometry import ConvGeometry
-
-IntOrInts = int | Sequence[int]
-
-
-PaddingArg = int | str | Sequence[Any]
-
-
-def as_shape(value: object, name: str) -> tuple[int, ...]:
-    """Return a shape given as a sequence of non-negative ints as a tuple.
-
-    Examples
-    --------
-    >>> as_shape([1, 3, 5, 5], "input_shape")
-    (1, 3, 5, 5)
-    >>> as_shape(5, "input_shape")
-    Traceback (most recent call last):
-    ...
-    TypeError: input_shape must be a sequence of ints (a shape), got 5 of type int
-    """
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if not isinstance(value, Sequence) or isinstance(value, str):
-        kind = type(value).__name__
-        msg = f"{name} must be a sequence of ints (a shape), got {value!r} of type {kind}"
-        raise TypeError(msg)
-    shape = tuple(as_int(item, name) for item in value)
-    if any(item < 0 for item in shape):
-        msg = f"{name} must have non-negative sizes, got {shape}"
-        raise ValueError(msg)
-    return shape
+from mimo_conv._core.geometry_cache import build_geometry
 
 
 def gradient_geometry(
@@ -54,7 +22,19 @@ def gradient_geometry(
     padding_mode: object,
     spatial_dims: int | None = None,
 ) -> ConvGeometry:
-    """Validate a backward call: the forward call's checks, then ``grad_output``'s shape."""
+    """Validate a backward call: the forward call's checks, then ``grad_output``'s shape.
+
+    Examples
+    --------
+    >>> gradient_geometry((1, 1, 4), (1, 1, 2), np.ones((1, 1, 3)), stride=1, padding=0,
+    ...                   dilation=1, groups=1, padding_mode="zeros").out_shape
+    (1, 1, 3)
+    >>> gradient_geometry((1, 1, 4), (1, 1, 2), np.ones((1, 1, 2)), stride=1, padding=0,
+    ...                   dilation=1, groups=1, padding_mode="zeros")
+    Traceback (most recent call last):
+    ...
+    ValueError: grad_output must have the shape of the convolution's output, (1, 1, 3) ...
+    """
     geometry = build_geometry(
         x_shape,
         weight_shape,

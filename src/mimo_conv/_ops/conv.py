@@ -6,14 +6,12 @@ from typing import Any
 
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._core.arguments import prepare_call
+from mimo_conv._core.arguments import IntOrInts, PaddingArg
 from mimo_conv._core.budget import call_budget
+from mimo_conv._core.operands import prepare_call
 from mimo_conv._engine.cost_model import choose_method
 from mimo_conv._engine.execute import run_conv
 from mimo_conv._paths.registry import check_method
-
-PaddingArg = int | str | tuple[int, ...] | tuple[tuple[int, int], ...] | list[Any]
-IntOrInts = int | tuple[int, ...] | list[int]
 
 
 def conv(

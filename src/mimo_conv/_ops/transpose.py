@@ -17,17 +17,16 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mimo_conv._core.arguments import (
-    as_int,
-    as_operands,
+    IntOrInts,
+    PaddingArg,
+    check_groups,
     check_ranks,
-    exact_operands,
     int_per_axis,
-    operands_plan,
     padding_pairs,
 )
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.memory import check_output_fits
-from mimo_conv._gradients.common import IntOrInts, PaddingArg
+from mimo_conv._core.operands import as_operands, exact_operands, operands_plan
 from mimo_conv._gradients.input_gradient import input_gradient
 
 
@@ -46,21 +45,14 @@ def _check_shapes(
         weight_layout="C_in, C_out/groups",
         operation="transposed convolution",
     )
-    group_count = as_int(groups, "groups")
-    if group_count < 1:
-        msg = f"groups must be >= 1, got {group_count}"
-        raise ValueError(msg)
+    group_count = check_groups(
+        groups, weight_shape[0], shape=weight_shape, name="weight", kind="input"
+    )
     in_channels = x_shape[-rank - 1]
     if in_channels != weight_shape[0]:
         msg = (
             f"Given transposed=1, weight of shape {weight_shape}, expected x of shape {x_shape} "
             f"to have {weight_shape[0]} channels, but got {in_channels} channels instead"
-        )
-        raise ValueError(msg)
-    if in_channels % group_count:
-        msg = (
-            f"groups must divide the input channels: weight of shape {weight_shape} has "
-            f"{in_channels} input channels, which groups={group_count} does not divide"
         )
         raise ValueError(msg)
     out_channels = weight_shape[1] * group_count

@@ -20,15 +20,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._core.arguments import as_numeric_array, build_geometry, int_per_axis, padding_pairs
+from mimo_conv._core.arguments import IntOrInts, PaddingArg, int_per_axis, padding_pairs
 from mimo_conv._core.columns import fold_taps, unfold_padded
 from mimo_conv._core.dtypes import check_integer_range, plan_dtypes
 from mimo_conv._core.geometry import output_length
+from mimo_conv._core.geometry_cache import build_geometry
 from mimo_conv._core.memory import check_output_fits
+from mimo_conv._core.operands import as_numeric_array
 from mimo_conv._core.windows import pad_input
-
-IntOrInts = int | Sequence[int]
-PaddingArg = int | str | Sequence[Any]
 
 
 def _spatial_dims(*sizes: object) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mimo_conv._core.arguments import prepare_call
+from mimo_conv._core.operands import prepare_call
 from mimo_conv._ops.conv import conv
 from mimo_conv.testing.bounds import conv_error_bound
 

@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from mimo_conv._core.arguments import prepare_call
 from mimo_conv._core.dtypes import DtypePlan, plan_dtypes
+from mimo_conv._core.operands import prepare_call
 from mimo_conv._ops.conv import conv
 
 #: ``sqrt(2)`` rounded up: float64 ``1.4142135623730951`` is above the true value.
