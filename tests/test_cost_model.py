@@ -38,15 +38,15 @@ def geometry(
 ) -> ConvGeometry:
     dims = len(size)
     return ConvGeometry(
-        batch,
-        c_in,
-        c_out,
-        groups,
-        size,
-        kernel,
-        (stride,) * dims,
-        (1,) * dims,
-        ((padding, padding),) * dims,
+        batch_size=batch,
+        in_channels=c_in,
+        out_channels=c_out,
+        groups=groups,
+        input_shape=size,
+        kernel_shape=kernel,
+        stride=(stride,) * dims,
+        dilation=(1,) * dims,
+        padding=((padding, padding),) * dims,
     )
 
 

@@ -702,3 +702,18 @@ def test_fraction_bias_on_an_empty_sum_is_exact(method: str) -> None:
     bias = np.array([Fraction(1, 3), Fraction(-2, 7)], dtype=object)
     out = mc.conv1d(x, weight, bias, method=method)
     assert out.tolist() == [[Fraction(1, 3)] * 4, [Fraction(-2, 7)] * 4]
+
+
+# --- ConvGeometry is built with keywords ---------------------------------------------------
+
+
+def test_conv_geometry_is_keyword_only() -> None:
+    fields: tuple[Any, ...] = (1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    with pytest.raises(TypeError, match="positional"):
+        mc.ConvGeometry(*fields)  # type: ignore[call-arg]
+    geometry = mc.ConvGeometry(
+        batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+        kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    )  # fmt: skip
+    # output_shape is the spatial shape, out_shape the full one (3 - 2 + 1 = 2 positions).
+    assert (geometry.output_shape, geometry.out_shape) == ((2,), (1, 1, 2))

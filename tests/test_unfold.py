@@ -240,7 +240,10 @@ def test_im2col_method_is_within_the_rounding_bound(data: st.DataObject) -> None
 
 
 def test_im2col_workspace_is_its_column_buffer() -> None:
-    geometry = ConvGeometry(2, 3, 4, 1, (5, 6), (3, 2), (1, 2), (1, 1), ((1, 1), (0, 0)))
+    geometry = ConvGeometry(
+        batch_size=2, in_channels=3, out_channels=4, groups=1, input_shape=(5, 6),
+        kernel_shape=(3, 2), stride=(1, 2), dilation=(1, 1), padding=((1, 1), (0, 0)),
+    )  # fmt: skip
     plan = plan_dtypes(np.dtype(np.float64), np.dtype(np.float64))
     padded = 2 * 3 * 7 * 6
     # Both small images fit in one chunk: their column matrices (3 channels * 3 * 2 taps

@@ -27,7 +27,10 @@ def unfold_padded(x_padded: NDArray[Any], geometry: ConvGeometry) -> NDArray[Any
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 1, 1, 1, (4,), (2,), (2,), (1,), ((0, 0),))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(4,),
+    ...     kernel_shape=(2,), stride=(2,), dilation=(1,), padding=((0, 0),),
+    ... )
     >>> unfold_padded(np.arange(4).reshape(1, 1, 4), g)
     array([[[0, 2],
             [1, 3]]])

@@ -57,9 +57,15 @@ def output_length(
     return (input_length + before + after - span) // stride + 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ConvGeometry:
     """Shapes and options of a convolution, validated and normalised.
+
+    Built with keywords only: nine positional ints and tuples cannot be read at a glance.
+    Two shapes of the output are derived: :attr:`output_shape` is the *spatial* shape
+    (``(H_out, W_out)`` of a 2-d call), :attr:`out_shape` the *full* shape of the result,
+    ``(N, C_out, *output_shape)`` (or ``(C_out, *output_shape)`` unbatched), which is
+    also what :func:`mimo_conv.output_shape` returns.
 
     Attributes
     ----------
@@ -96,7 +102,9 @@ class ConvGeometry:
     ...     input_shape=(224, 224), kernel_shape=(7, 7), stride=(2, 2), dilation=(1, 1),
     ...     padding=((3, 3), (3, 3)),
     ... )
-    >>> stem.out_shape
+    >>> stem.output_shape  # spatial
+    (112, 112)
+    >>> stem.out_shape  # full: batch, channels, spatial
     (8, 64, 112, 112)
     >>> stem.terms_per_output
     147
@@ -170,7 +178,11 @@ class ConvGeometry:
 
     @cached_property
     def output_shape(self) -> tuple[int, ...]:
-        """Spatial shape of the output, by the law of :func:`output_length`."""
+        """Spatial shape of the output, one length per spatial axis (no batch or channel axis).
+
+        Each length follows the law of :func:`output_length`. The full shape of the result
+        is :attr:`out_shape` (and :func:`mimo_conv.output_shape`).
+        """
         return tuple(
             output_length(size, taps, stride=step, padding=pad, dilation=spacing)
             for size, taps, step, pad, spacing in zip(

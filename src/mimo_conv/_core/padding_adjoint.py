@@ -47,7 +47,11 @@ def copies_per_element(geometry: ConvGeometry) -> int:
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (3,), (1,), (1,), ((2, 2),), "replicate")
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(3,), stride=(1,), dilation=(1,), padding=((2, 2),),
+    ...     padding_mode='replicate',
+    ... )
     >>> copies_per_element(g)  # the edge elements are copied three times each
     3
     """
@@ -79,7 +83,11 @@ def unpad_adjoint(grad_padded: NDArray[Any], geometry: ConvGeometry) -> NDArray[
     Padding ``[0, 1, 2]`` by two reflected elements in front gives ``[2, 1, 0, 1, 2]``:
     elements 1 and 2 appear twice, so their gradients add up.
 
-    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (1,), (1,), (1,), ((2, 0),), "reflect")
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(1,), stride=(1,), dilation=(1,), padding=((2, 0),),
+    ...     padding_mode='reflect',
+    ... )
     >>> unpad_adjoint(np.array([[[10, 20, 1, 2, 3]]]), g)
     array([[[ 1, 22, 13]]])
     """

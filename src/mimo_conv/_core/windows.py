@@ -36,7 +36,11 @@ def pad_input(x: NDArray[Any], geometry: ConvGeometry) -> NDArray[Any]:
     Examples
     --------
     >>> x = np.arange(3).reshape(1, 1, 3)
-    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (1,), (1,), (1,), ((2, 1),), "reflect")
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(1,), stride=(1,), dilation=(1,), padding=((2, 1),),
+    ...     padding_mode='reflect',
+    ... )
     >>> pad_input(x, g)
     array([[[2, 1, 0, 1, 2, 1]]])
     """
@@ -75,7 +79,10 @@ def window_view(x_padded: NDArray[Any], geometry: ConvGeometry) -> NDArray[Any]:
     Examples
     --------
     >>> x = np.arange(5).reshape(1, 1, 5)
-    >>> g = ConvGeometry(1, 1, 1, 1, (5,), (2,), (2,), (2,), ((0, 0),))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(5,),
+    ...     kernel_shape=(2,), stride=(2,), dilation=(2,), padding=((0, 0),),
+    ... )
     >>> window_view(x, g)[0, 0]
     array([[0, 2],
            [2, 4]])
@@ -94,7 +101,10 @@ def output_shape_of(geometry: ConvGeometry) -> tuple[int, ...]:
 
     Examples
     --------
-    >>> output_shape_of(ConvGeometry(1, 1, 1, 1, (5,), (3,), (2,), (1,), ((0, 0),)))
+    >>> output_shape_of(ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(5,),
+    ...     kernel_shape=(3,), stride=(2,), dilation=(1,), padding=((0, 0),),
+    ... ))
     (2,)
     """
     return geometry.output_shape
@@ -124,7 +134,10 @@ def tap_slices(
     Examples
     --------
     >>> x = np.arange(10).reshape(1, 1, 10)
-    >>> g = ConvGeometry(1, 1, 1, 1, (10,), (3,), (2,), (2,), ((0, 0),))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(10,),
+    ...     kernel_shape=(3,), stride=(2,), dilation=(2,), padding=((0, 0),),
+    ... )
     >>> g.output_shape
     (3,)
     >>> [(tap, x[index].tolist()) for tap, index in tap_slices(g, 0, 3)]

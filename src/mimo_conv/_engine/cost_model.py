@@ -194,7 +194,10 @@ def padded_copy_bytes(geometry: ConvGeometry, plan: DtypePlan) -> int:
     >>> import numpy as np
     >>> from mimo_conv._core.dtypes import plan_dtypes
     >>> plan = plan_dtypes(np.dtype(np.float64), np.dtype(np.float64))
-    >>> g = ConvGeometry(1, 2, 4, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=2, out_channels=4, groups=1, input_shape=(5, 5),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
+    ... )
     >>> padded_copy_bytes(g, plan)  # 2 channels * 7 * 7 * 8 bytes
     784
     """
@@ -228,7 +231,10 @@ def path_cost(
     >>> import numpy as np
     >>> from mimo_conv._core.dtypes import plan_dtypes
     >>> plan = plan_dtypes(np.dtype(np.float32), np.dtype(np.float32))
-    >>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> g = ConvGeometry(
+    ...     batch_size=8, in_channels=64, out_channels=64, groups=1, input_shape=(56, 56),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
+    ... )
     >>> cost = path_cost("gemm", g, plan)
     >>> cost.flops  # 2 * 8 * 64 * 56 * 56 * 64 * 9
     1849688064
@@ -366,7 +372,10 @@ def explain_choice(
     >>> import numpy as np
     >>> from mimo_conv._core.dtypes import plan_dtypes
     >>> plan = plan_dtypes(np.dtype(np.float64), np.dtype(np.float64))
-    >>> g = ConvGeometry(1, 2, 4, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=2, out_channels=4, groups=1, input_shape=(5, 5),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> explain_choice(g, plan).chosen
     'fold'
     """
@@ -399,16 +408,28 @@ def choose_method(geometry: ConvGeometry, plan: DtypePlan, budget: int | None = 
     >>> import numpy as np
     >>> from mimo_conv._core.dtypes import plan_dtypes
     >>> plan = plan_dtypes(np.dtype(np.float32), np.dtype(np.float32))
-    >>> pointwise = ConvGeometry(1, 4, 2, 1, (5, 5), (1, 1), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> pointwise = ConvGeometry(
+    ...     batch_size=1, in_channels=4, out_channels=2, groups=1, input_shape=(5, 5),
+    ...     kernel_shape=(1, 1), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> choose_method(pointwise, plan)
     'matmul'
-    >>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> g = ConvGeometry(
+    ...     batch_size=8, in_channels=64, out_channels=64, groups=1, input_shape=(56, 56),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
+    ... )
     >>> choose_method(g, plan)  # saves 6 of the 9 tap copies of "gemm"
     'fold'
-    >>> stride_2 = ConvGeometry(8, 64, 128, 1, (56, 56), (3, 3), (2, 2), (1, 1), ((1, 1),) * 2)
+    >>> stride_2 = ConvGeometry(
+    ...     batch_size=8, in_channels=64, out_channels=128, groups=1, input_shape=(56, 56),
+    ...     kernel_shape=(3, 3), stride=(2, 2), dilation=(1, 1), padding=((1, 1),) * 2,
+    ... )
     >>> choose_method(stride_2, plan)
     'gemm'
-    >>> valid = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> valid = ConvGeometry(
+    ...     batch_size=8, in_channels=64, out_channels=64, groups=1, input_shape=(56, 56),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> choose_method(valid, plan, budget=100_000)  # one im2col row needs 124416 bytes
     'shift'
     """
@@ -429,7 +450,10 @@ def workspace_bytes(method: str, geometry: ConvGeometry, plan: DtypePlan) -> int
     >>> import numpy as np
     >>> from mimo_conv._core.dtypes import plan_dtypes
     >>> plan = plan_dtypes(np.dtype(np.float64), np.dtype(np.float64))
-    >>> g = ConvGeometry(1, 2, 4, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=2, out_channels=4, groups=1, input_shape=(5, 5),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> workspace_bytes("gemm", g, plan)  # 2 channels * 3*3 taps * 3*3 outputs * 8 bytes
     1296
     """

@@ -69,7 +69,10 @@ def run_conv(
     Examples
     --------
     >>> from mimo_conv._core.dtypes import plan_dtypes
-    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),), batched=False)
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),), batched=False,
+    ... )
     >>> plan = plan_dtypes(np.dtype(np.int64), np.dtype(np.int64))
     >>> run_conv(np.array([[1, 2, 3]]), np.array([[[1, 10]]]), None, g, plan, "gemm")
     array([[21, 32]])

@@ -63,7 +63,10 @@ def scatter_windows(
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... )
     >>> scatter_windows(np.array([[[1, 10]]]), np.array([[[2, 3]]]), g)
     array([[[ 2, 23, 30]]])
     """
@@ -92,7 +95,10 @@ def input_gradient_plan(
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... )
     >>> input_gradient_plan(np.ones((1, 1, 2), np.float16), np.ones((1, 1, 2)), g).output
     dtype('float64')
     """
@@ -136,7 +142,10 @@ def input_gradient_geometry(geometry: ConvGeometry) -> ConvGeometry:
 
     Examples
     --------
-    >>> g = ConvGeometry(2, 6, 4, 2, (9,), (2,), (3,), (1,), ((1, 0),))  # P = 10, out = 3
+    >>> g = ConvGeometry(
+    ...     batch_size=2, in_channels=6, out_channels=4, groups=2, input_shape=(9,),
+    ...     kernel_shape=(2,), stride=(3,), dilation=(1,), padding=((1, 0),),
+    ... )  # P = 10, out = 3
     >>> inner = input_gradient_geometry(g)
     >>> inner.in_channels, inner.out_channels, inner.groups, inner.input_shape
     (4, 6, 2, (7,))
@@ -182,7 +191,10 @@ def input_gradient_kernels(weight: NDArray[Any], geometry: ConvGeometry) -> NDAr
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 1, 2, 1, (3,), (2,), (1,), (1,), ((0, 0),))  # C_in 1, C_out 2
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=2, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... )  # C_in 1, C_out 2
     >>> input_gradient_kernels(np.array([[[1, 2]], [[3, 4]]]), g)
     array([[[2, 1],
             [4, 3]]])
@@ -243,7 +255,11 @@ def input_gradient(
     --------
     Reflect padding sends the gradient of the border back to the mirrored element:
 
-    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (1,), (1,), (1,), ((1, 0),), "reflect")
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(1,), stride=(1,), dilation=(1,), padding=((1, 0),),
+    ...     padding_mode='reflect',
+    ... )
     >>> input_gradient(np.array([[[1, 2, 3, 4]]]), np.array([[[1]]]), g)
     array([[[2, 4, 4]]])
     >>> input_gradient(np.array([[[1, 2, 3, 4]]]), np.array([[[1]]]), g, method="matmul")
@@ -270,7 +286,10 @@ def scatter_bytes_per_image(geometry: ConvGeometry, plan: DtypePlan) -> int:
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 1, 1, 1, (5,), (3,), (1,), (1,), ((0, 0),))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(5,),
+    ...     kernel_shape=(3,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... )
     >>> scatter_bytes_per_image(g, plan_dtypes(np.dtype(np.int64)))  # 8 * (3 + 5 + 10)
     144
     """
@@ -315,7 +334,10 @@ def engine_bytes_per_image(geometry: ConvGeometry, plan: DtypePlan) -> int:
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 1, 1, 1, (5,), (2,), (2,), (1,), ((0, 0),))  # out = 2: 3 inserted
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(5,),
+    ...     kernel_shape=(2,), stride=(2,), dilation=(1,), padding=((0, 0),),
+    ... )  # out = 2: 3 inserted
     >>> engine_bytes_per_image(g, plan_dtypes(np.dtype(np.int64)))  # 8 * (5 + max(3, 10))
     120
     """

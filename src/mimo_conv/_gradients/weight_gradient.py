@@ -37,7 +37,10 @@ def weight_gradient_plan(
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... )
     >>> weight_gradient_plan(np.ones((1, 1, 3), np.int8), np.ones((1, 1, 2), np.int8), g)
     DtypePlan(compute=dtype('int64'), output=dtype('int64'))
     """
@@ -72,7 +75,10 @@ def weight_gradient_geometry(geometry: ConvGeometry) -> ConvGeometry:
 
     Examples
     --------
-    >>> g = ConvGeometry(2, 6, 4, 2, (9,), (2,), (3,), (1,), ((1, 0),))  # P = 10, out = 3
+    >>> g = ConvGeometry(
+    ...     batch_size=2, in_channels=6, out_channels=4, groups=2, input_shape=(9,),
+    ...     kernel_shape=(2,), stride=(3,), dilation=(1,), padding=((1, 0),),
+    ... )  # P = 10, out = 3
     >>> inner = weight_gradient_geometry(g)
     >>> inner.batch_size, inner.in_channels, inner.out_channels, inner.kernel_shape
     (3, 2, 2, (3,))
@@ -121,7 +127,10 @@ def weight_gradient(
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... )
     >>> weight_gradient(np.array([[[1, 2, 3]]]), np.array([[[1, 10]]]), g)
     array([[[21, 32]]])
     >>> weight_gradient(np.array([[[1, 2, 3]]]), np.array([[[1, 10]]]), g, method="shift")
@@ -166,7 +175,10 @@ def direct_bytes_per_image(geometry: ConvGeometry, plan: DtypePlan) -> int:
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... )
     >>> direct_bytes_per_image(g, plan_dtypes(np.dtype(np.int64)))  # 8 * (6 + 4 + 4)
     112
     """

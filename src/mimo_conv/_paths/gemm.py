@@ -40,7 +40,10 @@ def im2col_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
 
     Examples
     --------
-    >>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> g = ConvGeometry(
+    ...     batch_size=8, in_channels=64, out_channels=64, groups=1, input_shape=(56, 56),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
+    ... )
     >>> im2col_bytes_per_row(g, 4)  # 64 channels * 9 taps * 56 positions * 4 bytes
     129024
     """
@@ -75,7 +78,10 @@ def correlate_gemm(
     --------
     >>> x = np.arange(9).reshape(1, 1, 3, 3)
     >>> w = np.array([[[[0, 1], [2, 3]]]])
-    >>> g = ConvGeometry(1, 1, 1, 1, (3, 3), (2, 2), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3, 3),
+    ...     kernel_shape=(2, 2), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> correlate_gemm(x, w, g)
     array([[[[19, 25],
              [37, 43]]]])

@@ -49,7 +49,10 @@ def correlate_im2col(
     --------
     >>> x = np.arange(9).reshape(1, 1, 3, 3)
     >>> w = np.array([[[[0, 1], [2, 3]]]])
-    >>> g = ConvGeometry(1, 1, 1, 1, (3, 3), (2, 2), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3, 3),
+    ...     kernel_shape=(2, 2), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> correlate_im2col(x, w, g)
     array([[[[19, 25],
              [37, 43]]]])
@@ -83,7 +86,10 @@ def im2col_bytes_per_image(geometry: ConvGeometry, itemsize: int) -> int:
 
     Examples
     --------
-    >>> g = ConvGeometry(4, 2, 8, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=4, in_channels=2, out_channels=8, groups=1, input_shape=(5, 5),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> im2col_bytes_per_image(g, 8)  # (2 channels * 9 taps + 8 outputs) * 9 positions * 8
     1872
     """

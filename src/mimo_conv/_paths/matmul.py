@@ -47,7 +47,10 @@ def correlate_matmul(
     --------
     >>> x = np.arange(8).reshape(1, 2, 2, 2)
     >>> w = np.array([[[[1]], [[10]]]])
-    >>> g = ConvGeometry(1, 2, 1, 1, (2, 2), (1, 1), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=2, out_channels=1, groups=1, input_shape=(2, 2),
+    ...     kernel_shape=(1, 1), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> correlate_matmul(x, w, g)
     array([[[[40, 51],
              [62, 73]]]])

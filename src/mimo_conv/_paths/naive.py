@@ -45,7 +45,10 @@ def correlate_naive(
     --------
     >>> x = np.arange(9).reshape(1, 1, 3, 3)
     >>> w = np.array([[[[0, 1], [2, 3]]]])
-    >>> g = ConvGeometry(1, 1, 1, 1, (3, 3), (2, 2), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3, 3),
+    ...     kernel_shape=(2, 2), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> correlate_naive(x, w, g)
     array([[[[19, 25],
              [37, 43]]]])

@@ -54,7 +54,10 @@ def check_method(method: object, geometry: ConvGeometry) -> None:
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... )
     >>> check_method("einsum", g)
     >>> check_method("matmul", g)
     Traceback (most recent call last):
@@ -102,7 +105,10 @@ def input_copy_plan(
 
     Examples
     --------
-    >>> g = ConvGeometry(8, 16, 16, 1, (32, 32), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> g = ConvGeometry(
+    ...     batch_size=8, in_channels=16, out_channels=16, groups=1, input_shape=(32, 32),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
+    ... )
     >>> input_copy_plan("gemm", g, 4, copies=True)  # 8 padded images of 16 * 34 * 34 * 4 B
     InputCopyPlan(images=8, held=591872, chunked=False)
     """
@@ -129,7 +135,10 @@ def minimum_chunk_bytes(method: str, geometry: ConvGeometry, itemsize: int) -> i
 
     Examples
     --------
-    >>> g = ConvGeometry(8, 16, 16, 1, (32, 32), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> g = ConvGeometry(
+    ...     batch_size=8, in_channels=16, out_channels=16, groups=1, input_shape=(32, 32),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
+    ... )
     >>> minimum_chunk_bytes("gemm", g, 4)  # 16 channels * 9 taps * 32 positions * 4 bytes
     18432
     >>> minimum_chunk_bytes("im2col", g, 4)  # (16 * 9 + 16) * 32 * 32 * 4 bytes
