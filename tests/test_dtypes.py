@@ -411,3 +411,43 @@ def test_object_big_ints_with_every_padding_mode(method: str, mode: str) -> None
                     method=method)  # fmt: skip
     expected = [padded[p] - 2**70 * padded[p + 1] for p in range(len(padded) - 1)]
     assert out.tolist() == [expected]
+
+
+# --- object arrays: what python_integers must leave alone, and broadcast views -------------
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_object_array_mixing_numpy_ints_with_fractions_and_floats_is_exact(method: str) -> None:
+    # Only the NumPy ints become Python ints: a Fraction or a float next to them keeps its
+    # value (int() of either would truncate 1/2 and 0.25 to 0 without a word).
+    x = np.array([[np.int64(2**62), Fraction(1, 2), 0.25]], dtype=object)
+    out = mc.conv1d(x, np.array([[[np.int64(4)]]], dtype=object), method=method)
+    assert out.tolist() == [[2**64, Fraction(2), 1.0]]  # 4 * each, by hand
+    assert type(out[0, 1]) is Fraction
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_broadcast_object_array_of_numpy_ints_is_exact(method: str) -> None:
+    # A broadcast view stores one element; it is converted once and broadcast back to the
+    # full shape (6 positions), so every output is 2**62 * 4 exactly.
+    x = np.broadcast_to(np.array([np.int64(2**62)], dtype=object), (1, 1, 6))
+    out = mc.conv(x, np.array([[[4]]], dtype=object), method=method)
+    assert out.tolist() == [[[2**64] * 6]]
+
+
+@pytest.mark.parametrize("method", methods_for((2,)))
+def test_empty_integer_input_has_no_overflow_to_check(method: str) -> None:
+    # No image, so no products: the range bound is 0 * max|weight| * terms, not an overflow,
+    # although 1 * 2**62 * 2 terms would leave int64.
+    out = mc.conv(np.zeros((0, 1, 3), np.int64), np.full((1, 1, 2), 2**62), method=method)
+    assert (out.shape, out.dtype) == ((0, 1, 2), np.dtype(np.int64))
+
+
+def test_timedelta_inside_an_object_array_is_refused_naming_the_argument() -> None:
+    # np.timedelta64 subclasses np.signedinteger, but it is a duration, not a number.
+    x = np.array([[[np.timedelta64(1, "s"), np.timedelta64(2, "s")]]], dtype=object)
+    with pytest.raises(TypeError, match=r"x must hold numbers, but its object array contains"):
+        mc.conv(x, np.ones((1, 1, 1)))
+    weight = np.array([[[np.timedelta64(1, "s")]]], dtype=object)
+    with pytest.raises(TypeError, match=r"weight must hold numbers, .* timedelta64"):
+        mc.conv(np.ones((1, 1, 2)), weight)

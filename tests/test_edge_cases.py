@@ -23,6 +23,7 @@ import pytest
 from numpy.typing import NDArray
 
 import mimo_conv as mc
+from mimo_conv._core.geometry import output_length
 from mimo_conv._paths.registry import METHOD_NAMES
 
 
@@ -717,3 +718,116 @@ def test_conv_geometry_is_keyword_only() -> None:
     )  # fmt: skip
     # output_shape is the spatial shape, out_shape the full one (3 - 2 + 1 = 2 positions).
     assert (geometry.output_shape, geometry.out_shape) == ((2,), (1, 1, 2))
+
+
+def test_output_length_defaults_are_stride_1_no_padding_dense() -> None:
+    # 7 elements, 3 taps: windows start at 0..4, so 5 of them; stride 2 would give 3,
+    # padding (1, 1) 7, dilation 2 (span 5) 3: each default changes the answer.
+    assert output_length(7, 3) == 5
+    assert output_length(7, 3, stride=2) == 3
+    assert output_length(7, 3, padding=(1, 1)) == 7
+    assert output_length(7, 3, dilation=2) == 3
+
+
+# --- PyTorch's one-element tuples, and every kind of int for every int option ------------
+
+ONE_ELEMENT_OPTIONS = [
+    ("stride", (2,), 2),
+    ("padding", (1,), 1),
+    ("dilation", (2,), 2),
+    ("padding-list", [1], 1),
+    ("stride-array", np.array([2]), 2),
+    ("padding-pair", [(0, 1)], "pair"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "meant"), ONE_ELEMENT_OPTIONS, ids=[row[0] for row in ONE_ELEMENT_OPTIONS]
+)
+def test_one_element_tuple_stands_for_every_axis(name: str, given: Any, meant: Any) -> None:
+    # F.conv2d(x, w, stride=(2,)) is F.conv2d(x, w, stride=2) in PyTorch; so here.
+    option = name.split("-", maxsplit=1)[0]
+
+    def spelled_out(dims: int) -> Any:
+        return ((0, 1),) * dims if meant == "pair" else meant
+
+    x = position_image(6, 7)[np.newaxis, np.newaxis]
+    w = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    expected = mc.conv2d(x, w, **{option: spelled_out(2)})
+    assert mc.conv2d(x, w, **{option: given}).tolist() == expected.tolist()
+    x3 = np.arange(2.0 * 5 * 6 * 7).reshape(1, 2, 5, 6, 7)
+    w3 = np.ones((1, 2, 2, 2, 2))
+    expected = mc.conv3d(x3, w3, **{option: spelled_out(3)})
+    assert mc.conv3d(x3, w3, **{option: given}).tolist() == expected.tolist()
+
+
+def test_one_element_tuples_in_transpose_and_gradients() -> None:
+    x = position_image(4, 5)[np.newaxis, np.newaxis]
+    w = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    given: dict[str, Any] = {"stride": (2,), "padding": (1,), "dilation": (1,)}
+    meant: dict[str, Any] = {"stride": 2, "padding": 1, "dilation": 1}
+    transposed = mc.conv_transpose2d(x, w, output_padding=(1,), **given)
+    assert transposed.tolist() == mc.conv_transpose2d(x, w, output_padding=1, **meant).tolist()
+    assert transposed.shape == (1, 1, 8, 10)  # (in - 1) * 2 - 2 + 2 + 1 + 1 per axis
+    y = mc.conv2d(transposed, w, **meant)
+    grads = np.ones_like(y)
+    for given_result, meant_result in zip(
+        mc.conv_backward(grads, transposed, w, **given),
+        mc.conv_backward(grads, transposed, w, **meant),
+        strict=True,
+    ):
+        assert given_result.tolist() == meant_result.tolist()
+    assert np.array_equal(
+        mc.grad.conv2d_input(transposed.shape, w, grads, **given),
+        mc.grad.conv2d_input(transposed.shape, w, grads, **meant),
+    )
+    assert np.array_equal(
+        mc.grad.conv2d_weight(transposed, w.shape, grads, **given),
+        mc.grad.conv2d_weight(transposed, w.shape, grads, **meant),
+    )
+
+
+def test_one_element_tuples_match_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    x = np.arange(2.0 * 3 * 7 * 8).reshape(2, 3, 7, 8)
+    w = np.arange(4.0 * 3 * 3 * 3).reshape(4, 3, 3, 3) % 5
+    options: dict[str, Any] = {"stride": (2,), "padding": (1,), "dilation": (2,)}
+    ours = mc.conv2d(x, w, **options)
+    theirs = functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), **options)
+    assert ours.tolist() == theirs.numpy().tolist()  # small integers: exact in float64
+    w_t = np.arange(3.0 * 4 * 3 * 3).reshape(3, 4, 3, 3) % 7
+    ours_t = mc.conv_transpose2d(x, w_t, stride=(2,), padding=(1,), output_padding=(1,))
+    theirs_t = functional.conv_transpose2d(
+        torch.from_numpy(x), torch.from_numpy(w_t), stride=(2,), padding=(1,), output_padding=(1,)
+    )
+    assert ours_t.tolist() == theirs_t.numpy().tolist()
+
+
+INT_KINDS: list[tuple[str, Any]] = [
+    ("int", 2),
+    ("numpy-int", np.int16(2)),
+    ("numpy-uint", np.uint8(2)),
+    ("0-d-array", np.array(2)),
+    ("0-d-uint-array", np.array(2, dtype=np.uint32)),
+]
+
+
+@pytest.mark.parametrize("option", ["stride", "padding", "dilation", "groups"])
+@pytest.mark.parametrize(("kind", "two"), INT_KINDS, ids=[row[0] for row in INT_KINDS])
+def test_every_int_option_takes_every_kind_of_int(option: str, kind: str, two: Any) -> None:
+    del kind  # the id says it
+    x = np.arange(2.0 * 9).reshape(1, 2, 9)
+    w = np.ones((2, 1 if option == "groups" else 2, 2))
+    given: dict[str, Any] = {option: two}
+    meant: dict[str, Any] = {option: 2}
+    assert mc.conv1d(x, w, **given).tolist() == mc.conv1d(x, w, **meant).tolist()
+
+
+@pytest.mark.parametrize("option", ["stride", "padding", "dilation", "groups"])
+def test_bools_are_refused_for_every_int_option(option: str) -> None:
+    x, w = np.ones((1, 2, 9)), np.ones((2, 2, 2))
+    for true in (True, np.True_, np.array(True)):
+        given: dict[str, Any] = {option: true}
+        with pytest.raises(TypeError, match=rf"{option} must be an int, got .*True"):
+            mc.conv1d(x, w, **given)

@@ -471,3 +471,32 @@ def test_a_cached_valid_call_never_answers_for_an_equal_comparing_invalid_one(
     assert call(x, weight, **{option: valid_value}).shape == (1, 1, 3, 3)
     with pytest.raises(TypeError, match=rf"{option} must be an int"):
         call(x, weight, **{option: bad_value})
+
+
+RANK_32_CALLS: list[tuple[str, Callable[[NDArray[Any], NDArray[Any]], object]]] = [
+    ("conv", mc.conv),
+    ("conv-gemm", lambda x, w: mc.conv(x, w, method="gemm")),
+    ("conv_transpose", mc.conv_transpose),
+    ("conv_backward", lambda x, w: mc.conv_backward(x, x, w)),
+    ("conv_input", lambda x, w: mc.grad.conv_input(x.shape, w, x)),
+    ("conv_weight", lambda x, w: mc.grad.conv_weight(x, w.shape, x)),
+    ("explain_method", mc.explain_method),
+    ("unfold", lambda x, w: mc.unfold(x, w.shape[2:])),
+]
+
+
+@pytest.mark.parametrize("call", [c for _, c in RANK_32_CALLS], ids=[n for n, _ in RANK_32_CALLS])
+def test_32_spatial_dimensions_are_refused_at_the_boundary(
+    call: Callable[[NDArray[Any], NDArray[Any]], object],
+) -> None:
+    # A window view has N, C, 32 output and 32 kernel axes: 66 > NumPy's 64. The error
+    # must say so before any work, not come from deep inside NumPy.
+    x, weight = np.ones((1, 1) + (1,) * 32), np.ones((1, 1) + (1,) * 32)
+    with pytest.raises(ValueError, match=r"weight must have at most 31 spatial dimensions"):
+        call(x, weight)
+
+
+def test_31_spatial_dimensions_still_work() -> None:
+    x = np.arange(3.0).reshape((1, 1, 3) + (1,) * 30)
+    weight = np.ones((1, 1, 2) + (1,) * 30)
+    assert mc.conv(x, weight).ravel().tolist() == [1.0, 3.0]  # 0 + 1, 1 + 2

@@ -46,11 +46,6 @@ class DtypePlan:
     compute: np.dtype[Any]
     output: np.dtype[Any]
 
-    @property
-    def exact(self) -> bool:
-        """Whether the arithmetic is exact (int64 after the range check, or object)."""
-        return self.compute.kind in "iO"
-
 
 def check_numeric_dtype(array: NDArray[Any], name: str) -> None:
     """Raise ``TypeError`` unless ``array`` holds numbers a convolution can sum.
@@ -111,6 +106,10 @@ def check_object_elements(array: NDArray[Any], name: str) -> None:
     Traceback (most recent call last):
     ...
     TypeError: weight must hold numbers, but its object array contains None of type NoneType
+    >>> check_object_elements(np.array([np.timedelta64(1, "s")], dtype=object), "x")
+    Traceback (most recent call last):
+    ...
+    TypeError: x must hold numbers, but its object array contains np.timedelta64(1,'s') of ...
     """
     if array.dtype.kind != "O":
         return
@@ -169,9 +168,15 @@ def python_integers(array: NDArray[Any]) -> NDArray[Any]:
 
 
 def _is_number(value: object) -> bool:
-    """Whether ``value`` supports the arithmetic of a convolution."""
+    """Whether ``value`` supports the arithmetic of a convolution.
+
+    ``np.timedelta64`` is a NumPy integer by its class (a subclass of ``np.signedinteger``)
+    but a duration, not a number: refused, as a timedelta64 array is.
+    """
     import numbers  # noqa: PLC0415 - only object arrays need it
 
+    if isinstance(value, (np.timedelta64, np.datetime64)):
+        return False
     return isinstance(value, (numbers.Number, np.number))
 
 
