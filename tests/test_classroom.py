@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import mimo_conv as mc
+from mimo_conv._classroom import counts as counts_module
 from mimo_conv._classroom.exercises import (
     answer_exercises,
     exercise_1,
@@ -32,9 +33,7 @@ from mimo_conv._classroom.exercises import (
     exercise_5,
     exercise_6,
 )
-from mimo_conv._core.dtypes import plan_dtypes
-from mimo_conv._engine.cost_model import workspace_bytes
-from mimo_conv._paths.registry import METHODS, check_method
+from mimo_conv._paths.registry import METHOD_NAMES
 
 # --------------------------------------------------------------------------------------
 # Counting numbers
@@ -347,6 +346,73 @@ def test_counting_numbers_count_every_product_of_the_book_example() -> None:
     assert (tally.multiplications, tally.additions) == (3 * 4 * 8, 3 * 4 * 7)
 
 
+# The per-axis loops of the first version of counts.py, which walked every output
+# position: the closed-form sums that replaced them must count exactly the same.
+
+
+def _loop_axis_counts(
+    size: int, taps: int, stride: int, dilation: int, before: int, after: int, *, exclude: bool
+) -> tuple[list[int], list[int], list[int]]:
+    """Terms of each forward sum, of each input-gradient sum and of each weight-gradient sum."""
+    out = (size + before + after - dilation * (taps - 1) - 1) // stride + 1
+    forward = []
+    for position in range(out):
+        start = position * stride - before
+        inside = sum(1 for t in range(taps) if 0 <= start + t * dilation < size)
+        forward.append(inside if exclude else taps)
+    hits = [0] * (before + size + after)
+    for position in range(out):
+        for t in range(taps):
+            hits[position * stride + t * dilation] += 1
+    per_element = hits[before : before + size] if exclude else hits
+    per_tap = [
+        sum(1 for p in range(out) if not exclude or 0 <= p * stride - before + t * dilation < size)
+        for t in range(taps)
+    ]
+    return forward, per_element, per_tap
+
+
+@settings(max_examples=300)
+@given(
+    size=st.integers(0, 12),
+    taps=st.integers(1, 5),
+    stride=st.integers(1, 4),
+    dilation=st.integers(1, 4),
+    before=st.integers(0, 6),
+    after=st.integers(0, 6),
+    exclude=st.booleans(),
+)
+def test_closed_form_axis_counts_equal_the_old_per_position_loops(
+    size: int, taps: int, stride: int, dilation: int, before: int, after: int, exclude: bool
+) -> None:
+    extent = dilation * (taps - 1) + 1
+    size = max(size, extent - before - after)  # the kernel must fit, as conv checks
+    out = (size + before + after - extent) // stride + 1
+    axis = counts_module._Axis(size, taps, stride, dilation, before, after, out)
+    low, high = (before, before + size) if exclude else (0, before + size + after)
+    forward, per_element, per_tap = _loop_axis_counts(
+        size, taps, stride, dilation, before, after, exclude=exclude
+    )
+    assert axis.pairs_reading(low, high) == sum(forward) == sum(per_element) == sum(per_tap)
+    assert axis.positions_reading(low, high) == sum(1 for n in forward if n)
+    assert axis.elements_read(low, high) == sum(1 for n in per_element if n)
+    assert axis.taps_reading(low, high) == sum(1 for n in per_tap if n)
+
+
+def test_counts_of_a_long_signal_by_hand() -> None:
+    # 10**7 samples, 3 taps: n = 10**7 - 2 outputs of 3 products and 2 additions each.
+    # dL/dx: every sample is read (by 1, 2 or 3 pairs): 3n products, 3n - 10**7 additions.
+    # dL/dw: each of the 3 taps sums n products: 3n products, 3 (n - 1) additions.
+    # (The first version looped over the 10**7 positions and took about 23 s.)
+    n = 10**7 - 2
+    report = mc.cost((1, 10**7), (1, 1, 3))
+    assert (report.forward_multiplications, report.forward_additions) == (3 * n, 2 * n)
+    assert report.backward_input_multiplications == 3 * n
+    assert report.backward_input_additions == 3 * n - 10**7
+    assert report.backward_weight_multiplications == 3 * n
+    assert report.backward_weight_additions == 3 * (n - 1)
+
+
 @pytest.mark.parametrize("problem", SMALL_CASES[:4], ids=lambda p: f"{p.input_shape}")
 def test_the_instrumented_backward_loop_computes_the_gradients(problem: Problem) -> None:
     """The instrument must be the real chain rule: check its gradients independently."""
@@ -443,23 +509,34 @@ def test_memory_counts_are_the_bytes_of_the_actual_arrays(dtype: Any) -> None:
     [((4, 3, 3, 3), 1), ((4, 3, 1, 1), 1), ((4, 3, 1, 1), 2)],
     ids=["3x3", "1x1", "1x1-strided"],
 )
-def test_workspace_lists_every_applicable_method_from_the_cost_model(
-    weight_shape: tuple[int, ...], stride: int
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_workspace_lists_the_methods_that_run_with_explain_methods_numbers(
+    weight_shape: tuple[int, ...], stride: int, dtype: Any
 ) -> None:
+    # cost() works from shapes and a dtype; explain_method and conv from real arrays. The
+    # methods cost() lists must be exactly those conv runs, each with the workspace
+    # explain_method gives the same call (for those it weighs: not im2col, the teaching path).
     input_shape = (2, 3, 6, 6)
-    report = mc.cost(input_shape, weight_shape, stride=stride, padding=1)
-    geometry = report.geometry
-    plan = plan_dtypes(np.dtype(np.float32), np.dtype(np.float32))
-    expected = {}
-    for method in METHODS:
+    report = mc.cost(input_shape, weight_shape, stride=stride, padding=1, dtype=dtype)
+    x, weight = np.ones(input_shape, dtype), np.ones(weight_shape, dtype)
+    runs = []
+    for method in (name for name in METHOD_NAMES if name != "auto"):
         try:
-            check_method(method, geometry)
-            expected[method] = workspace_bytes(method, geometry, plan)
+            mc.conv(x, weight, stride=stride, padding=1, method=method)
         except ValueError:
             continue
-    assert dict(report.workspace) == expected
-    assert "naive" in expected
-    assert ("matmul" in expected) == (weight_shape[2:] == (1, 1))
+        runs.append(method)
+    listed = [method for method, _ in report.workspace]
+    assert sorted(listed) == sorted(runs)
+    assert "naive" in runs
+    assert ("matmul" in runs) == (weight_shape[2:] == (1, 1))
+    choice = mc.explain_method(x, weight, stride=stride, padding=1)
+    predicted = {candidate.method: candidate.workspace for candidate in choice.candidates}
+    weighed = [method for method in runs if method in predicted]
+    assert len(weighed) >= len(runs) - 1
+    assert {m: size for m, size in report.workspace if m in predicted} == {
+        method: predicted[method] for method in weighed
+    }
 
 
 def test_cost_table_shows_every_count() -> None:

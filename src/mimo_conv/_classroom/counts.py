@@ -243,95 +243,190 @@ class ConvCost:
         return "\n".join(lines)
 
 
-def _taps_per_position(
-    size: int, taps: int, stride: int, dilation: int, before: int, out: int, *, inside: bool
-) -> list[int]:
-    """For each output position along one axis, how many kernel taps it uses.
+def _ceil_div(numerator: int, denominator: int) -> int:
+    """``ceil(numerator / denominator)`` in integers, for a positive denominator."""
+    return -(-numerator // denominator)
 
-    With ``inside`` only the taps that land on the input itself (not on padding) count.
+
+def _multiples_in(low: int, high: int, step: int, count: int) -> int:
+    """Count the ``i`` in ``[0, count)`` with ``low <= i * step < high``."""
+    first = max(0, _ceil_div(low, step))
+    stop = min(count, _ceil_div(high, step))
+    return max(0, stop - first)
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """One spatial axis as two progressions: positions ``p * stride`` and taps ``t * dilation``.
+
+    A kernel tap ``t`` of the window at output position ``p`` reads padded element
+    ``p * stride + t * dilation``; the input itself holds padded elements
+    ``[before, before + size)``.
     """
-    counts = []
-    for position in range(out):
-        start = position * stride - before
-        used = sum(1 for tap in range(taps) if 0 <= start + tap * dilation < size)
-        counts.append(used if inside else taps)
-    return counts
+
+    size: int
+    taps: int
+    stride: int
+    dilation: int
+    before: int
+    after: int
+    out: int
+
+    def pairs_reading(self, low: int, high: int) -> int:
+        """Count the (position, tap) pairs that read a padded element in ``[low, high)``.
+
+        One term per element of the shorter progression: ``O(min(out, taps))``.
+        """
+        if self.out <= self.taps:
+            return sum(
+                _multiples_in(
+                    low - p * self.stride, high - p * self.stride, self.dilation, self.taps
+                )
+                for p in range(self.out)
+            )
+        return sum(
+            _multiples_in(low - t * self.dilation, high - t * self.dilation, self.stride, self.out)
+            for t in range(self.taps)
+        )
+
+    def positions_reading(self, low: int, high: int) -> int:
+        """Count the output positions with at least one tap in ``[low, high)``."""
+        return _covered(self.out, self.stride, self.taps, self.dilation, low, high)
+
+    def taps_reading(self, low: int, high: int) -> int:
+        """Count the kernel taps that read ``[low, high)`` from at least one output position."""
+        return _covered(self.taps, self.dilation, self.out, self.stride, low, high)
+
+    def elements_read(self, low: int, high: int) -> int:
+        """Count the padded elements in ``[low, high)`` that some (position, tap) pair reads."""
+        return _distinct_sums(self.out, self.stride, self.taps, self.dilation, low, high)
 
 
-def _hits_per_element(
-    size: int, taps: int, stride: int, dilation: int, before: int, after: int, out: int
-) -> list[int]:
-    """For each element of the padded axis, how many (position, tap) pairs read it."""
-    hits = [0] * (before + size + after)
-    for position in range(out):
-        for tap in range(taps):
-            hits[position * stride + tap * dilation] += 1
-    return hits
+def _covered(count: int, step: int, other: int, other_step: int, low: int, high: int) -> int:
+    """Count the ``i`` in ``[0, count)`` with a ``j`` in ``[0, other)`` reaching ``[low, high)``.
+
+    That is ``low <= i * step + j * other_step < high``; ``O(min(count, other))`` steps.
+    """
+    if count <= other:
+        return sum(
+            1
+            for i in range(count)
+            if _multiples_in(low - i * step, high - i * step, other_step, other) > 0
+        )
+    # Each j admits an interval of i; the intervals move down as j grows: merge them.
+    intervals = [
+        (
+            max(0, _ceil_div(low - j * other_step, step)),
+            min(count, _ceil_div(high - j * other_step, step)),
+        )
+        for j in range(other)
+    ]
+    return _union_length(intervals)
 
 
-def _sum_cost(per_axis: list[list[int]], factor: int, extra: int = 0) -> tuple[int, int]:
+def _distinct_sums(count: int, step: int, other: int, other_step: int, low: int, high: int) -> int:
+    """Count the distinct ``i * step + j * other_step`` in ``[low, high)``.
+
+    Here ``0 <= i < count`` and ``0 <= j < other``. Iterate over the shorter
+    progression (say ``j``): its element ``j * other_step = r + q0 * step``
+    (``0 <= r < step``) adds the values ``r + q * step`` for ``q`` in
+    ``[q0, q0 + count)``. Values of one residue ``r`` are distinct exactly when their
+    ``q`` are, so the answer is the length of the union of the ``q`` intervals of each
+    residue, clipped to the range.
+    """
+    if count < other:
+        count, step, other, other_step = other, other_step, count, step
+    by_residue: dict[int, list[tuple[int, int]]] = {}
+    for j in range(other):
+        residue, q0 = (j * other_step) % step, (j * other_step) // step
+        first = max(q0, _ceil_div(low - residue, step))
+        stop = min(q0 + count, _ceil_div(high - residue, step))
+        by_residue.setdefault(residue, []).append((first, stop))
+    return sum(_union_length(intervals) for intervals in by_residue.values())
+
+
+def _union_length(intervals: list[tuple[int, int]]) -> int:
+    """Count the integers in the union of half-open intervals ``[start, stop)``."""
+    total, reach = 0, None
+    for start, stop in sorted(interval for interval in intervals if interval[0] < interval[1]):
+        if reach is None or start >= reach:
+            total += stop - start
+            reach = stop
+        elif stop > reach:
+            total += stop - reach
+            reach = stop
+    return total
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """A grid of sums along one axis: how many sums, their terms in all, how many non-empty."""
+
+    count: int
+    terms: int
+    non_empty: int
+
+
+def _sum_cost(per_axis: list[_Sums], factor: int, extra: int = 0) -> tuple[int, int]:
     """Multiplications and additions of a grid of sums, counted per axis.
 
-    The sum at grid point ``(i0, i1, ...)`` has ``n = factor * per_axis[0][i0] *
-    per_axis[1][i1] * ...`` products and ``extra`` further terms that need no
-    multiplication (the bias): ``n`` multiplications and ``n + extra - 1`` additions,
+    The sum at grid point ``(i0, i1, ...)`` has ``n = factor * n0[i0] * n1[i1] * ...``
+    products (``nk[ik]`` its terms along axis ``k``) and ``extra`` further terms that need
+    no multiplication (the bias): ``n`` multiplications and ``n + extra - 1`` additions,
     none for an empty sum. The totals factor over the axes, so no grid is built.
     """
-    multiplications = factor * math.prod(sum(axis) for axis in per_axis)
+    multiplications = factor * math.prod(axis.terms for axis in per_axis)
     if extra > 0:
-        non_empty = math.prod(len(axis) for axis in per_axis)
+        non_empty = math.prod(axis.count for axis in per_axis)
     elif factor == 0:
         non_empty = 0
     else:
-        non_empty = math.prod(sum(1 for n in axis if n) for axis in per_axis)
+        non_empty = math.prod(axis.non_empty for axis in per_axis)
     return multiplications, multiplications + (extra - 1) * non_empty
 
 
 def _counts(
     geometry: ConvGeometry, *, bias: bool, exclude_padding: bool
 ) -> tuple[int, int, int, int, int, int]:
-    """Count the six operations of :class:`ConvCost`, from per-axis tap counts."""
+    """Count the six operations of :class:`ConvCost`, from per-axis closed-form sums.
+
+    Per axis, each of the three sums of the definition (an output over its taps, an input
+    element's gradient over the pairs that read it, a tap's gradient over the positions)
+    needs only how many sums there are, how many terms they hold together and how many
+    are non-empty: :class:`_Axis` counts those without a loop over the positions.
+    """
     g = geometry
-    axes = list(
-        zip(
-            g.input_shape,
-            g.kernel_shape,
-            g.stride,
-            g.dilation,
-            g.padding,
-            g.output_shape,
+    axes = [
+        _Axis(size, taps, step, spacing, before, after, out)
+        for size, taps, step, spacing, (before, after), out in zip(
+            g.input_shape, g.kernel_shape, g.stride, g.dilation, g.padding, g.output_shape,
             strict=True,
         )
-    )
+    ]  # fmt: skip
+    forward_axes, input_axes, weight_axes = [], [], []
+    for axis in axes:
+        padded = axis.before + axis.size + axis.after
+        # Padded elements [low, high) count: all of them, or only the input's own.
+        low, high = (axis.before, axis.before + axis.size) if exclude_padding else (0, padded)
+        pairs = axis.pairs_reading(low, high)
+        forward_axes.append(_Sums(axis.out, pairs, axis.positions_reading(low, high)))
+        input_axes.append(_Sums(high - low, pairs, axis.elements_read(low, high)))
+        weight_axes.append(_Sums(axis.taps, pairs, axis.taps_reading(low, high)))
+
     # Forward: each output sums C_in/groups * (taps used) products, plus the bias.
-    used = [
-        _taps_per_position(size, k, s, d, pad[0], out, inside=exclude_padding)
-        for size, k, s, d, pad, out in axes
-    ]
     copies = g.batch_size * g.out_channels
-    mul, add = _sum_cost(used, g.in_channels_per_group, int(bias))
+    mul, add = _sum_cost(forward_axes, g.in_channels_per_group, int(bias))
     forward = (copies * mul, copies * add)
 
     # dL/dx: each (padded) input element sums one product per (output channel of its
     # group, position, tap) that reads it. Padded elements are dropped when excluded.
-    hit_axes = []
-    for size, k, s, d, pad, out in axes:
-        hits = _hits_per_element(size, k, s, d, pad[0], pad[1], out)
-        hit_axes.append(hits[pad[0] : pad[0] + size] if exclude_padding else hits)
-    mul, add = _sum_cost(hit_axes, g.out_channels_per_group)
+    mul, add = _sum_cost(input_axes, g.out_channels_per_group)
     copies = g.batch_size * g.in_channels
     backward_input = (copies * mul, copies * add)
 
     # dL/dweight: each tap sums one product per batch element and output position that
     # uses it; dL/dbias sums dL/dy over the batch and positions.
-    tap_axes = []
-    for size, k, s, d, pad, out in axes:
-        positions = [
-            sum(1 for p in range(out) if not exclude_padding or 0 <= p * s - pad[0] + t * d < size)
-            for t in range(k)
-        ]
-        tap_axes.append(positions)
-    mul, add = _sum_cost(tap_axes, g.batch_size)
+    mul, add = _sum_cost(weight_axes, g.batch_size)
     copies = g.out_channels * g.in_channels_per_group
     outputs = g.batch_size * math.prod(g.output_shape)
     bias_additions = g.out_channels * (outputs - 1) if bias and outputs > 0 else 0
