@@ -451,3 +451,35 @@ def test_timedelta_inside_an_object_array_is_refused_naming_the_argument() -> No
     weight = np.array([[[np.timedelta64(1, "s")]]], dtype=object)
     with pytest.raises(TypeError, match=r"weight must hold numbers, .* timedelta64"):
         mc.conv(np.ones((1, 1, 2)), weight)
+
+
+def test_conv_backward_scans_the_integer_range_once_per_gradient(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Three gradients, each with one range check of its two operands: six scans of an
+    # array's largest magnitude, not twelve (each gradient checked again inside).
+    from mimo_conv._core import dtypes  # noqa: PLC0415 - the module whose helper is spied on
+
+    scanned: list[tuple[int, ...]] = []
+    largest = dtypes._largest_magnitude
+
+    def spy(array: NDArray[Any]) -> int:
+        scanned.append(array.shape)
+        return largest(array)
+
+    monkeypatch.setattr(dtypes, "_largest_magnitude", spy)
+    x = np.arange(2 * 3 * 5).reshape(2, 3, 5)
+    weight = np.ones((4, 3, 2), np.int64)
+    grads = np.ones((2, 4, 4), np.int64)
+    grad_x, grad_w, grad_b = mc.conv_backward(grads, x, weight)
+    assert len(scanned) == 6
+    # The gradients are still right: dL/db sums 2 * 4 ones per channel, dL/dx[n, c, i]
+    # sums the (o, t) pairs that read x[n, c, i] (4 channels times 1 or 2 taps).
+    assert grad_b.tolist() == [8] * 4
+    assert grad_x.tolist() == [[[4, 8, 8, 8, 4]] * 3] * 2
+    # dL/dw[o, c, t] = sum over n and the 4 positions p of x[n, c, p + t] (dL/dy is ones).
+    expected_w = [
+        [sum(int(x[n, c, p + t]) for n in range(2) for p in range(4)) for t in range(2)]
+        for c in range(3)
+    ]
+    assert grad_w.tolist() == [expected_w] * 4

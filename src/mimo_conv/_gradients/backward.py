@@ -50,8 +50,12 @@ def bias_gradient_plan(grad_output: NDArray[Any], channel_axis: int) -> DtypePla
     return plan
 
 
-def bias_gradient(grad_output: NDArray[Any], *, batched: bool) -> NDArray[Any]:
+def bias_gradient(
+    grad_output: NDArray[Any], *, batched: bool, plan: DtypePlan | None = None
+) -> NDArray[Any]:
     """``dL/db``: ``grad_output`` summed over every axis but the channel axis.
+
+    ``plan`` is :func:`bias_gradient_plan`'s result when the caller has already run it.
 
     Examples
     --------
@@ -65,7 +69,8 @@ def bias_gradient(grad_output: NDArray[Any], *, batched: bool) -> NDArray[Any]:
             f"got grad_output of shape {grad_output.shape}"
         )
         raise ValueError(msg)
-    plan = bias_gradient_plan(grad_output, channel_axis)
+    if plan is None:
+        plan = bias_gradient_plan(grad_output, channel_axis)
     axes = tuple(axis for axis in range(grad_output.ndim) if axis != channel_axis)
     # inf * 0 and overflow give IEEE results (nan, inf) in the outputs they reach, no warnings.
     with np.errstate(all="ignore"):
@@ -170,13 +175,18 @@ def conv_backward(
         groups=groups,
         padding_mode=padding_mode,
     )
-    # Every check of all three gradients runs before any of them is computed.
+    # Every check of all three gradients runs once, before any of them is computed; the
+    # gradients are handed their plans so that they do not check again.
     check_method(method, geometry)
-    input_gradient_plan(grads, weight_array, geometry)
-    weight_gradient_plan(x_array, grads, geometry)
-    bias_gradient_plan(grads, 1 if geometry.batched else 0)
+    input_plan = input_gradient_plan(grads, weight_array, geometry)
+    weight_plan = weight_gradient_plan(x_array, grads, geometry)
+    bias_plan = bias_gradient_plan(grads, 1 if geometry.batched else 0)
     return (
-        input_gradient(grads, weight_array, geometry, method=method, budget=memory_budget),
-        weight_gradient(x_array, grads, geometry, method=method, budget=memory_budget),
-        bias_gradient(grads, batched=geometry.batched),
+        input_gradient(
+            grads, weight_array, geometry, method=method, budget=memory_budget, plan=input_plan
+        ),
+        weight_gradient(
+            x_array, grads, geometry, method=method, budget=memory_budget, plan=weight_plan
+        ),
+        bias_gradient(grads, batched=geometry.batched, plan=bias_plan),
     )

@@ -237,8 +237,13 @@ def input_gradient(
     *,
     method: str = "auto",
     budget: int | None = None,
+    plan: DtypePlan | None = None,
 ) -> NDArray[Any]:
     """``dL/dx`` of a validated call, in the dtype the policy gives ``grad_output, weight``.
+
+    ``plan`` is :func:`input_gradient_plan`'s result when the caller has already run it
+    (:func:`mimo_conv._gradients.backward.conv_backward` checks all three gradients first):
+    the overflow scan and memory check are then not repeated.
 
     ``method="auto"`` runs the scatter (:func:`scatter_windows`, then
     :func:`~mimo_conv._core.padding_adjoint.unpad_adjoint`) on chunks of images sized by
@@ -265,8 +270,9 @@ def input_gradient(
     >>> input_gradient(np.array([[[1, 2, 3, 4]]]), np.array([[[1]]]), g, method="matmul")
     array([[[2, 4, 4]]])
     """
-    check_method(method, geometry)
-    plan = input_gradient_plan(grad_output, weight, geometry)
+    if plan is None:
+        check_method(method, geometry)
+        plan = input_gradient_plan(grad_output, weight, geometry)
     grads = grad_output if geometry.batched else grad_output[np.newaxis]
     with call_budget(budget):
         per_image = scatter_bytes_per_image(geometry, plan)

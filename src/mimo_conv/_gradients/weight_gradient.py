@@ -107,8 +107,13 @@ def weight_gradient(
     *,
     method: str = "auto",
     budget: int | None = None,
+    plan: DtypePlan | None = None,
 ) -> NDArray[Any]:
     """``dL/dw`` of a validated call, as a forward convolution on the path ``method``.
+
+    ``plan`` is :func:`weight_gradient_plan`'s result when the caller has already run it
+    (as :func:`mimo_conv._gradients.backward.conv_backward` does): the checks are then not
+    repeated.
 
     For each group, :func:`mimo_conv._engine.execute.run_conv` correlates ``x`` (axes swapped to
     ``(C_in/groups, N, *spatial)``, padded by the engine with the forward padding and
@@ -136,8 +141,9 @@ def weight_gradient(
     >>> weight_gradient(np.array([[[1, 2, 3]]]), np.array([[[1, 10]]]), g, method="shift")
     array([[[21, 32]]])
     """
-    check_method(method, geometry)
-    plan = weight_gradient_plan(x, grad_output, geometry)
+    if plan is None:
+        check_method(method, geometry)
+        plan = weight_gradient_plan(x, grad_output, geometry)
     x_batch = python_integers(x if geometry.batched else x[np.newaxis])
     grads = python_integers(grad_output if geometry.batched else grad_output[np.newaxis])
     shape = (geometry.out_channels, geometry.in_channels_per_group, *geometry.kernel_shape)
