@@ -22,7 +22,8 @@ from numpy.typing import NDArray
 from mimo_conv._classroom.counts import cost
 from mimo_conv._classroom.demo import run_demo
 from mimo_conv._classroom.exercises import answer_exercises
-from mimo_conv._classroom.walkthrough import BOOK_K3, BOOK_X, walkthrough
+from mimo_conv._classroom.textbook import BOOK_K3, BOOK_X
+from mimo_conv._classroom.walkthrough import walkthrough
 
 #: Shown under ``--help`` of ``explain``.
 EXPLAIN_EXAMPLES = """\

@@ -20,7 +20,7 @@ from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.geometry_cache import build_geometry
 from mimo_conv._core.memory import check_output_fits
 from mimo_conv._core.operands import as_numeric_array
-from mimo_conv._core.windows import pad_input, window_view
+from mimo_conv._core.windows import pad_constant, pad_input, window_view
 
 
 def _source_indices(geometry: ConvGeometry) -> NDArray[Any]:
@@ -33,12 +33,7 @@ def _source_indices(geometry: ConvGeometry) -> NDArray[Any]:
     shape = (geometry.batch_size, geometry.in_channels, *geometry.input_shape)
     indices = np.arange(math.prod(shape), dtype=np.intp).reshape(shape)
     if geometry.padding_mode == "zeros":
-        padded = np.full(shape[:2] + geometry.padded_shape, -1, dtype=np.intp)
-        inside = tuple(
-            slice(before, before + size)
-            for (before, _), size in zip(geometry.padding, geometry.input_shape, strict=True)
-        )
-        padded[(slice(None), slice(None), *inside)] = indices
+        padded = pad_constant(indices, geometry, -1)
     else:
         padded = pad_input(indices, geometry)
     return window_view(padded, geometry)

@@ -8,14 +8,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mimo_conv._classroom.textbook import (
+    BOOK_K,
+    BOOK_X,
     corr2d_multi_in,
     corr2d_multi_in_out,
     corr2d_multi_in_out_1x1,
 )
 
-#: The book's two-channel input and kernel (section 6.4.1).
-BOOK_X = np.array([[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]])
-BOOK_K = np.array([[[0, 1], [2, 3]], [[1, 2], [3, 4]]])
 #: The sum of absolute differences the book asserts for the 1 x 1 check (float32).
 BOOK_1X1_THRESHOLD = 1e-6
 

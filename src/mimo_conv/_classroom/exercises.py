@@ -18,11 +18,13 @@ from mimo_conv._classroom.compose import compose, decompose
 from mimo_conv._classroom.conv_matrix import conv_matrix
 from mimo_conv._classroom.counts import cost
 from mimo_conv._classroom.textbook import (
+    BOOK_K,
+    BOOK_K3,
+    BOOK_X,
     corr2d_multi_in,
     corr2d_multi_in_out,
     corr2d_multi_in_out_1x1,
 )
-from mimo_conv._classroom.walkthrough import BOOK_K, BOOK_K3, BOOK_X
 from mimo_conv._ops.conv import conv
 from mimo_conv._ops.unfold import unfold
 

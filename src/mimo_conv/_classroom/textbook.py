@@ -18,6 +18,15 @@ from mimo_conv._core.dtypes import check_integer_range, plan_dtypes, python_inte
 from mimo_conv._core.operands import as_numeric_array
 from mimo_conv._ops.conv import conv
 
+#: The book's two-channel input ``X`` (section 6.4.1), shape (2, 3, 3). Read-only.
+BOOK_X = np.array([[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]])
+#: The book's two-channel kernel ``K``, shape (2, 2, 2). Read-only.
+BOOK_K = np.array([[[0, 1], [2, 3]], [[1, 2], [3, 4]]])
+#: The book's three-output-channel kernel ``K, K + 1, K + 2`` (section 6.4.2), (3, 2, 2, 2).
+BOOK_K3 = np.stack((BOOK_K, BOOK_K + 1, BOOK_K + 2), 0)
+for _constant in (BOOK_X, BOOK_K, BOOK_K3):
+    _constant.setflags(write=False)  # shared by the demo, the walkthrough and the exercises
+
 
 def _book_array(value: ArrayLike, name: str, ndim: int, layout: str) -> NDArray[Any]:
     """Convert a textbook argument and check its number of dimensions."""

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from mimo_conv._classroom.textbook import BOOK_K3, BOOK_X
 from mimo_conv._core.geometry_cache import build_geometry
 from mimo_conv._core.operands import as_numeric_array
 from mimo_conv._core.windows import pad_input, window_view
@@ -26,11 +27,6 @@ HIGHLIGHT = "\x1b[1;33;44m"
 DIM = "\x1b[2m"
 BOLD = "\x1b[1m"
 RESET = "\x1b[0m"
-
-#: The book's two-channel input and the three-output-channel kernel ``K, K + 1, K + 2``.
-BOOK_X = np.array([[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]])
-BOOK_K = np.array([[[0, 1], [2, 3]], [[1, 2], [3, 4]]])
-BOOK_K3 = np.stack((BOOK_K, BOOK_K + 1, BOOK_K + 2), 0)
 
 
 def format_number(value: object) -> str:
@@ -155,6 +151,7 @@ def walkthrough(
 
     Examples
     --------
+    >>> from mimo_conv._classroom.textbook import BOOK_K
     >>> chunks = list(walkthrough(BOOK_X[0], BOOK_K[0]))
     >>> print(chunks[1])
     Y[0, 0, 0]: kernel K[0] at rows 0..1, columns 0..1

@@ -48,15 +48,34 @@ def pad_input(x: NDArray[Any], geometry: ConvGeometry) -> NDArray[Any]:
         return x
     widths = ((0, 0), (0, 0), *geometry.padding)
     if geometry.padding_mode == "zeros":
-        padded = np.zeros(x.shape[:2] + geometry.padded_shape, dtype=x.dtype)
-        inside = tuple(
-            slice(before, before + size)
-            for (before, _), size in zip(geometry.padding, geometry.input_shape, strict=True)
-        )
-        padded[(slice(None), slice(None), *inside)] = x
-        return padded
+        return pad_constant(x, geometry, 0)
     padded_copy: NDArray[Any] = np.pad(x, widths, mode=NUMPY_PAD_MODES[geometry.padding_mode])
     return padded_copy
+
+
+def pad_constant(x: NDArray[Any], geometry: ConvGeometry, value: object) -> NDArray[Any]:
+    """Pad the spatial axes of ``(N, C, *spatial)`` with ``value``, by ``geometry.padding``.
+
+    Zero padding (``value`` 0: for ``dtype=object`` the Python int 0, not ``np.int64(0)``)
+    and any other constant, such as the -1 that marks "no input element" in
+    :func:`mimo_conv.conv_matrix`. Always a new array.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(2,),
+    ...     kernel_shape=(1,), stride=(1,), dilation=(1,), padding=((1, 2),),
+    ... )
+    >>> pad_constant(np.array([[[5, 6]]]), g, -1)
+    array([[[-1,  5,  6, -1, -1]]])
+    """
+    padded = np.full(x.shape[:2] + geometry.padded_shape, value, dtype=x.dtype)
+    inside = tuple(
+        slice(before, before + size)
+        for (before, _), size in zip(geometry.padding, geometry.input_shape, strict=True)
+    )
+    padded[(slice(None), slice(None), *inside)] = x
+    return padded
 
 
 def window_view(x_padded: NDArray[Any], geometry: ConvGeometry) -> NDArray[Any]:

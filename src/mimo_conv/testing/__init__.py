@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from mimo_conv._core.arguments import PADDING_MODES
 from mimo_conv.testing.assertions import assert_conv_close
 from mimo_conv.testing.bounds import conv_error_bound
 from mimo_conv.testing.problems import ELEMENT_KINDS as ELEMENT_KINDS
@@ -67,7 +68,7 @@ def conv_problems(
     dilation: bool = True,
     groups: bool = True,
     padding_forms: Sequence[str] = PADDING_FORMS,
-    padding_modes: Sequence[str] = ("zeros", "reflect", "replicate", "circular", "symmetric"),
+    padding_modes: Sequence[str] = PADDING_MODES,
     max_padding: int = 2,
     bias: bool | None = None,
     torch_compatible: bool = False,

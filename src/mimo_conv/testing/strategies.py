@@ -18,9 +18,9 @@ import numpy as np
 from hypothesis import strategies as st
 from numpy.typing import DTypeLike, NDArray
 
+from mimo_conv._core.arguments import PADDING_MODES
 from mimo_conv.testing.problems import ELEMENT_KINDS, PADDING_FORMS, ConvProblem
 
-_PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
 _TORCH_FORMS = ("int", "per_axis", "valid", "same")
 #: Integer values never exceed this magnitude (the style guide's ``integers(-100, 100)``).
 _INT_LIMIT = 100
@@ -342,7 +342,7 @@ def conv_problems_strategy(
         modes = tuple(mode for mode in modes if mode == "zeros")
     for name, chosen, valid in (
         ("padding_forms", forms, PADDING_FORMS),
-        ("padding_modes", modes, _PADDING_MODES),
+        ("padding_modes", modes, PADDING_MODES),
     ):
         if not chosen or any(item not in valid for item in chosen):
             msg = f"{name} must be a non-empty sequence among {valid!r}, got {chosen!r}"
