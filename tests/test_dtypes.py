@@ -9,7 +9,6 @@ loops over Python numbers (exact for ints and fractions), never from our output.
 
 from __future__ import annotations
 
-import itertools
 from fractions import Fraction
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 from numpy.typing import NDArray
 
 import mimo_conv as mc
+from _reference import reference_conv
 from mimo_conv._paths.registry import METHOD_NAMES
 
 INT64_MAX = 2**63 - 1
@@ -27,51 +27,6 @@ def methods_for(kernel_shape: tuple[int, ...]) -> list[str]:
     """Every method that applies: ``"matmul"`` only takes 1 x 1 kernels."""
     pointwise = all(k == 1 for k in kernel_shape)
     return [m for m in METHOD_NAMES if pointwise or m != "matmul"]
-
-
-def reference_conv(
-    x: Any,
-    weight: Any,
-    bias: Any = None,
-    *,
-    stride: int = 1,
-    padding: int = 0,
-    dilation: int = 1,
-    groups: int = 1,
-) -> NDArray[Any]:
-    """Batched zero-padded cross-correlation with Python loops and Python arithmetic.
-
-    ``x`` is ``(N, C_in, *spatial)``; every element is read with ``.item()``-free object
-    indexing, so Python ints and fractions stay exact. Returns an object array.
-    """
-    x = np.asarray(x, dtype=object)
-    weight = np.asarray(weight, dtype=object)
-    batch, in_channels, *spatial = x.shape
-    out_channels, per_group, *kernel = weight.shape
-    padded_shape = [size + 2 * padding for size in spatial]
-    padded = np.zeros((batch, in_channels, *padded_shape), dtype=object)
-    inside = tuple(slice(padding, padding + size) for size in spatial)
-    padded[(slice(None), slice(None), *inside)] = x
-    out_shape = [
-        (p - dilation * (k - 1) - 1) // stride + 1
-        for p, k in zip(padded_shape, kernel, strict=True)
-    ]
-    out = np.empty((batch, out_channels, *out_shape), dtype=object)
-    outputs_per_group = out_channels // groups
-    for n, o in itertools.product(range(batch), range(out_channels)):
-        group = o // outputs_per_group
-        for position in itertools.product(*(range(s) for s in out_shape)):
-            total: Any = 0 if bias is None else bias[o]
-            for c in range(per_group):
-                for tap in itertools.product(*(range(k) for k in kernel)):
-                    index = tuple(
-                        p * stride + t * dilation for p, t in zip(position, tap, strict=True)
-                    )
-                    total = (
-                        total + padded[(n, group * per_group + c, *index)] * weight[(o, c, *tap)]
-                    )
-            out[(n, o, *position)] = total
-    return out
 
 
 # --- floats keep their dtype ---------------------------------------------------------------

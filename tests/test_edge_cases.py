@@ -23,6 +23,7 @@ import pytest
 from numpy.typing import NDArray
 
 import mimo_conv as mc
+from _reference import reference_conv, source_index
 from mimo_conv._core.geometry import output_length
 from mimo_conv._paths.registry import METHOD_NAMES
 
@@ -31,78 +32,6 @@ def methods_for(kernel_shape: tuple[int, ...]) -> list[str]:
     """Every method that applies: ``"matmul"`` only takes 1 x 1 kernels."""
     pointwise = all(k == 1 for k in kernel_shape)
     return [m for m in METHOD_NAMES if pointwise or m != "matmul"]
-
-
-# --- an independent reference: index maps for every padding mode, Python arithmetic --------
-
-
-def source_index(i: int, size: int, mode: str) -> int | None:
-    """The input index a padded position ``i`` (may be < 0 or >= size) reads; None is a zero."""
-    if 0 <= i < size:
-        return i
-    if mode == "zeros":
-        return None
-    if mode == "replicate":
-        return min(max(i, 0), size - 1)
-    if mode == "circular":
-        return i % size
-    if mode == "reflect":  # mirror without repeating the edge: -1 -> 1, size -> size - 2
-        return -i if i < 0 else 2 * (size - 1) - i
-    if mode == "symmetric":  # mirror repeating the edge: -1 -> 0, size -> size - 1
-        return -i - 1 if i < 0 else 2 * size - 1 - i
-    raise AssertionError(mode)
-
-
-def reference_conv(
-    x: Any,
-    weight: Any,
-    bias: Any = None,
-    *,
-    stride: tuple[int, ...] | int = 1,
-    padding: tuple[tuple[int, int], ...] | int = 0,
-    dilation: tuple[int, ...] | int = 1,
-    groups: int = 1,
-    padding_mode: str = "zeros",
-) -> NDArray[Any]:
-    """Batched cross-correlation by its definition: Python loops over Python numbers.
-
-    Elements are converted with ``.tolist()``, so floats follow Python's IEEE arithmetic
-    (``inf * 0`` is nan, silently) and ints and fractions stay exact. Returns an object array.
-    """
-    xs = np.asarray(x).tolist() if not isinstance(x, list) else x
-    x_arr = np.empty(np.shape(x), dtype=object)
-    x_arr[...] = np.asarray(xs, dtype=object)
-    w_arr = np.empty(np.shape(weight), dtype=object)
-    w_arr[...] = np.asarray(np.asarray(weight).tolist(), dtype=object)
-    batch, _, *spatial = x_arr.shape
-    out_channels, per_group, *kernel = w_arr.shape
-    dims = len(kernel)
-    strides = (stride,) * dims if isinstance(stride, int) else stride
-    dilations = (dilation,) * dims if isinstance(dilation, int) else dilation
-    pads = ((padding, padding),) * dims if isinstance(padding, int) else padding
-    out_shape = [
-        (size + lo + hi - d * (k - 1) - 1) // s + 1
-        for size, (lo, hi), d, k, s in zip(spatial, pads, dilations, kernel, strides, strict=True)
-    ]
-    biases = None if bias is None else np.asarray(bias).tolist()
-    out = np.empty((batch, out_channels, *out_shape), dtype=object)
-    for n, o in itertools.product(range(batch), range(out_channels)):
-        group = o // (out_channels // groups)
-        for position in itertools.product(*(range(s) for s in out_shape)):
-            total: Any = 0 if biases is None else biases[o]
-            for c in range(per_group):
-                for tap in itertools.product(*(range(k) for k in kernel)):
-                    index = []
-                    for p, t, s, d, (lo, _), size in zip(
-                        position, tap, strides, dilations, pads, spatial, strict=True
-                    ):
-                        index.append(source_index(p * s + t * d - lo, size, padding_mode))
-                    if None in index:
-                        continue  # a zero of "zeros" padding adds nothing
-                    value = x_arr[(n, group * per_group + c, *index)]
-                    total = total + value * w_arr[(o, c, *tap)]
-            out[(n, o, *position)] = total
-    return out
 
 
 _REFERENCES: dict[str, NDArray[Any]] = {}

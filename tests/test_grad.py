@@ -25,6 +25,7 @@ from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
 import mimo_conv as mc
+from _reference import NUMPY_PAD_MODES
 from memory_probe import peak_temporary
 from mimo_conv import PADDING_MODES, grad
 from mimo_conv._core.geometry_cache import build_geometry
@@ -618,15 +619,6 @@ def test_float16_overflow_gives_inf_without_warnings() -> None:
 # The weight gradient runs on the forward engine's paths; every path must give the exact
 # result on integers and Fractions, which an independent reference below computes from
 # the definition (np.pad for the padding, one strided slice per kernel tap).
-
-#: mimo_conv's padding modes and the names np.pad gives them.
-NUMPY_PAD_MODES = {
-    "zeros": "constant",
-    "reflect": "reflect",
-    "replicate": "edge",
-    "circular": "wrap",
-    "symmetric": "symmetric",
-}
 
 
 def reference_weight_gradient(problem: ConvProblem, g: NDArray[Any]) -> NDArray[Any]:

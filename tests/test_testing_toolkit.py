@@ -29,6 +29,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
 import mimo_conv as mc
+from _reference import NUMPY_PAD_MODES
 from mimo_conv import testing
 from mimo_conv._core.arguments import padding_pairs
 from mimo_conv.testing import ConvProblem, assert_conv_close, conv_problems, error_bound
@@ -36,13 +37,6 @@ from mimo_conv.testing.assertions import reference_for
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 FLOAT_DTYPES = ("float32", "float64", "float16", "complex64", "complex128")
-NUMPY_PAD_MODES = {
-    "zeros": "constant",
-    "reflect": "reflect",
-    "replicate": "edge",
-    "circular": "wrap",
-    "symmetric": "symmetric",
-}
 
 
 # --- an independent float convolution that sums in a chosen order ---------------------
@@ -58,7 +52,7 @@ def products(problem: ConvProblem, compute: np.dtype[Any]) -> NDArray[Any]:
     kernel = weight.shape[2:]
     pairs = padding_pairs(problem.padding, kernel, dilation, stride)
     widths = [(0, 0), (0, 0), *pairs]
-    padded = np.pad(x, widths, mode=NUMPY_PAD_MODES[problem.padding_mode])  # type: ignore[call-overload]
+    padded = np.pad(x, widths, mode=NUMPY_PAD_MODES[problem.padding_mode])
     extent = [d * (k - 1) + 1 for d, k in zip(dilation, kernel, strict=True)]
     windows = sliding_window_view(padded, extent, axis=tuple(range(2, 2 + dims)))
     windows = windows[

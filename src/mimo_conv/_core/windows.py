@@ -114,9 +114,12 @@ def window_view(x_padded: NDArray[Any], geometry: ConvGeometry) -> NDArray[Any]:
     return windows[(slice(None), slice(None), *positions, *taps)]
 
 
-@lru_cache(maxsize=256)
 def output_shape_of(geometry: ConvGeometry) -> tuple[int, ...]:
-    """``geometry.output_shape``, cached: the property recomputes it on every access.
+    """Return ``geometry.output_shape``, the spatial shape of the output.
+
+    The property is already cached (a ``functools.cached_property`` of the frozen
+    geometry), so this adds nothing; the path modules that call it can read the property
+    directly, and then this function can go.
 
     Examples
     --------
