@@ -77,7 +77,7 @@ def as_shape(value: object, name: str) -> tuple[int, ...]:
     ValueError: weight_shape must have non-negative sizes, got (2, -1)
     """
     if isinstance(value, np.ndarray) and value.ndim == 1:
-        value = list(value)  # NumPy scalars, so that as_int still refuses a bool array
+        value = list(value)  # its items, checked one by one by as_int
     if not isinstance(value, Sequence) or isinstance(value, str):
         kind = type(value).__name__
         msg = f"{name} must be a sequence of ints (a shape), got {value!r} of type {kind}"
@@ -92,7 +92,7 @@ def as_shape(value: object, name: str) -> tuple[int, ...]:
 def _per_axis_items(value: object) -> Sequence[Any] | None:
     """Return the items of a per-axis option given as a sequence (or 1-d array), else None."""
     if isinstance(value, np.ndarray) and value.ndim > 0:
-        return list(value)  # items stay NumPy scalars: as_int still refuses bools and floats
+        return list(value)  # its items, checked one by one by as_int
     if isinstance(value, Sequence) and not isinstance(value, str):
         return value
     return None
