@@ -54,7 +54,7 @@ def test_no_subcommand_runs_the_demo(capsys: pytest.CaptureFixture[str]) -> None
     assert "All three match the book." in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["demo", "explain", "cost", "exercises"])
+@pytest.mark.parametrize("command", ["demo", "explain", "figure", "cost", "exercises"])
 def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -67,7 +67,7 @@ def test_top_level_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("demo", "explain", "cost", "exercises"):
+    for command in ("demo", "explain", "figure", "cost", "exercises"):
         assert re.search(rf"^\s+{command}\s", out, re.MULTILINE), command
 
 
@@ -77,8 +77,14 @@ def test_explain_walks_through_the_book_example(capsys: pytest.CaptureFixture[st
     assert BOOK_FIRST_PRODUCTS in out
     assert "1*1 + 2*2 + 4*3 + 5*4 = 37" in out  # channel 1 of the first element
     assert "sum over input channels: 19 + 37 = 56" in out
-    # The window of the first element, in brackets, without colour (capsys is no TTY).
-    assert "    [0][1] 2\n    [3][4] 5\n     6  7  8\n" in out
+    # The window of the first element, in brackets, without colour (capsys is no TTY),
+    # with its kernel K[0, 0] = [[0, 1], [2, 3]] beside it.
+    window = re.search(
+        r"input channel 0, window: +kernel K\[0, 0\]:\n"
+        r" +\[0\]\[1\] 2 +0 1\n +\[3\]\[4\] 5 +2 3\n +6  7  8\n",
+        out,
+    )
+    assert window is not None
     # Every element of every output channel, in order, then the stacking.
     elements = re.findall(r"^Y\[(\d), (\d), (\d)\]:", out, re.MULTILINE)
     assert elements == [
@@ -88,6 +94,82 @@ def test_explain_walks_through_the_book_example(capsys: pytest.CaptureFixture[st
     assert totals == [56, 72, 104, 120, 76, 100, 148, 172, 96, 128, 192, 224]
     assert "stacking the 3 output channel(s) gives Y of shape (3, 2, 2)" in out
     assert ESCAPE not in out
+
+
+def test_explain_element_shows_only_that_element(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "--element", "1,0,1"]) == 0
+    out = capsys.readouterr().out
+    assert re.findall(r"^Y\[(\d), (\d), (\d)\]:", out, re.MULTILINE) == [("1", "0", "1")]
+    # K[1] = K + 1: channel 0's kernel is [[1, 2], [3, 4]], its window [[1, 2], [4, 5]].
+    assert "1*1 + 2*2 + 4*3 + 5*4 = 37" in out
+    assert "sum over input channels: 37 + 63 = 100" in out
+    assert "  Y[1, 0, 1] = 100\n" in out
+    assert "stacking" not in out
+
+
+def test_explain_channel_shows_only_that_output_channel(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["explain", "--channel", "2"]) == 0
+    out = capsys.readouterr().out
+    elements = re.findall(r"^Y\[(\d), (\d), (\d)\]:", out, re.MULTILINE)
+    assert elements == [("2", str(i), str(j)) for i in range(2) for j in range(2)]
+    totals = [int(v) for v in re.findall(r"^  Y\[\d, \d, \d\] = (-?\d+)$", out, re.MULTILINE)]
+    assert totals == [96, 128, 192, 224]  # the book's third output channel
+    assert "output channel 2 (kernel K[2]) is done" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["explain", "--element", "3,0,0"], "inside the output of shape (3, 2, 2), got (3, 0, 0)"),
+        (["explain", "--channel", "3"], "channel must be an output channel in 0..2, got 3"),
+    ],
+    ids=["element", "channel"],
+)
+def test_explain_focus_outside_the_output_exits_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert captured.out == ""
+
+
+def test_explain_marks_padding_without_colour(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["explain", "--x", "[[1, 2], [3, 4]]", "--weight", "[[1, -1]]", "--padding", "1"]
+    assert main([*args, "--element", "0,1,2"]) == 0
+    out = capsys.readouterr().out
+    assert "each padded zero written '.'" in out
+    # Row 1 of the padded input: a padded zero, 1, then the window over 2 and a padded zero.
+    assert "     .  1 [2][.]\n" in out
+    assert "2*1 + 0*(-1) = 2" in out  # the products still read the padded zero as 0
+    assert ESCAPE not in out
+
+
+def test_version_names_the_program_and_the_package(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"python -m mimo_conv {mc.__version__}\n"
+
+
+def test_the_program_calls_itself_by_the_name_it_was_run_as(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/mimo-conv", "cost", "--help"])
+    with pytest.raises(SystemExit):
+        main(["cost", "--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: mimo-conv cost")
+    assert "  mimo-conv cost --input 3x224x224" in out  # the examples too
+    assert "python -m mimo_conv" not in out
+
+
+def test_the_module_calls_itself_python_m_mimo_conv() -> None:
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"python -m mimo_conv {mc.__version__}\n"
 
 
 def test_explain_takes_nested_lists(capsys: pytest.CaptureFixture[str]) -> None:
@@ -196,8 +278,17 @@ def test_cost_prints_the_table_of_mc_cost(capsys: pytest.CaptureFixture[str]) ->
     assert main(args) == 0
     out = capsys.readouterr().out
     expected = mc.cost((3, 224, 224), (64, 3, 7, 7), stride=2, padding=3)
-    assert out == str(expected) + "\n"
+    assert out.startswith(str(expected) + "\n")
     assert "output shape (64, 112, 112)" in out
+    # Padded: a note says the counts include the padding, gradient cells too.
+    assert "the gradient of every padded cell" in out
+
+
+def test_cost_says_nothing_about_padding_without_padding(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["cost", "--input", "2x3x3", "--weight", "3x2x2x2"]) == 0
+    assert capsys.readouterr().out == str(mc.cost((2, 3, 3), (3, 2, 2, 2))) + "\n"
 
 
 def test_cost_options_reach_the_library(capsys: pytest.CaptureFixture[str]) -> None:
@@ -352,17 +443,15 @@ def _environment(**extra: str) -> dict[str, str]:
 def test_step_session_in_a_terminal_waits_for_enter_and_quits_on_q() -> None:
     terminal = Terminal("explain", "--step", env=_environment())
     try:
-        intro = terminal.read_until(PROMPT)
-        assert "X has 2 input channel(s)" in intro
-        assert BOOK_FIRST_PRODUCTS not in intro  # it waits before the first element
-        terminal.type("\n")
         first = terminal.read_until(PROMPT)
-        assert BOOK_FIRST_PRODUCTS in first
+        assert "X has 2 input channel(s)" in first
+        assert BOOK_FIRST_PRODUCTS in first  # the first element comes before the prompt
         assert "Y[0, 0, 1]" not in first  # one element per Enter
         assert "\x1b[1;33;44m0\x1b[0m" in first  # the window is highlighted
         terminal.type("\n")
         second = terminal.read_until(PROMPT)
         assert "1*0 + 2*1 + 4*2 + 5*3 = 25" in second
+        assert "Y[0, 1, 0]" not in second
         terminal.type("q\n")
     finally:
         code = terminal.close()
