@@ -331,6 +331,26 @@ def test_exercises_prints_all_six(capsys: pytest.CaptureFixture[str]) -> None:
     assert "False" not in out.split("5. ")[0]  # exercises 1-4 report only passing checks
 
 
+def test_exercises_state_their_inputs_before_the_answer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["exercises"]) == 0
+    out = capsys.readouterr().out
+    first = out.split("\n1. ")[1].split("(b)")[0]
+    # Exercise 1(a) names both biases, then the composed bias: b1 passes through w2, whose
+    # kernels (rows [1, 0, 1]) sum to 6 each, so 10 + 6 * (1 + 2 + 3) = 46.
+    given, computed, answer = (
+        first.index(f"{label}:") for label in ("Given", "Computed", "Answer")
+    )
+    assert given < computed < answer
+    assert "b1 = [1, 2, 3]" in first[given:computed]
+    assert "b2 = [10]" in first[given:computed]
+    assert "bias [46]" in first[computed:answer]
+    # Every part of every exercise has an answer, and no line is wider than a projector's.
+    assert out.count("Answer:") == 3 + 4 + 1 + 1 + 1 + 1  # 1(a-c), 2(a-d), 3, 4, 5, 6
+    assert max(len(line) for line in out.splitlines()) <= 86
+
+
 def _readme_commands() -> list[str]:
     text = README.read_text(encoding="utf-8")
     section = text.split("<!-- classroom-section:start -->")[1]
