@@ -26,6 +26,7 @@ from mimo_conv._classroom.cli import main
 pty = pytest.importorskip("pty")  # POSIX only
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+CLASSROOM = README.parent / "docs" / "classroom.md"
 
 ESCAPE = "\x1b["
 PROMPT = "-- Enter: next element, q: quit --"
@@ -351,31 +352,56 @@ def test_exercises_state_their_inputs_before_the_answer(
     assert max(len(line) for line in out.splitlines()) <= 86
 
 
-def _readme_commands() -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("<!-- classroom-section:start -->")[1]
-    section = section.split("<!-- classroom-section:end -->")[0]
+def _written_commands(path: Path, section: tuple[str, str] | None = None) -> list[str]:
+    """The ``python -m mimo_conv ...`` lines of a page (or of one marked section of it)."""
+    text = path.read_text(encoding="utf-8")
+    if section is not None:
+        text = text.split(section[0])[1].split(section[1])[0]
     return [
         line.split("  #")[0].strip()
-        for line in section.splitlines()
+        for line in text.splitlines()
         if line.startswith("python -m mimo_conv ")
     ]
 
 
-def test_readme_lists_classroom_commands() -> None:
-    subcommands = {shlex.split(line)[3] for line in _readme_commands()}
-    assert subcommands == {"explain", "cost", "exercises"}
+README_SECTION = ("<!-- classroom-section:start -->", "<!-- classroom-section:end -->")
+CLASSROOM_COMMANDS = _written_commands(CLASSROOM)
+README_COMMANDS = _written_commands(README, README_SECTION)
 
 
-@pytest.mark.parametrize("command", _readme_commands())
-def test_readme_classroom_commands_work_as_written(
-    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_the_classroom_pages_list_the_classroom_commands() -> None:
+    subcommands = {shlex.split(line)[3] for line in CLASSROOM_COMMANDS}
+    assert subcommands == {"explain", "figure", "cost", "exercises"}
+    assert {shlex.split(line)[3] for line in README_COMMANDS} == {"explain", "figure", "exercises"}
+
+
+@pytest.mark.parametrize("command", sorted(set(CLASSROOM_COMMANDS + README_COMMANDS)))
+def test_written_classroom_commands_work_as_written(
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # --step reads end-of-input
     words = shlex.split(command)
     assert words[:3] == ["python", "-m", "mimo_conv"]
+    if words[3] == "figure":
+        pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)  # figure writes its file here
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # --step reads end-of-input
     assert main(words[3:]) == 0
     assert capsys.readouterr().out
+
+
+def test_the_classroom_guide_shows_explain_as_it_prints(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    page = CLASSROOM.read_text(encoding="utf-8")
+    marker = "`python -m mimo_conv explain --element 1,0,1` prints, after a short introduction:"
+    shown = page.split(marker)[1].split("```text\n")[1].split("```")[0]
+    assert main(["explain", "--element", "1,0,1"]) == 0
+    out = capsys.readouterr().out
+    assert shown in out
+    assert out.endswith(shown + "\n")
 
 
 # --------------------------------------------------------------------------------------
