@@ -651,14 +651,16 @@ def animate_conv(
     x, k = _inputs(X, K, view)
     problem = work_out(x, k, bias, stride, padding, dilation)
     elements = [(o, i, j) for o, i, j in np.ndindex(*problem.result.shape)]
-    # Every frame must have the same size: the widest frame's width, found first.
-    width = max(_fit(_render(problem, view, element)) for element in elements)
+    # Every frame must have the same size: drawn once each, then all widened to the widest.
+    frames = [_render(problem, view, element) for element in elements]
+    width = max(_fit(frame) for frame in frames)
     path = Path(file)
     writer = PillowWriter(fps=frames_per_second)
     with matplotlib.rc_context({"savefig.facecolor": "white"}):
-        writer.setup(_render(problem, view, elements[0], width), str(path), dpi=80)
-        for element in elements:
-            writer.fig = _render(problem, view, element, width)
+        writer.setup(frames[0], str(path), dpi=80)
+        for frame in frames:
+            _fit(frame, width)
+            writer.fig = frame
             writer.grab_frame()
         writer.finish()
     return path
