@@ -591,7 +591,7 @@ def draw_conv(
     """
     x, k = _inputs(X, K, view)
     _require_matplotlib()
-    problem = work_out(x, k, bias, stride, padding, dilation)
+    problem = work_out(x, k, bias, stride, padding, dilation, element=element)
     chosen = (0, 0, 0) if element is None else check_element(element, problem.result.shape)
     figure = _render(problem, view, chosen)
     if file is not None:

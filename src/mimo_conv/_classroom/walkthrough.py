@@ -237,8 +237,14 @@ def work_out(
     stride: int | tuple[int, int] = 1,
     padding: int | tuple[int, int] = 0,
     dilation: int | tuple[int, int] = 1,
+    *,
+    element: object = None,
+    channel: object = None,
 ) -> WorkedExample:
     """Check the arguments and work out the convolution: every number from :func:`conv`.
+
+    ``element`` (an output element) and ``channel`` (an output channel), when given, are
+    checked against the output's shape too, before anything is computed.
 
     Examples
     --------
@@ -246,6 +252,11 @@ def work_out(
     array([[[0, 0, 0, 0, 0],
             [0, 1, 2, 3, 0],
             [0, 0, 0, 0, 0]]])
+    >>> work_out([[1, 2, 3]], [[1, -1]], element=(0, 0, 2))
+    Traceback (most recent call last):
+    ...
+    ValueError: element must be (output channel, row, column) inside the output of shape
+    (1, 1, 2), got (0, 0, 2)
     """
     x, k, b = _as_book_arrays(X, K, bias)
     geometry = build_geometry(
@@ -258,6 +269,10 @@ def work_out(
         groups=1,
         padding_mode="zeros",
     )
+    if element is not None:
+        check_element(element, (k.shape[0], *geometry.output_shape))
+    if channel is not None:
+        _check_channel(channel, k.shape[0])
     result = conv(x, k, b, stride, padding, dilation)
     partial = np.stack(
         [
@@ -345,7 +360,7 @@ def walkthrough(
         2*1 + 0*(-1) = 2
       Y[0, 1, 2] = 2
     """
-    worked = work_out(X, K, bias, stride, padding, dilation)
+    worked = work_out(X, K, bias, stride, padding, dilation, element=element, channel=channel)
     x, k, b, geometry = worked.x, worked.k, worked.bias, worked.geometry
     result, partial, padded, windows = worked.result, worked.partial, worked.padded, worked.windows
     out_shape = result.shape
