@@ -17,6 +17,7 @@ from mimo_conv import testing as testing
 from mimo_conv._classroom.compose import compose, decompose
 from mimo_conv._classroom.conv_matrix import conv_matrix
 from mimo_conv._classroom.counts import ConvCost, cost, output_shape
+from mimo_conv._classroom.figures import animate_conv, draw_conv
 from mimo_conv._classroom.textbook import (
     corr2d,
     corr2d_multi_in,
@@ -45,6 +46,7 @@ __all__ = [
     "PADDING_MODES",
     "ConvCost",
     "ConvGeometry",
+    "animate_conv",
     "compose",
     "conv",
     "conv1d",
@@ -62,6 +64,7 @@ __all__ = [
     "corr2d_multi_in_out_1x1",
     "cost",
     "decompose",
+    "draw_conv",
     "explain_method",
     "fold",
     "get_memory_budget",

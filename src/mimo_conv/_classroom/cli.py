@@ -1,9 +1,13 @@
-"""The command line: ``python -m mimo_conv [demo | explain | cost | exercises]``.
+"""The command line: ``python -m mimo_conv [demo | explain | figure | cost | exercises]``.
 
 * ``demo`` (the default): the section's three worked examples.
 * ``explain``: a convolution one output element at a time (``--step`` to wait for Enter).
+* ``figure``: the section's pictures drawn from the computation (needs matplotlib).
 * ``cost``: the arithmetic and memory table of :func:`mimo_conv.cost` for given shapes.
 * ``exercises``: every exercise of the section with the library's computed answer.
+
+Installed, the same program is also the ``mimo-conv`` script; it calls itself by the name
+it was run as.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import ast
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,23 +30,58 @@ from mimo_conv._classroom.exercises import answer_exercises
 from mimo_conv._classroom.textbook import BOOK_K3, BOOK_X
 from mimo_conv._classroom.walkthrough import walkthrough
 
-#: Shown under ``--help`` of ``explain``.
+#: Shown under ``--help`` of ``explain`` (``{prog}`` is the program's name).
 EXPLAIN_EXAMPLES = """\
 examples:
-  python -m mimo_conv explain                      the book's X and K3, every element
-  python -m mimo_conv explain --step               wait for Enter between elements
-  python -m mimo_conv explain --x "[[1, 2], [3, 4]]" --weight "[[1, -1]]" --padding 1
-  python -m mimo_conv explain --x input.npy --weight kernel.npy --stride 2
+  {prog} explain                      the book's X and K3, every element
+  {prog} explain --step               wait for Enter between elements
+  {prog} explain --element 1,0,1      only the output element Y[1, 0, 1]
+  {prog} explain --channel 2          only output channel 2
+  {prog} explain --x "[[1, 2], [3, 4]]" --weight "[[1, -1]]" --padding 1
+  {prog} explain --x input.npy --weight kernel.npy --stride 2
 
-Colours are used only when the output is a terminal and NO_COLOR is not set.
+The window is in [brackets] and padded zeros are written '.', so nothing relies on
+colour. Colours are added only when the output is a terminal and NO_COLOR is not set.
+"""
+
+FIGURE_EXAMPLES = """\
+examples:
+  {prog} figure                              the book's Fig. 6.4.1, to conv_figure.png
+  {prog} figure -o book.svg --element 0,1,1  Y[0, 1, 1], as SVG
+  {prog} figure --view outputs --padding 1   one row per output channel
+  {prog} figure --view 1x1                   a 1 x 1 kernel as a matrix (Fig. 6.4.2)
+  {prog} figure -o steps.gif                 an animation of every output element
+
+Needs matplotlib: pip install "mimo_conv[plot]".
 """
 
 COST_EXAMPLES = """\
 examples:
-  python -m mimo_conv cost --input 3x224x224 --weight 64x3x7x7 --stride 2 --padding 3
-  python -m mimo_conv cost --input 8x16x32x32 --weight 32x16x3x3 --padding same --bias
-  python -m mimo_conv cost --input 3x5x5 --weight 1x3x3x3 --padding 1 --exclude-padding
+  {prog} cost --input 3x224x224 --weight 64x3x7x7 --stride 2 --padding 3
+  {prog} cost --input 8x16x32x32 --weight 32x16x3x3 --padding same --bias
+  {prog} cost --input 3x5x5 --weight 1x3x3x3 --padding 1 --exclude-padding
 """
+
+#: Printed under the cost table when padded zeros are counted.
+PADDING_NOTE = """\
+  The counts include the padding: the forward products with padded zeros, and in
+  "backward: input" the gradient of every padded cell, which is computed and then dropped
+  (dL/dx has the input's shape). --exclude-padding leaves both out."""
+
+#: The file ``figure`` writes when no ``--output`` is given.
+DEFAULT_FIGURE = "conv_figure.png"
+
+
+def program_name(argv0: str | None = None) -> str:
+    """Return the name the program was run as: ``mimo-conv`` or ``python -m mimo_conv``.
+
+    Examples
+    --------
+    >>> program_name("/usr/local/bin/mimo-conv"), program_name("/src/mimo_conv/__main__.py")
+    ('mimo-conv', 'python -m mimo_conv')
+    """
+    name = Path(sys.argv[0] if argv0 is None else argv0).name
+    return "mimo-conv" if name in ("mimo-conv", "mimo-conv.exe") else "python -m mimo_conv"
 
 
 def _array(text: str) -> NDArray[Any]:
@@ -86,6 +126,15 @@ def _option(text: str) -> int | tuple[int, ...]:
     return values[0] if len(values) == 1 else values
 
 
+def _element(text: str) -> tuple[int, int, int]:
+    """Parse an output element ``c,i,j`` (output channel, row, column), for argparse."""
+    values = _dims(text.replace(" ", ""))
+    if len(values) != 3:
+        msg = f"expected an output element as channel,row,column such as 0,1,1, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return values[0], values[1], values[2]
+
+
 def _padding(text: str) -> int | str | tuple[int, ...]:
     """Parse a padding: ``1``, ``1x2`` or one of ``valid``, ``same``, ``full``."""
     if text in ("valid", "same", "full"):
@@ -103,18 +152,65 @@ def _use_colour(choice: str, stream: TextIO) -> bool:
     return bool(isatty is not None and isatty())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with one subcommand per tool.
+def _add_problem_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options that give the convolution, and ``--element``."""
+    parser.add_argument(
+        "--x", type=_array, help="input (h, w) or (c_i, h, w): a nested list or a .npy file"
+    )
+    parser.add_argument(
+        "--weight",
+        type=_array,
+        help="kernel (kh, kw), (c_i, kh, kw) or (c_o, c_i, kh, kw): a nested list or .npy",
+    )
+    parser.add_argument("--bias", type=_array, help="bias (c_o,): a nested list or .npy")
+    parser.add_argument("--stride", type=_option, default=1, help="e.g. 2 or 2x1")
+    parser.add_argument("--padding", type=_option, default=0, help="zeros, e.g. 1 or 1x0")
+    parser.add_argument("--dilation", type=_option, default=1, help="e.g. 2 or 1x2")
+    parser.add_argument(
+        "--element",
+        type=_element,
+        help="one output element: output channel,row,column (e.g. 0,1,1)",
+    )
+
+
+def package_version() -> str:
+    """Return the version of mimo_conv: the installed distribution's, else the package's.
+
+    Examples
+    --------
+    >>> import mimo_conv
+    >>> package_version() == mimo_conv.__version__
+    True
+    """
+    try:
+        return metadata.version("mimo_conv")
+    except metadata.PackageNotFoundError:
+        # Run from a source checkout: the package (always imported before this module,
+        # as its parent) holds the version.
+        return str(sys.modules["mimo_conv"].__version__)
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    r"""Build the argument parser with one subcommand per tool.
+
+    Parameters
+    ----------
+    prog : str, optional
+        The program's name in usage lines and examples (see :func:`program_name`).
 
     Examples
     --------
     >>> build_parser().parse_args(["cost", "--input", "3x5x5", "--weight", "2x3x3x3"]).input
     (3, 5, 5)
+    >>> build_parser("mimo-conv").format_usage()
+    'usage: mimo-conv [-h] [--version] COMMAND ...\n'
     """
+    prog = program_name() if prog is None else prog
     parser = argparse.ArgumentParser(
-        prog="python -m mimo_conv",
+        prog=prog,
         description="A NumPy reference for multi-input, multi-output channel convolution.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
         "demo",
@@ -132,21 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
             "output channels stacked. Without --x and --weight it uses the book's example\n"
             "(X of shape (2, 3, 3) and K3 = stack((K, K + 1, K + 2)))."
         ),
-        epilog=EXPLAIN_EXAMPLES,
+        epilog=EXPLAIN_EXAMPLES.format(prog=prog),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    explain.add_argument(
-        "--x", type=_array, help="input (h, w) or (c_i, h, w): a nested list or a .npy file"
-    )
-    explain.add_argument(
-        "--weight",
-        type=_array,
-        help="kernel (kh, kw), (c_i, kh, kw) or (c_o, c_i, kh, kw): a nested list or .npy",
-    )
-    explain.add_argument("--bias", type=_array, help="bias (c_o,): a nested list or .npy")
-    explain.add_argument("--stride", type=_option, default=1, help="e.g. 2 or 2x1")
-    explain.add_argument("--padding", type=_option, default=0, help="zeros, e.g. 1 or 1x0")
-    explain.add_argument("--dilation", type=_option, default=1, help="e.g. 2 or 1x2")
+    _add_problem_arguments(explain)
+    explain.add_argument("--channel", type=int, help="only this output channel")
     explain.add_argument(
         "--step", action="store_true", help="wait for Enter between elements (q to quit)"
     )
@@ -157,6 +243,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="highlight with ANSI colours: auto (a terminal without NO_COLOR), always, never",
     )
 
+    figure = commands.add_parser(
+        "figure",
+        help="draw the section's pictures from the computation (PNG, SVG, GIF)",
+        description=(
+            "Draw one output element of a 2-d convolution: each input channel with the\n"
+            "window shaded, its kernel, the channel's partial result and their sum (the\n"
+            "book's Fig. 6.4.1); or one row per output channel; or a 1 x 1 kernel as a\n"
+            "matrix (Fig. 6.4.2). Padding is hatched. The file name's suffix picks the\n"
+            "format: .png, .svg or .pdf, or .gif for an animation of every output element."
+        ),
+        epilog=FIGURE_EXAMPLES.format(prog=prog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_problem_arguments(figure)
+    figure.add_argument(
+        "--view",
+        choices=("inputs", "outputs", "1x1"),
+        default="inputs",
+        help="inputs (a row per input channel, the default), outputs, or 1x1",
+    )
+    figure.add_argument(
+        "-o",
+        "--output",
+        default=DEFAULT_FIGURE,
+        help=f"file to write: .png, .svg, .pdf or .gif (default {DEFAULT_FIGURE})",
+    )
+
     cost_parser = commands.add_parser(
         "cost",
         help="count multiplications, additions and memory of a convolution",
@@ -164,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Print the ConvCost table of mimo_conv.cost: output shape, forward and backward\n"
             "multiplications and additions, and memory in bytes."
         ),
-        epilog=COST_EXAMPLES,
+        epilog=COST_EXAMPLES.format(prog=prog),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     cost_parser.add_argument(
@@ -216,10 +329,14 @@ def _run_explain(arguments: argparse.Namespace, out: TextIO, stdin: TextIO) -> i
             arguments.padding,
             arguments.dilation,
             colour=colour,
+            element=arguments.element,
+            channel=arguments.channel,
         )
         stepping = arguments.step
+        # The introduction and the first element come together, so that the first prompt
+        # follows something to look at.
         for number, chunk in enumerate(chunks):
-            if number and stepping:
+            if number > 1 and stepping:
                 out.write("-- Enter: next element, q: quit -- ")
                 out.flush()
                 answer = stdin.readline()
@@ -236,6 +353,49 @@ def _run_explain(arguments: argparse.Namespace, out: TextIO, stdin: TextIO) -> i
     except KeyboardInterrupt:  # Ctrl-C while waiting for Enter: leave quietly
         print(file=out)
         return 130
+    return 0
+
+
+def _run_figure(arguments: argparse.Namespace, out: TextIO) -> int:
+    """Draw the figure (or the animation) to the file; return the exit status."""
+    from mimo_conv._classroom.figures import animate_conv, draw_conv  # noqa: PLC0415
+
+    if (arguments.x is None) != (arguments.weight is None):
+        print(
+            "figure: give both --x and --weight, or neither for the book's example",
+            file=sys.stderr,
+        )
+        return 2
+    path = Path(arguments.output)
+    if path.suffix.lower() not in (".png", ".svg", ".pdf", ".gif"):
+        print(
+            f"figure: the output must end in .png, .svg, .pdf or .gif, got {str(path)!r}",
+            file=sys.stderr,
+        )
+        return 2
+    problem = (
+        arguments.x,
+        arguments.weight,
+        arguments.bias,
+        arguments.stride,
+        arguments.padding,
+        arguments.dilation,
+    )
+    try:
+        if path.suffix.lower() == ".gif":
+            if arguments.element is not None:
+                print("figure: an animation shows every element; drop --element", file=sys.stderr)
+                return 2
+            animate_conv(path, *problem, view=arguments.view)
+        else:
+            draw_conv(*problem, view=arguments.view, element=arguments.element, file=path)
+    except ImportError as error:
+        print(f"figure: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError) as error:
+        print(f"figure: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}", file=out)
     return 0
 
 
@@ -257,6 +417,9 @@ def _run_cost(arguments: argparse.Namespace, out: TextIO) -> int:
         print(f"cost: {error}", file=sys.stderr)
         return 2
     print(report, file=out)
+    if report.geometry.is_padded and not arguments.exclude_padding:
+        print(file=out)
+        print(PADDING_NOTE, file=out)
     return 0
 
 
@@ -281,6 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = sys.stdout
     if arguments.command == "explain":
         return _run_explain(arguments, out, sys.stdin)
+    if arguments.command == "figure":
+        return _run_figure(arguments, out)
     if arguments.command == "cost":
         return _run_cost(arguments, out)
     if arguments.command == "exercises":

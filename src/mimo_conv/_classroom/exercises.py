@@ -1,13 +1,16 @@
 """The section's six exercises, each answered by computing with the library.
 
-``python -m mimo_conv exercises`` prints them all. Each ``exercise_<n>`` function prints
-one answer to a stream and returns whether every check it made came out as the text
+``python -m mimo_conv exercises`` prints them all, laid out for a projector: each part
+states its question, then ``Given:`` (the inputs used, every value named), ``Computed:``
+(what the library returned) and ``Answer:``. Each ``exercise_<n>`` function prints one
+exercise to a stream and returns whether every check it made came out as the text
 claims, so the test suite can hold the printed answers to the computation.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from fractions import Fraction
 from typing import Any, TextIO
 
@@ -28,11 +31,29 @@ from mimo_conv._classroom.textbook import (
 from mimo_conv._ops.conv import conv
 from mimo_conv._ops.unfold import unfold
 
+#: Characters per line of an answer (after its 17-character label column).
+ANSWER_WIDTH = 68
+
 
 def _say(out: TextIO, *lines: str) -> None:
     """Write lines to the stream."""
     for line in lines:
         out.write(line + "\n")
+
+
+def _part(out: TextIO, question: str, **blocks: list[str]) -> None:
+    """Write one part: its question, then labelled blocks (``Given:``, ``Computed:``, ...).
+
+    The answer is prose, wrapped to fit a projected terminal; the other blocks are kept
+    line by line.
+    """
+    if question:
+        _say(out, f"   {question}")
+    for label, block in blocks.items():
+        lines = textwrap.wrap(" ".join(block), width=ANSWER_WIDTH) if label == "answer" else block
+        for number, line in enumerate(lines):
+            head = f"{label.capitalize()}:" if number == 0 else ""
+            _say(out, f"       {head:<10}{line}".rstrip())
 
 
 def _show(out: TextIO, name: str, array: NDArray[Any], indent: str = "   ") -> None:
@@ -51,56 +72,93 @@ def exercise_1(out: TextIO) -> bool:
     >>> exercise_1(io.StringIO())
     True
     """
-    _say(out, "1. Two convolutions in a row, no nonlinearity between them.")
+    _say(out, "1. Two convolutions in a row, with no nonlinearity between them.")
     x = np.arange(2 * 7 * 7).reshape(2, 7, 7)
     w1 = BOOK_K3  # (3, 2, 2, 2): the book's three output channels
-    w2 = np.array([[[[1, 0, -1]] * 3] * 3])  # (1, 3, 3, 3)
+    w2 = np.array([[[[1, 0, 1]] * 3] * 3])  # (1, 3, 3, 3)
     b1, b2 = np.array([1, 2, 3]), np.array([10])
     weight, bias, stride = compose(w1, w2, b1, b2)
+    bias_values = [] if bias is None else bias.tolist()
     stacked = conv(conv(x, w1, b1), w2, b2)
     single = conv(x, weight, bias, stride)
     same = bool(np.array_equal(stacked, single))
-    _say(
+    # The composed bias, by hand: b1 passes through w2, so b2 + sum_c sum(w2[0, c]) * b1[c].
+    sums = [int(w2[0, c].sum()) for c in range(3)]
+    by_hand = int(b2[0]) + sum(s * int(b) for s, b in zip(sums, b1.tolist(), strict=True))
+    terms = " + ".join(f"{s}*{b}" for s, b in zip(sums, b1.tolist(), strict=True))
+    _part(
         out,
-        "   (a) They are one convolution: mc.compose(w1, w2, b1, b2) returns its kernel, bias",
-        "       and stride. With w1 = the book's K3 (3, 2, 2, 2) and w2 of shape (1, 3, 3, 3)",
-        f"       it is a kernel of shape {weight.shape}, bias {bias}, stride {stride};",
-        "       on a (2, 7, 7) integer input,",
-        f"       conv(conv(x, w1, b1), w2, b2) == conv(x, kernel, bias, stride): {same}.",
+        "(a) Are they a single convolution?",
+        given=[
+            "x = arange(98).reshape(2, 7, 7)",
+            "w1 = the book's K3 = stack(K, K + 1, K + 2), shape (3, 2, 2, 2)",
+            "b1 = [1, 2, 3], one bias per output channel of w1",
+            "w2 of shape (1, 3, 3, 3), every kernel row [1, 0, 1]; b2 = [10]",
+        ],
+        computed=[
+            f"mc.compose(w1, w2, b1, b2): a kernel of shape {weight.shape},",
+            f"bias {bias_values} and stride {stride}",
+            f"bias = b2 + sum_c sum(w2[0, c]) * b1[c] = 10 + {terms} = {by_hand}",
+            f"conv(conv(x, w1, b1), w2, b2) == conv(x, kernel, bias, stride): {same}",
+        ],
+        answer=[
+            "yes: correlation is linear, so the two layers are one layer",
+            "whose kernel is w2 applied to w1 (mc.compose) and whose bias",
+            "is b1 passed through w2, plus b2.",
+        ],
     )
     sizes = []
     rows = ((3, 3, 1), (5, 3, 1), (3, 3, 2), (2, 2, 3))
     for k1, k2, s1 in rows:
         size = compose(np.ones((1, 1, k1), int), np.ones((1, 1, k2), int), None, None, s1)[0]
         sizes.append(size.shape[-1])
-    _say(out, "   (b) Kernel size k1 + (k2 - 1) * stride1 (k1 + k2 - 1 at stride 1), stride s1*s2:")
-    sizes_ok = True
-    for (k1, k2, s1), size in zip(rows, sizes, strict=True):
-        sizes_ok &= size == k1 + (k2 - 1) * s1
-        _say(out, f"       k1={k1}, k2={k2}, stride1={s1}: compose gives a kernel of {size}")
+    sizes_ok = all(
+        size == k1 + (k2 - 1) * s1 for (k1, k2, s1), size in zip(rows, sizes, strict=True)
+    )
+    _part(
+        out,
+        "(b) How large is the single kernel?",
+        given=["1-d kernels of sizes k1 then k2, the first with stride s1"],
+        computed=[
+            f"k1={k1}, k2={k2}, s1={s1}: mc.compose gives a kernel of {size}"
+            for (k1, k2, s1), size in zip(rows, sizes, strict=True)
+        ],
+        answer=[
+            "k1 + (k2 - 1) * s1, which is k1 + k2 - 1 at stride 1;",
+            "the stride is s1 * s2.",
+        ],
+    )
     sobel = np.array([[[[1, 0, -1], [2, 0, -2], [1, 0, -1]]]])
     first, second = decompose(sobel)
     rng = np.random.default_rng(0)
     generic = rng.integers(-3, 4, size=(1, 1, 3, 3))
     g1, _ = decompose(generic)
-    _say(
+    _part(
         out,
-        "   (c) Trivially yes: any convolution is itself followed by a 1 x 1 identity. Usefully,",
-        "       mc.decompose splits a kh x kw kernel into kh x 1 then 1 x kw with r middle",
-        "       channels, r = the rank of the kernel as a matrix (exact, with fractions):",
-        f"       Sobel has rank {first.shape[0]}: {first[0, 0, :, 0].tolist()} then "
-        f"{second[0, 0, 0, :].tolist()},",
-        "       3 + 3 = 6 products per output instead of 9;",
-        f"       a random 3 x 3 integer kernel has rank {g1.shape[0]}: the split needs "
-        f"{g1.shape[0]} middle channels",
-        f"       ({g1.shape[0] * 6} products instead of 9), so it saves nothing. A generic "
-        "kernel does not",
-        "       split into two smaller ones with one channel: it would have to be an outer",
-        "       product (2-d) or, in 1-d, its polynomial would have to factor (over the reals",
-        "       a length-3 kernel splits into two of length 2 only if its roots are real).",
+        "(c) Can every convolution be split into two?",
+        given=[
+            "Sobel = [[1, 0, -1], [2, 0, -2], [1, 0, -1]]",
+            "a random 3 x 3 integer kernel (seed 0):",
+            f"{generic[0, 0].tolist()}",
+        ],
+        computed=[
+            f"mc.decompose(Sobel): rank {first.shape[0]},",
+            f"{first[0, 0, :, 0].tolist()} (3 x 1) then {second[0, 0, 0, :].tolist()} (1 x 3):",
+            "3 + 3 = 6 products per output instead of 9",
+            f"mc.decompose(random): rank {g1.shape[0]}, so {g1.shape[0]} middle channels,",
+            f"{g1.shape[0] * 6} products instead of 9",
+        ],
+        answer=[
+            "trivially yes (any convolution, then a 1 x 1 identity), but usefully only",
+            "sometimes: a kh x kw kernel splits into kh x 1 then 1 x kw with r middle",
+            "channels, r = its rank as a matrix. A generic kernel has full rank, so it",
+            "does not split into two smaller ones with one channel (in 1-d its polynomial",
+            "would have to factor: a length-3 kernel splits into two of length 2 only",
+            "if its roots are real).",
+        ],
     )
     split_ok = bool(np.array_equal(compose(first, second)[0], sobel)) and first.shape[0] == 1
-    return same and sizes_ok and split_ok
+    return same and sizes_ok and split_ok and bias_values == [by_hand]
 
 
 def exercise_2(out: TextIO) -> bool:
@@ -119,23 +177,59 @@ def exercise_2(out: TextIO) -> bool:
     n = c_i * kh * kw
     _say(
         out,
-        "2. Input c_i x h x w, kernel c_o x c_i x kh x kw, padding (ph, pw), stride (sh, sw).",
-        "   mc.cost(input_shape, weight_shape, stride, padding) counts it; for example",
-        f"   c_i={c_i}, h=w={h}, c_o={c_o}, kh=kw={kh}, padding {ph}, stride {sh} (a ResNet stem):",
-        "",
-        *("   " + line for line in str(report).splitlines()),
-        "",
-        f"   (a) forward: each of the c_o*oh*ow = {c_o}*{oh}*{ow} outputs sums n = c_i*kh*kw = {n}",
-        f"       products: c_o*oh*ow*n = {c_o * oh * ow * n:,} multiplications and",
-        f"       c_o*oh*ow*(n-1) = {c_o * oh * ow * (n - 1):,} additions,",
-        "       with oh = floor((h + 2 ph - kh) / sh) + 1.",
-        "   (b) memory: input c_i*h*w, weight c_o*c_i*kh*kw and output c_o*oh*ow elements,",
-        "       times the item size, plus each method's temporary buffer.",
-        "   (c) backward memory: the input and the weight must be kept from the forward pass,",
-        "       and the gradients are as large as the input and the weight.",
-        "   (d) backward compute: dL/dx and dL/dweight each need as many multiplications as",
-        "       the forward pass (one per product of the forward sums); mc.cost counts their",
-        "       additions exactly.",
+        "2. The cost of a convolution: input c_i x h x w, kernel c_o x c_i x kh x kw,",
+        "   padding (ph, pw), stride (sh, sw).",
+    )
+    _part(
+        out,
+        "For example:",
+        given=[
+            f"c_i={c_i}, h=w={h}, c_o={c_o}, kh=kw={kh}, padding {ph}, stride {sh},",
+            "float32 (a ResNet stem)",
+        ],
+        computed=[
+            f"mc.cost(({c_i}, {h}, {w}), ({c_o}, {c_i}, {kh}, {kw}), stride={sh}, padding={ph}):",
+            "",
+            *str(report).splitlines(),
+            "",
+        ],
+    )
+    _part(
+        out,
+        "(a) Forward compute?",
+        answer=[
+            f"each of the c_o*oh*ow = {c_o}*{oh}*{ow} outputs sums",
+            f"n = c_i*kh*kw = {n} products, so c_o*oh*ow*n =",
+            f"{c_o * oh * ow * n:,} multiplications and",
+            f"c_o*oh*ow*(n-1) = {c_o * oh * ow * (n - 1):,} additions,",
+            "with oh = floor((h + 2 ph - kh) / sh) + 1 (padded zeros counted).",
+        ],
+    )
+    _part(
+        out,
+        "(b) Memory footprint?",
+        answer=[
+            "input c_i*h*w, weight c_o*c_i*kh*kw and output c_o*oh*ow elements, times",
+            "the item size, plus each method's temporary buffer (the table above).",
+        ],
+    )
+    _part(
+        out,
+        "(c) Memory of the backward pass?",
+        answer=[
+            "the input and the weight are kept from the forward pass, and the gradients",
+            "are as large as the input and the weight.",
+        ],
+    )
+    _part(
+        out,
+        "(d) Compute of the backward pass?",
+        answer=[
+            "dL/dx and dL/dweight each need as many multiplications as the forward pass",
+            "(one per product of the forward sums); mc.cost counts their additions",
+            "exactly. With padding, the dL/dx row also counts the gradient of the padded",
+            "cells (computed, then dropped); exclude_padding=True leaves them out.",
+        ],
     )
     return (
         report.forward_multiplications == c_o * oh * ow * n
@@ -162,14 +256,22 @@ def exercise_3(out: TextIO) -> bool:
     channel_ratio = channels.forward_multiplications / base.forward_multiplications
     padding_ratio = padded.forward_multiplications / base.forward_multiplications
     real_ratio = padded_real.forward_multiplications / real.forward_multiplications
-    _say(
+    _say(out, "3. How does the compute grow?")
+    _part(
         out,
-        "3. Growth of the compute, for 8 x 32 x 32 inputs and 16 kernels of 3 x 3, padding 1:",
-        f"   doubling c_i and c_o: x {channel_ratio:g} (the cost is proportional to c_i * c_o)",
-        f"   doubling the padding to 2: x {padding_ratio:.4g} = (34 / 32)^2, the growth of the "
-        "output;",
-        f"   the products with real input elements only grow x {real_ratio:g}: the new outputs",
-        "   see mostly padded zeros (mc.cost(..., exclude_padding=True)).",
+        "When c_i and c_o double, or when the padding doubles?",
+        given=["input 8 x 32 x 32, 16 kernels of 8 x 3 x 3, padding 1"],
+        computed=[
+            f"forward multiplications: {base.forward_multiplications:,}",
+            f"c_i = 16, c_o = 32: {channels.forward_multiplications:,}, x {channel_ratio:g}",
+            f"padding 2: {padded.forward_multiplications:,}, x {padding_ratio:.4g}",
+            f"padding 2, products with padded zeros left out: x {real_ratio:g}",
+        ],
+        answer=[
+            "doubling both channel counts multiplies the compute by 4 (it is",
+            "proportional to c_i * c_o); doubling the padding grows it as the output",
+            "grows, (34 / 32)^2, and the new outputs see mostly padded zeros.",
+        ],
     )
     return channel_ratio == 4 and math.isclose(padding_ratio, (34 / 32) ** 2)
 
@@ -185,13 +287,24 @@ def exercise_4(out: TextIO) -> bool:
     """
     c_i, h, w, c_o = 3, 3, 3, 2
     report = cost((c_i, h, w), (c_o, c_i, 1, 1))
-    _say(
+    _say(out, "4. The forward cost when kh = kw = 1.")
+    _part(
         out,
-        "4. kh = kw = 1: each output sums c_i products, so the forward pass is one matrix",
-        "   product (c_o, c_i) @ (c_i, h*w): c_o*c_i*h*w multiplications and",
-        "   c_o*(c_i-1)*h*w additions.",
-        f"   For the book's 1 x 1 example (c_i={c_i}, h=w={h}, c_o={c_o}): "
-        f"mc.cost gives {report.forward_multiplications} and {report.forward_additions}.",
+        "How much does a 1 x 1 convolution cost?",
+        given=[f"the book's 1 x 1 example: c_i={c_i}, h=w={h}, c_o={c_o}"],
+        computed=[
+            f"mc.cost(({c_i}, {h}, {w}), ({c_o}, {c_i}, 1, 1)):",
+            (
+                f"{report.forward_multiplications} multiplications, "
+                f"{report.forward_additions} additions"
+            ),
+        ],
+        answer=[
+            "each output sums c_i products: one matrix product",
+            "(c_o, c_i) @ (c_i, h*w), so",
+            f"c_o*c_i*h*w = {c_o * c_i * h * w} multiplications and",
+            f"c_o*(c_i-1)*h*w = {c_o * (c_i - 1) * h * w} additions.",
+        ],
     )
     return (
         report.forward_multiplications == c_o * c_i * h * w
@@ -228,8 +341,8 @@ def exercise_5(out: TextIO, *, seed: int = 0) -> bool:
         error = np.abs(Y.astype(np.float64) - exact.astype(np.float64))
         within &= bool(np.all(error <= bound))
         lines.append(
-            f"   {name:<12} max |Y - exact| = {error.max():.3g}"
-            f"   bit-for-bit equal to Y1: {bool(np.array_equal(Y, Y1))}"
+            f"{name:<12} max |Y - exact| = {error.max():.3g},"
+            f" bit for bit Y1: {bool(np.array_equal(Y, Y1))}"
         )
     big = np.array([[[1e8]], [[-1e8]], [[1.0]]], dtype=np.float32)
     ones = np.ones((1, 3, 1, 1), dtype=np.float32)
@@ -240,22 +353,31 @@ def exercise_5(out: TextIO, *, seed: int = 0) -> bool:
     results = [corr2d_multi_in_out_1x1(integers, integer_kernel)]
     results += [conv(integers, integer_kernel, method=m) for m in ("einsum", "naive", "matmul")]
     all_equal = all(np.array_equal(results[0], r) for r in results[1:])
-    _say(
+    _say(out, "5. The 1 x 1 example: are Y1 and Y2 exactly equal?")
+    _part(
         out,
-        f"5. Y1 (the matmul) and Y2 (the general engine) in float32, seed {seed},",
-        "   against the exact sums (computed with fractions):",
-        *lines,
-        f"   sum |Y1 - Y2| = {float(np.abs(Y1 - Y2).sum()):.3g}. Not guaranteed equal: "
-        "each output is a sum of",
-        "   c_i = 3 rounded products, and a matmul (BLAS: blocking, SIMD, fused multiply-add)",
-        "   and a window sum may add them in different orders; float addition is not",
-        "   associative. Every path is within gamma_3 * sum |x||w| of the exact value",
-        f"   (gamma_3 = {gamma:.3g}, Higham section 3.1): {within}.",
-        "   The naive loop on channels (1e8, -1e8, 1), a ones kernel, gives "
-        f"{format(float(forward), 'g')}; on them reversed",
-        f"   (1, -1e8, 1e8) it gives {format(float(backward), 'g')}: 1 - 1e8 rounds to -1e8 "
-        "in float32.",
-        f"   On integer data every path is exact, so all agree bit for bit: {all_equal}.",
+        "Does the matmul give exactly the general engine's result?",
+        given=[
+            f"X (3, 3, 3) and K (2, 3, 1, 1), standard normal float32, seed {seed}",
+            "Y1 = corr2d_multi_in_out_1x1(X, K), the matmul",
+            "Y2 = corr2d_multi_in_out(X, K), the general engine",
+        ],
+        computed=[
+            "each against the exact sums (computed with fractions):",
+            *lines,
+            f"sum |Y1 - Y2| = {float(np.abs(Y1 - Y2).sum()):.3g}",
+            f"every path within gamma_3 * sum |x||w| (gamma_3 = {gamma:.3g}): {within}",
+            f"naive loop on channels (1e8, -1e8, 1), ones kernel: {float(forward):g}",
+            f"the same channels reversed (1, -1e8, 1e8): {float(backward):g}",
+            f"on integer data, every path bit for bit equal: {all_equal}",
+        ],
+        answer=[
+            "not guaranteed: each output is a sum of c_i = 3 rounded products, and a",
+            "matmul (BLAS: blocking, SIMD, fused multiply-add) and a window sum may add",
+            "them in different orders; float addition is not associative (1 - 1e8 rounds",
+            "to -1e8 in float32). All are within the rounding bound (Higham, section",
+            "3.1), and on integers, where every sum is exact, all agree.",
+        ],
     )
     return within and all_equal and float(forward) == 1.0 and float(backward) == 0.0
 
@@ -274,18 +396,35 @@ def exercise_6(out: TextIO) -> bool:
     product = (kernel.reshape(1, -1) @ columns).reshape(1, 2, 2)
     matrix = conv_matrix(kernel, BOOK_X.shape)
     expected = corr2d_multi_in(BOOK_X, BOOK_K)
+    _say(out, "6. A convolution with a larger window as one matrix product.")
+    _part(
+        out,
+        "How, for a kernel that is not 1 x 1?",
+        given=["the book's X (2, 3, 3) and K (2, 2, 2), one output channel"],
+        computed=[
+            "im2col: mc.unfold(X, (2, 2)) copies each window into a column",
+            "(c_i*kh*kw = 8 rows, oh*ow = 4 columns):",
+        ],
+    )
+    _show(out, "columns", columns, indent="                 ")
+    _show(out, "K.reshape(1, -1) @ columns", product.reshape(1, -1), indent="                 ")
     _say(
         out,
-        "6. As one matrix product, two ways, on the book's X (2, 3, 3) and K (2, 2, 2):",
-        "   im2col: copy each window into a column (c_i*kh*kw rows, oh*ow columns),",
-        "   then weight.reshape(c_o, -1) @ columns. mc.unfold(X, (2, 2)) is",
+        "                 the conv matrix: mc.conv_matrix(K, X.shape) is the",
+        "                 (oh*ow, c_i*h*w) matrix A with conv(X).ravel() == A @ X.ravel():",
     )
-    _show(out, "columns", columns, indent="     ")
-    _show(out, "K.reshape(1, -1) @ columns", product.reshape(1, -1), indent="     ")
-    _say(out, "   the conv matrix: mc.conv_matrix(K, X.shape) is the (oh*ow, c_i*h*w) matrix A")
-    _say(out, "   with conv(X).ravel() == A @ X.ravel() (A.T is the backward pass for x):")
-    _show(out, "A", matrix, indent="     ")
-    _show(out, "A @ X.ravel()", matrix @ BOOK_X.ravel(), indent="     ")
+    _show(out, "A", matrix, indent="                 ")
+    _show(out, "A @ X.ravel()", matrix @ BOOK_X.ravel(), indent="                 ")
+    _part(
+        out,
+        "",
+        answer=[
+            "copy the windows into columns (im2col), then one product",
+            "weight.reshape(c_o, -1) @ columns; or build the sparse matrix A once",
+            "(A.T is the backward pass for x). Both give the book's",
+            "[[56, 72], [104, 120]].",
+        ],
+    )
     return bool(
         np.array_equal(product[0], expected)
         and np.array_equal(matrix @ BOOK_X.ravel(), expected.ravel())
