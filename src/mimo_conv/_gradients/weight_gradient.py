@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mimo_conv._core.budget import call_budget, chunks, get_memory_budget, units_per_chunk
+from mimo_conv._core.budget import chunks, resolve_budget, units_per_chunk
 from mimo_conv._core.columns import unfold_padded
 from mimo_conv._core.dtypes import DtypePlan, check_integer_range, plan_dtypes, python_integers
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.memory import check_output_fits
 from mimo_conv._core.windows import pad_input
-from mimo_conv._engine.cost_model import choose_method
 from mimo_conv._engine.execute import run_conv
+from mimo_conv._engine.plan import ConvPlan, plan_conv
 from mimo_conv._paths.registry import check_method
 
 
@@ -127,35 +127,77 @@ def weight_gradient(
     >>> weight_gradient(np.array([[[1, 2, 3]]]), np.array([[[1, 10]]]), g, method="shift")
     array([[[21, 32]]])
     """
-    check_method(method, geometry)
+    method = check_method(method, geometry)
     plan = weight_gradient_plan(x, grad_output, geometry)
     x_batch = python_integers(x if geometry.batched else x[np.newaxis])
     grads = python_integers(grad_output if geometry.batched else grad_output[np.newaxis])
+    route = plan_weight_gradient(
+        geometry, plan, (x_batch.dtype, grads.dtype), method, resolve_budget(budget)
+    )
+    if route.inner is None:
+        return _direct_weight_gradient(x_batch, grads, geometry, plan, route.images)
     shape = (geometry.out_channels, geometry.in_channels_per_group, *geometry.kernel_shape)
-    with call_budget(budget):
-        direct_bytes = direct_bytes_per_image(geometry, plan)
-        if method == "matmul" or (method == "auto" and direct_bytes <= get_memory_budget()):
-            return _direct_weight_gradient(x_batch, grads, geometry, plan, direct_bytes)
-        inner = weight_gradient_geometry(geometry)
-        chosen = choose_method(inner, plan) if method == "auto" else method
-        result = np.empty(shape, plan.output)
-        kernel = tuple(slice(0, taps) for taps in geometry.kernel_shape)
-        in_per, out_per = geometry.in_channels_per_group, geometry.out_channels_per_group
-        for group in range(geometry.groups):
-            x_group = x_batch[:, group * in_per : (group + 1) * in_per].swapaxes(0, 1)
-            g_group = grads[:, group * out_per : (group + 1) * out_per].swapaxes(0, 1)
-            try:
-                out = run_conv(x_group, g_group, None, inner, plan, chosen)
-            except MemoryError as error:
-                msg = (
-                    "the weight gradient runs as a forward convolution whose 'images' are "
-                    f"the input channels (each holding the whole batch): {error}"
-                )
-                raise MemoryError(msg) from error
-            result[group * out_per : (group + 1) * out_per] = out[
-                (slice(None), slice(None), *kernel)
-            ].swapaxes(0, 1)
+    result = np.empty(shape, plan.output)
+    kernel = tuple(slice(0, taps) for taps in geometry.kernel_shape)
+    in_per, out_per = geometry.in_channels_per_group, geometry.out_channels_per_group
+    for group in range(geometry.groups):
+        x_group = x_batch[:, group * in_per : (group + 1) * in_per].swapaxes(0, 1)
+        g_group = grads[:, group * out_per : (group + 1) * out_per].swapaxes(0, 1)
+        out = run_conv(x_group, g_group, None, route.inner)
+        result[group * out_per : (group + 1) * out_per] = out[
+            (slice(None), slice(None), *kernel)
+        ].swapaxes(0, 1)
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightGradientRoute:
+    """How :func:`weight_gradient` computes: the direct product, or the engine on a plan.
+
+    Attributes
+    ----------
+    images : int
+        Images per chunk of the direct product.
+    inner : ConvPlan or None
+        The plan of each group's forward correlation (None: the direct product).
+    """
+
+    images: int
+    inner: ConvPlan | None
+
+
+def plan_weight_gradient(
+    geometry: ConvGeometry,
+    plan: DtypePlan,
+    operands: tuple[np.dtype[Any], np.dtype[Any]],
+    method: str,
+    budget: int,
+) -> WeightGradientRoute:
+    """Plan ``dL/dw`` before any work; ``MemoryError`` when it cannot fit ``budget``.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> i64 = np.dtype(np.int64)
+    >>> plan_weight_gradient(g, plan_dtypes(i64), (i64, i64), "shift", 4096).inner.chosen
+    'shift'
+    """
+    direct_bytes = direct_bytes_per_image(geometry, plan)
+    if method == "matmul" or (method == "auto" and direct_bytes <= budget):
+        images = units_per_chunk(
+            direct_bytes, "windows of one image for the weight gradient", budget
+        )
+        return WeightGradientRoute(images, None)
+    inner = weight_gradient_geometry(geometry)
+    # Each group's x is a view with the batch and channel axes swapped: not C-contiguous.
+    planned = plan_conv(inner, plan, operands, False, budget, method)
+    if planned.chosen is None:
+        msg = (
+            "the weight gradient runs as a forward convolution whose 'images' are "
+            f"the input channels (each holding the whole batch): {planned.memory_error()}"
+        )
+        raise MemoryError(msg)
+    return WeightGradientRoute(0, planned)
 
 
 def direct_bytes_per_image(geometry: ConvGeometry, plan: DtypePlan) -> int:
@@ -187,7 +229,7 @@ def _direct_weight_gradient(
     grads: NDArray[Any],
     geometry: ConvGeometry,
     plan: DtypePlan,
-    per_image: int,
+    images: int,
 ) -> NDArray[Any]:
     """``dL/dw`` as ``grad_output`` times the windows of the padded input, per image.
 
@@ -198,7 +240,6 @@ def _direct_weight_gradient(
     """
     batch, groups = geometry.batch_size, geometry.groups
     per_group, positions = geometry.out_channels_per_group, math.prod(geometry.output_shape)
-    images = units_per_chunk(per_image, "windows of one image for the weight gradient")
     total = np.zeros((groups, per_group, geometry.terms_per_output), plan.compute)
     # inf * 0 and overflow give IEEE results (nan, inf) in the outputs they reach, no warnings.
     with np.errstate(all="ignore"):
