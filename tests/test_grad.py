@@ -1056,21 +1056,30 @@ def test_engine_input_gradient_gives_its_path_only_the_rest_of_the_budget(method
 @pytest.mark.parametrize("method", ["auto", "gemm", "shift"])
 def test_engine_input_gradient_memory_error_comes_before_the_buffers(method: str) -> None:
     x, w, g = _budget_problem()
-    budget = 2 * ENGINE_INPUT_BYTES_PER_IMAGE - 2  # half the budget is 1 byte too small
+    # Too small for one image's own buffers beside the path: the error names the least
+    # budget that runs (one image's buffers, ENGINE_INPUT_BYTES_PER_IMAGE, and the path's
+    # smallest working set), and comes before any buffer is allocated.
+    budget = ENGINE_INPUT_BYTES_PER_IMAGE
     message = (
-        r"the zero-inserted grad_output and padded gradient of one image for the input "
-        rf"gradient \(allowed half the budget\) needs {ENGINE_INPUT_BYTES_PER_IMAGE} bytes"
+        r"the zero-inserted grad_output and padded gradient of one image \(253\.5 KiB\) and "
+        r"the path's smallest working set need (\d+) bytes"
     )
+    needed: list[int] = []
 
     def failing() -> NDArray[Any]:
-        with pytest.raises(MemoryError, match=message):
+        with pytest.raises(MemoryError, match=message) as caught:
             grad.conv2d_input(x.shape, w, g, padding=1, method=method, memory_budget=budget)
+        found = re.search(message, str(caught.value))
+        assert found is not None
+        needed.append(int(found.group(1)))
         return np.empty(0)
 
     peak, _ = peak_temporary(failing)
     assert peak <= budget, peak  # raised before any buffer of one image was allocated
-    # One byte more and it runs.
-    grad.conv2d_input(x.shape, w, g, padding=1, method=method, memory_budget=budget + 2)
+    # The named budget runs, one byte less does not.
+    grad.conv2d_input(x.shape, w, g, padding=1, method=method, memory_budget=needed[0])
+    with pytest.raises(MemoryError):
+        grad.conv2d_input(x.shape, w, g, padding=1, method=method, memory_budget=needed[0] - 1)
 
 
 @pytest.mark.parametrize(

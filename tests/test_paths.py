@@ -9,7 +9,9 @@ before any work.
 
 from __future__ import annotations
 
+import importlib
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,11 @@ from numpy.typing import NDArray
 
 import mimo_conv as mc
 from memory_probe import peak_temporary
+from mimo_conv._core.arguments import prepare_call
 from mimo_conv._core.budget import PREFERRED_CHUNK_BYTES, Chunking, check_fits, plan_chunks
+from mimo_conv._core.dtypes import plan_dtypes
+from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._engine.execute import plan_for
 from mimo_conv._paths import registry as _methods
 from mimo_conv.testing import ConvProblem, assert_conv_close, conv_problems
 
@@ -38,12 +44,46 @@ def run(problem: ConvProblem, method: str, **options: Any) -> NDArray[Any]:
     )
 
 
-def test_new_paths_are_registered_with_their_error_bound_factor() -> None:
-    for name in FAST_PATHS:
-        assert name in _methods.METHODS
-        assert name in mc.METHOD_NAMES
-        # Both sum the same products as the direct method, in another order: factor 1.
-        assert _methods.ERROR_BOUND_FACTORS[name] == 1.0
+def test_every_path_module_is_registered_once() -> None:
+    # A path is one module exporting PATH plus one registry line: a module whose record
+    # is missing from the registry (or registered twice, or under another name) fails here.
+    folder = Path(_methods.__file__).parent
+    modules = sorted(
+        p.stem for p in folder.glob("*.py") if p.stem not in {"__init__", "registry", "spec"}
+    )
+    records = [importlib.import_module(f"mimo_conv._paths.{name}").PATH for name in modules]
+    assert sorted(spec.name for spec in _methods.PATHS) == sorted(spec.name for spec in records)
+    assert len({spec.name for spec in _methods.PATHS}) == len(_methods.PATHS)
+    assert ("auto", *(spec.name for spec in _methods.PATHS)) == mc.METHOD_NAMES
+    for spec in _methods.PATHS:
+        assert _methods.METHODS[spec.name] is spec.correlate
+        assert spec.correlate.__module__.endswith(spec.name)
+
+
+@pytest.mark.parametrize("method", [name for name in _methods.METHODS if name != "matmul"])
+def test_each_paths_smallest_budget_is_exact(method: str) -> None:
+    # The plan's "needs" is the least budget the path runs under: one byte less fails.
+    rng = np.random.default_rng(3)
+    x = rng.integers(-3, 4, (3, 4, 9, 7)).astype(np.float32)
+    w = rng.integers(-3, 4, (5, 4, 3, 2)).astype(np.float32)
+    tiny = 64
+    planned = plan_for(x, w, prepared_geometry(x, w), F32_PLAN, tiny, method)
+    needs = planned.candidates[0].needs
+    assert planned.chosen is None
+    assert needs > tiny
+    exact = mc.conv2d(x, w, padding=1, method="naive")
+    assert np.array_equal(mc.conv2d(x, w, padding=1, method=method, memory_budget=needs), exact)
+    with pytest.raises(MemoryError, match=f"needs {needs} bytes"):
+        mc.conv2d(x, w, padding=1, method=method, memory_budget=needs - 1)
+
+
+F32_PLAN = plan_dtypes(np.dtype(np.float32), np.dtype(np.float32))
+
+
+def prepared_geometry(x: NDArray[Any], w: NDArray[Any]) -> ConvGeometry:
+    return prepare_call(
+        x, w, None, stride=1, padding=1, dilation=1, groups=1, padding_mode="zeros"
+    )[3]
 
 
 @given(
@@ -70,7 +110,7 @@ def test_fast_paths_are_within_the_error_bound(problem: ConvProblem, method: str
         problem.x,
         problem.weight,
         problem.bias,
-        bound_factor=_methods.ERROR_BOUND_FACTORS[method],
+        bound_factor=_methods.PATH_SPECS[method].error_bound_factor,
         **problem.conv_kwargs(),
     )
 

@@ -27,7 +27,7 @@ from mimo_conv._core.budget import chunks, resolve_budget, units_per_chunk
 from mimo_conv._core.columns import fold_taps
 from mimo_conv._core.dtypes import DtypePlan, check_integer_range, plan_dtypes, python_integers
 from mimo_conv._core.geometry import ConvGeometry
-from mimo_conv._core.memory import check_output_fits
+from mimo_conv._core.memory import check_output_fits, format_bytes
 from mimo_conv._core.padding_adjoint import copies_per_element, unpad_adjoint
 from mimo_conv._engine.execute import plan_for, run_conv
 from mimo_conv._engine.plan import ConvPlan, plan_conv
@@ -309,23 +309,30 @@ def plan_input_gradient(
     inner = input_gradient_geometry(geometry)
     inner_plan = DtypePlan(compute=plan.compute, output=plan.compute)
     own = engine_bytes_per_image(geometry, plan)
-    images = units_per_chunk(
-        own,
-        "zero-inserted grad_output and padded gradient of one image for the input "
-        "gradient (allowed half the budget)",
-        max(1, budget // 2),
-    )
-    rest = max(1, budget - min(images, max(1, batch)) * own)
-    part = dataclasses.replace(inner, batch_size=min(images, batch))
     operands = (plan.compute, plan.compute)
-    planned = plan_conv(part, inner_plan, operands, True, rest, method)
-    if planned.chosen is None:
-        msg = (
-            "the input gradient runs as a forward convolution of the zero-inserted "
-            f"grad_output by the flipped kernels: {planned.memory_error()}"
-        )
-        raise MemoryError(msg)
-    return InputGradientRoute(images, planned, budget)
+
+    def forward(images: int, room: int) -> ConvPlan:
+        part = dataclasses.replace(inner, batch_size=images)
+        return plan_conv(part, inner_plan, operands, True, max(1, room), method)
+
+    # As the forward engine sizes its input copy: chunks of images whose own buffers take
+    # at most half the budget, else one image if the path still fits beside it.
+    for images in dict.fromkeys((min(batch, (budget // 2) // own), 1)):
+        if images >= 1 and budget > images * own:
+            planned = forward(images, budget - images * own)
+            if planned.chosen is not None:
+                return InputGradientRoute(images, planned, budget)
+    alone = forward(1, 2**62)  # what the path needs beside one image's own buffers
+    needed = own + min(cost.needs for cost in alone.candidates if cost.needs > 0)
+    msg = (
+        "the input gradient runs as a forward convolution of the zero-inserted grad_output "
+        f"by the flipped kernels: the zero-inserted grad_output and padded gradient of one "
+        f"image ({format_bytes(own)}) and the path's smallest working set need {needed} "
+        f"bytes ({format_bytes(needed)}), more than the memory budget of {budget} bytes "
+        f"({format_bytes(budget)}); raise it with mimo_conv.set_memory_budget(...) or "
+        "memory_budget=..."
+    )
+    raise MemoryError(msg)
 
 
 def scatter_bytes_per_image(geometry: ConvGeometry, plan: DtypePlan) -> int:

@@ -2,10 +2,10 @@
 
 A forward convolution of ``x`` (batch and channel axes swapped) by ``g = dL/dy`` (swapped
 likewise) with stride and dilation exchanged (:func:`weight_gradient_geometry`), run by the
-forward engine on any of its paths (``method=``) within the memory budget; ``"matmul"``,
-and ``"auto"`` when one image fits the budget, use instead the direct product of ``g`` with
-the windows of the padded input (im2col), one matrix product per image and group, summed
-over chunks of images.
+forward engine on any of its paths (``method=``) within the memory budget; ``"matmul"``
+uses instead the direct product of ``g`` with the windows of the padded input (im2col),
+one matrix product per image and group, summed over chunks of images, and ``"auto"`` takes
+whichever of the two the cost model predicts faster among those that fit the budget.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.memory import check_output_fits
 from mimo_conv._core.windows import pad_input
 from mimo_conv._engine.execute import run_conv
+from mimo_conv._engine.formulas import flop_count, predict_seconds
 from mimo_conv._engine.plan import ConvPlan, plan_conv
 from mimo_conv._paths.registry import check_method
+from mimo_conv._paths.spec import Work
 
 
 def weight_gradient_plan(
@@ -111,13 +113,13 @@ def weight_gradient(
     sliced to the kernel shape and transposed. Every forward path and the memory budget
     apply: the engine chunks over input channels, the paths over channels and rows.
 
-    ``"matmul"`` (1 x 1 kernels only, as in the forward pass) and ``"auto"`` when the
-    temporaries of one image fit the budget (:func:`direct_bytes_per_image`) compute
-    instead one matrix product per image and group of ``grad_output`` with the windows of
-    the forward geometry (:func:`_direct_weight_gradient`): its shapes suit BLAS far
-    better than the inner convolution's (a kernel as large as the output, an output as
-    small as the kernel), 2-10x faster on ResNet-like layers. Otherwise ``"auto"`` asks
-    :func:`mimo_conv._engine.cost_model.choose_method` about the inner geometry.
+    ``"matmul"`` (1 x 1 kernels only, as in the forward pass) computes instead one matrix
+    product per image and group of ``grad_output`` with the windows of the forward geometry
+    (:func:`_direct_weight_gradient`): its shapes suit BLAS far better than the inner
+    convolution's (a kernel as large as the output, an output as small as the kernel),
+    2-10x faster on ResNet-like layers. ``"auto"`` plans both (:func:`plan_weight_gradient`)
+    and takes the one the cost model predicts faster (:func:`direct_seconds`) among those
+    whose temporaries fit the budget.
 
     Examples
     --------
@@ -183,7 +185,8 @@ def plan_weight_gradient(
     'shift'
     """
     direct_bytes = direct_bytes_per_image(geometry, plan)
-    if method == "matmul" or (method == "auto" and direct_bytes <= budget):
+    direct_fits = direct_bytes <= budget
+    if method == "matmul":
         images = units_per_chunk(
             direct_bytes, "windows of one image for the weight gradient", budget
         )
@@ -191,6 +194,13 @@ def plan_weight_gradient(
     inner = weight_gradient_geometry(geometry)
     # Each group's x is a view with the batch and channel axes swapped: not C-contiguous.
     planned = plan_conv(inner, plan, operands, False, budget, method)
+    if method == "auto" and direct_fits:
+        images = units_per_chunk(
+            direct_bytes, "windows of one image for the weight gradient", budget
+        )
+        engine = planned.cost.seconds if planned.chosen is not None else math.inf
+        if direct_seconds(geometry, plan, images) <= engine:
+            return WeightGradientRoute(images, None)
     if planned.chosen is None:
         msg = (
             "the weight gradient runs as a forward convolution whose 'images' are "
@@ -198,6 +208,41 @@ def plan_weight_gradient(
         )
         raise MemoryError(msg)
     return WeightGradientRoute(0, planned)
+
+
+def direct_seconds(geometry: ConvGeometry, plan: DtypePlan, images: int) -> float:
+    """Predicted time of :func:`_direct_weight_gradient`, by the forward cost model's rates.
+
+    Per chunk of images: its conversion, padding and im2col copies, one product per image
+    and group of ``(C_out/groups, L) @ (L, C_in/groups * prod(k))``, and the sum.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> direct_seconds(g, plan_dtypes(np.dtype(np.int64)), 1) > 0
+    True
+    """
+    g = geometry
+    itemsize = plan.compute.itemsize
+    positions = math.prod(g.output_shape)
+    chunk_count = -(-g.batch_size // max(1, images))
+    copied = (
+        g.batch_size
+        * g.in_channels
+        * (
+            math.prod(g.input_shape)
+            + math.prod(g.padded_shape)
+            + math.prod(g.kernel_shape) * positions
+        )
+    )
+    work = Work(
+        bytes_moved=2 * copied * itemsize,
+        calls=6 * chunk_count,
+        products=g.batch_size * g.groups,
+        product_rows=g.out_channels_per_group,
+        product_inner=positions,
+    )
+    return predict_seconds(work, flop_count(g, plan), plan)
 
 
 def direct_bytes_per_image(geometry: ConvGeometry, plan: DtypePlan) -> int:

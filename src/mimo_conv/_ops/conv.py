@@ -9,12 +9,13 @@ from numpy.typing import ArrayLike, NDArray
 from mimo_conv._core.arguments import prepare_call
 from mimo_conv._core.budget import resolve_budget
 from mimo_conv._engine.execute import plan_for, run_conv
-from mimo_conv._paths.registry import check_method
+from mimo_conv._paths.registry import check_method, lists_the_methods
 
 PaddingArg = int | str | tuple[int, ...] | tuple[tuple[int, int], ...] | list[Any]
 IntOrInts = int | tuple[int, ...] | list[int]
 
 
+@lists_the_methods
 def conv(
     x: ArrayLike,
     weight: ArrayLike,
@@ -57,7 +58,7 @@ def conv(
         How padded elements are filled. ``"reflect"`` mirrors without repeating the edge
         (padding < input size), ``"symmetric"`` mirrors repeating it, ``"circular"`` wraps
         around (padding <= input size), ``"replicate"`` repeats the edge.
-    method : {"auto", "naive", "einsum", "matmul", "im2col", "gemm", "shift", "row_gemm"}, optional
+    method : {METHOD_NAMES}, optional
         The computational path. ``"naive"`` loops over output positions (the reference);
         ``"einsum"`` contracts a sliding-window view; ``"matmul"`` is one matrix product
         and needs a 1 x 1 kernel; ``"im2col"`` builds the column matrix of whole images;

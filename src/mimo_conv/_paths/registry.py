@@ -16,6 +16,8 @@ Examples
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._paths import einsum, gemm, im2col, matmul, naive, row_gemm, shift
@@ -52,17 +54,26 @@ METHOD_NAMES: tuple[str, ...] = ("auto", *METHODS)
 DEPRECATED_NAMES: dict[str, str] = {"fold": "row_gemm"}
 
 
-def method_list() -> str:
-    """Return the ``method`` entry of a docstring, from the registry: every name and its summary.
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def lists_the_methods(function: _Function) -> _Function:
+    """Write every ``method=`` name into ``function``'s docstring, from the registry.
+
+    The docstring's ``{METHOD_NAMES}`` becomes ``{"auto", "naive", ...}``, so a new path
+    appears in every ``method : {...}`` entry with no edit there.
 
     Examples
     --------
-    >>> print(method_list().splitlines()[0])
-    ``"auto"`` picks the fastest path that fits the memory budget (see explain_method);
+    >>> def f() -> None:
+    ...     "method : {METHOD_NAMES}"
+    >>> lists_the_methods(f).__doc__.startswith('method : {"auto", "naive"')
+    True
     """
-    lines = ['``"auto"`` picks the fastest path that fits the memory budget (see explain_method);']
-    lines += [f'``"{spec.name}"`` {spec.summary};' for spec in PATHS]
-    return "\n".join(lines)
+    if function.__doc__ is not None:
+        names = "{" + ", ".join(f'"{name}"' for name in METHOD_NAMES) + "}"
+        function.__doc__ = function.__doc__.replace("{METHOD_NAMES}", names)
+    return function
 
 
 def canonical_method(method: object, *, stacklevel: int = 3) -> str:
