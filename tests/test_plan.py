@@ -167,3 +167,17 @@ def test_the_plan_says_feasible_exactly_when_the_call_runs_within_its_workspace(
         padding=padding,
     )
     assert np.array_equal(out.astype(object), expected.astype(out.dtype).astype(object))
+
+
+def test_the_weight_gradients_object_copies_count_against_the_budget() -> None:
+    # dtype=object operands holding NumPy integers are copied whole to Python ints first.
+    x = np.array(np.arange(2 * 1 * 6 * 6).reshape(2, 1, 6, 6) % 5, dtype=object)
+    x[0, 0, 0, 0] = np.int64(7)  # a NumPy integer inside: the copy converts it
+    g = np.ones((2, 1, 4, 4), dtype=object)
+    copies = (x.size + g.size) * np.dtype(object).itemsize
+    with pytest.raises(
+        MemoryError, match=rf"dtype=object operands to Python numbers: {copies} bytes"
+    ):
+        grad.conv2d_weight(x, (1, 1, 3, 3), g, memory_budget=copies)
+    exact = grad.conv2d_weight(x.astype(np.int64), (1, 1, 3, 3), g.astype(np.int64))
+    assert np.array_equal(grad.conv2d_weight(x, (1, 1, 3, 3), g, memory_budget=4 * copies), exact)

@@ -21,7 +21,7 @@ from mimo_conv._core.budget import chunks, resolve_budget, units_per_chunk
 from mimo_conv._core.columns import unfold_padded
 from mimo_conv._core.dtypes import DtypePlan, check_integer_range, plan_dtypes, python_integers
 from mimo_conv._core.geometry import ConvGeometry
-from mimo_conv._core.memory import check_output_fits
+from mimo_conv._core.memory import check_output_fits, format_bytes
 from mimo_conv._core.windows import pad_input
 from mimo_conv._engine.execute import run_conv
 from mimo_conv._engine.formulas import flop_count, predict_seconds
@@ -131,11 +131,11 @@ def weight_gradient(
     """
     method = check_method(method, geometry)
     plan = weight_gradient_plan(x, grad_output, geometry)
+    route = plan_weight_gradient(
+        geometry, plan, (x.dtype, grad_output.dtype), method, resolve_budget(budget)
+    )
     x_batch = python_integers(x if geometry.batched else x[np.newaxis])
     grads = python_integers(grad_output if geometry.batched else grad_output[np.newaxis])
-    route = plan_weight_gradient(
-        geometry, plan, (x_batch.dtype, grads.dtype), method, resolve_budget(budget)
-    )
     if route.inner is None:
         return _direct_weight_gradient(x_batch, grads, geometry, plan, route.images)
     shape = (geometry.out_channels, geometry.in_channels_per_group, *geometry.kernel_shape)
@@ -184,6 +184,18 @@ def plan_weight_gradient(
     >>> plan_weight_gradient(g, plan_dtypes(i64), (i64, i64), "shift", 4096).inner.chosen
     'shift'
     """
+    # dtype=object operands holding NumPy integers are copied whole to Python ints first
+    # (exact arithmetic): counted as held for the whole call.
+    held = object_copy_bytes(geometry, operands)
+    if held >= budget:
+        msg = (
+            "the weight gradient first copies its dtype=object operands to Python numbers: "
+            f"{held} bytes ({format_bytes(held)}), not less than the memory budget of "
+            f"{budget} bytes ({format_bytes(budget)}); raise it with "
+            "mimo_conv.set_memory_budget(...) or memory_budget=..."
+        )
+        raise MemoryError(msg)
+    budget -= held
     direct_bytes = direct_bytes_per_image(geometry, plan)
     direct_fits = direct_bytes <= budget
     if method == "matmul":
@@ -208,6 +220,27 @@ def plan_weight_gradient(
         )
         raise MemoryError(msg)
     return WeightGradientRoute(0, planned)
+
+
+def object_copy_bytes(geometry: ConvGeometry, operands: tuple[np.dtype[Any], ...]) -> int:
+    """Bytes of the whole-batch copies of ``dtype=object`` operands (x, then grad_output).
+
+    Examples
+    --------
+    >>> g = ConvGeometry(2, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> object_copy_bytes(g, (np.dtype(object), np.dtype(np.int64)))  # 2 * 3 pointers
+    48
+    """
+    g = geometry
+    sizes = (
+        g.batch_size * g.in_channels * math.prod(g.input_shape),
+        g.batch_size * g.out_channels * math.prod(g.output_shape),
+    )
+    return sum(
+        size * dtype.itemsize
+        for size, dtype in zip(sizes, operands, strict=False)
+        if dtype.kind == "O"
+    )
 
 
 def direct_seconds(geometry: ConvGeometry, plan: DtypePlan, images: int) -> float:
