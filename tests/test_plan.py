@@ -181,3 +181,24 @@ def test_the_weight_gradients_object_copies_count_against_the_budget() -> None:
         grad.conv2d_weight(x, (1, 1, 3, 3), g, memory_budget=copies)
     exact = grad.conv2d_weight(x.astype(np.int64), (1, 1, 3, 3), g.astype(np.int64))
     assert np.array_equal(grad.conv2d_weight(x, (1, 1, 3, 3), g, memory_budget=4 * copies), exact)
+
+
+def test_the_engine_executes_the_plan_explain_method_prints(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mimo_conv._engine import execute  # noqa: PLC0415
+
+    executed: list[Any] = []
+    original = execute.run_conv
+
+    def spy(*args: Any) -> Any:
+        executed.append(args[-1])
+        return original(*args)
+
+    monkeypatch.setattr("mimo_conv._ops.conv.run_conv", spy)
+    x = np.ones((2, 3, 9, 9), np.float16)
+    w = np.ones((4, 3, 3, 3), np.float32)
+    for budget in (None, 20_000):
+        mc.conv2d(x, w, padding=1, memory_budget=budget)
+        assert executed[-1] == mc.explain_method(x, w, padding=1, memory_budget=budget)
+    assert executed[0] != executed[1]  # the budget is part of the plan
