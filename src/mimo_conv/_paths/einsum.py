@@ -15,7 +15,7 @@ NumPy's contraction for two operands goes through ``tensordot``, which reaches B
 first copies the windows into a buffer of ``C_in * prod(output_shape) * prod(kernel)``
 elements per image (about ``prod(kernel)`` times the input at stride 1); object and integer
 dtypes take the same route without BLAS. To keep that copy bounded the contraction runs in
-chunks of images and output rows (:func:`mimo_conv._core.budget.plan_chunks`): temporary memory
+chunks of images and output rows, as the plan chose them: temporary memory
 is two chunks of that buffer (einsum's BLAS route holds two copies at its peak) plus one
 chunk of the contraction's result.
 """

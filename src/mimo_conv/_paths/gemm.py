@@ -17,7 +17,8 @@ for float and complex dtypes (NumPy's own loops for integers and objects, exact 
 ``C_in * prod(kernel) * prod(output_shape) * itemsize`` bytes per image (the product is
 written straight into the output), chunked to at most
 :data:`mimo_conv._core.budget.PREFERRED_CHUNK_BYTES` (8 MiB) and never more than the memory
-budget; a single output row that does not fit raises ``MemoryError`` before any work.
+budget, in the chunks the plan chose (:mod:`mimo_conv._engine.plan`); a single output row
+that does not fit makes the path infeasible, and the planner says so before any work.
 """
 
 from __future__ import annotations

@@ -9,9 +9,10 @@ convolution libraries work (Chellapilla et al. 2006; Caffe's ``im2col``).
 Cost: ``N * C_out * L * C_in/groups * prod(k)`` multiply-adds in BLAS for floats (object
 and integer dtypes use NumPy's own loops); a temporary column matrix of
 ``C_in * prod(k) * L`` elements per image, about ``prod(k) / prod(stride)`` times the
-input. Images are taken a few at a time so that the column matrix stays within the memory
-budget (:mod:`mimo_conv._core.budget`); one image whose columns exceed the budget is a
-``MemoryError`` before any work (the ``"gemm"`` path also splits an image by rows).
+input. Images are taken a few at a time, as many as the plan chose
+(:mod:`mimo_conv._engine.plan`), so that the column matrix stays within the memory budget;
+one image whose columns exceed the budget makes the path infeasible, and the planner says
+so before any work (the ``"gemm"`` path also splits an image by rows).
 """
 
 from __future__ import annotations
