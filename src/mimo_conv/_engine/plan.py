@@ -266,8 +266,9 @@ def path_plan(
             "mimo_conv.set_memory_budget(...) or memory_budget=..."
         )
         if not copies:
+            beside = f" with its kernels and bias ({format_bytes(fixed)})" if fixed else ""
             note = (
-                f"the {spec.name!r} path's {spec.chunk_name} needs {needs} bytes "
+                f"the {spec.name!r} path's {spec.chunk_name}{beside} needs {needs} bytes "
                 f"({format_bytes(needs)}), more than the memory budget of {budget} bytes "
                 f"({format_bytes(budget)}); raise it with mimo_conv.set_memory_budget(...) "
                 "or memory_budget=..."
