@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -88,6 +89,39 @@ def test_an_interrupt_right_after_the_set_leaves_the_budget_unchanged(
     with mc.memory_budget(4096):  # disarmed: an ordinary block
         assert mc.get_memory_budget() == 4096
     assert mc.get_memory_budget() == before
+
+
+def test_an_interrupt_at_any_line_of_enter_leaves_the_budget_unchanged() -> None:
+    # Deliver a KeyboardInterrupt at each line of memory_budget.__enter__ in turn (a trace
+    # function raising at the k-th line event), as a Ctrl-C would at that point.
+    code = mc.memory_budget.__enter__.__code__
+    before = mc.get_memory_budget()
+    hits = 0
+    for target in range(1, 20):
+        seen = 0
+
+        def tracer(frame: Any, event: str, arg: Any, target: int = target) -> Any:
+            nonlocal seen
+            if frame.f_code is not code:
+                return tracer if event == "call" else None
+            if event == "line":
+                seen += 1
+                if seen == target:
+                    raise KeyboardInterrupt
+            return tracer
+
+        sys.settrace(tracer)
+        try:
+            with mc.memory_budget(4096):
+                pass
+        except KeyboardInterrupt:
+            hits += 1
+        finally:
+            sys.settrace(None)
+        assert mc.get_memory_budget() == before, target
+        if seen < target:  # past the last line: every line has been tried
+            break
+    assert hits >= 3  # the append, the set and the return lines at least
 
 
 def test_an_interrupt_inside_the_block_restores_the_budget() -> None:

@@ -170,10 +170,10 @@ class memory_budget:  # noqa: N801 - used as a function: ``with memory_budget(n)
         self._saved.append(_OVERRIDE.get())
         try:
             _OVERRIDE.set(self._budget)
+            return self._budget  # noqa: TRY300 - inside the try: an interrupt here is undone too
         except BaseException:  # an interrupt right after the set: undo it before leaving
             _OVERRIDE.set(self._saved.pop())
             raise
-        return self._budget
 
     def __exit__(
         self,
