@@ -202,3 +202,22 @@ def test_the_engine_executes_the_plan_explain_method_prints(
         mc.conv2d(x, w, padding=1, memory_budget=budget)
         assert executed[-1] == mc.explain_method(x, w, padding=1, memory_budget=budget)
     assert executed[0] != executed[1]  # the budget is part of the plan
+
+
+@pytest.mark.parametrize("method", [m for m in mc.METHOD_NAMES if m not in {"auto", "matmul"}])
+def test_every_output_padding_below_stride_or_dilation_agrees_with_the_scatter(method: str) -> None:
+    # "auto" runs the scatter (an independent route, which matches PyTorch on these cases);
+    # integer values: exact on every path.
+    rng = np.random.default_rng(5)
+    x = rng.integers(-3, 4, (2, 2, 4, 3)).astype(np.float64)
+    w = rng.integers(-3, 4, (2, 3, 2, 3)).astype(np.float64)
+    for stride, dilation in ((1, 2), (2, 1), (2, 3), (3, 2)):
+        for extra in range(max(stride, dilation)):
+            options: dict[str, Any] = {
+                "stride": stride,
+                "dilation": dilation,
+                "output_padding": (extra, 0),
+                "padding": 1,
+            }
+            expected = mc.conv_transpose2d(x, w, **options)
+            assert np.array_equal(mc.conv_transpose2d(x, w, method=method, **options), expected)
