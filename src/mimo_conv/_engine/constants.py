@@ -45,10 +45,13 @@ COPY_BYTES_PER_SECOND = 5e9
 #: with ``timeit`` on a 1-element array.
 SECONDS_PER_CALL = 1.5e-6
 #: Fixed cost of each small product inside one batched ``np.matmul`` (NumPy loops over the
-#: batch axes in C): 52 ns measured for 576 and for 1152 products of (1, 25) @ (25, 9)
-#: float32 (median of 15 runs, 2026-12-01). Decides depthwise convolutions, whose groups
-#: make thousands of tiny products.
-SECONDS_PER_PRODUCT = 5.2e-8
+#: batch axes in C), and the arithmetic rate of such small products: 1152 float32 products
+#: of (1, 5) @ (5, 9) took 30 ns each and of (1, 25) @ (25, 9) 55 ns each (medians of 30
+#: runs, 2026-12-01, a loaded machine): 25 ns plus 14 GFLOP/s. Decides depthwise
+#: convolutions, whose groups make thousands of tiny products; a large product runs at
+#: BLAS's rate instead (:data:`BLAS_FLOPS_PER_SECOND`), whichever is faster.
+SECONDS_PER_PRODUCT = 25e-9
+SMALL_PRODUCT_FLOPS_PER_SECOND = 14e9
 #: Fixed cost of one ``np.einsum`` call with an explicit path (parsing, tensordot's
 #: reshapes and transposes): ~20 us measured on the textbook example.
 EINSUM_CALL_SECONDS = 20e-6

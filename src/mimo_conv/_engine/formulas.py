@@ -3,9 +3,11 @@
 A path counts its work (:class:`~mimo_conv._paths.spec.Work`) and its operations; the
 machine's rates (:mod:`mimo_conv._engine.constants`) turn them into seconds:
 
-``seconds = flops / (rate * efficiency) + bytes_moved / COPY_BYTES_PER_SECOND
-+ calls * SECONDS_PER_CALL + products * SECONDS_PER_PRODUCT + einsum_calls *
-EINSUM_CALL_SECONDS + python_iterations * NAIVE_SECONDS_PER_OUTPUT``.
+``seconds = products_seconds + bytes_moved / COPY_BYTES_PER_SECOND + calls *
+SECONDS_PER_CALL + einsum_calls * EINSUM_CALL_SECONDS + python_iterations *
+NAIVE_SECONDS_PER_OUTPUT``, where each matrix product costs the faster of its arithmetic at
+BLAS's rate for its shape and, as one of a batch of small products, a fixed time plus its
+arithmetic at the small-product rate (:func:`products_seconds`).
 
 Examples
 --------
@@ -33,6 +35,7 @@ from mimo_conv._engine.constants import (
     OBJECT_FLOPS_PER_SECOND,
     SECONDS_PER_CALL,
     SECONDS_PER_PRODUCT,
+    SMALL_PRODUCT_FLOPS_PER_SECOND,
 )
 from mimo_conv._paths.spec import Work
 
@@ -88,6 +91,38 @@ def efficiency(dtypes: DtypePlan, rows: int, inner: int) -> float:
     return (rows / (rows + half)) * (inner / (inner + half))
 
 
+def products_seconds(work: Work, flops: int, dtypes: DtypePlan) -> float:
+    """Time of a path's matrix products: at BLAS's rate, or as many small products.
+
+    Each of ``work.products`` products costs the faster of its arithmetic at BLAS's rate
+    for its shape (:func:`efficiency`) and, as one of a batch of small products, the fixed
+    :data:`~mimo_conv._engine.constants.SECONDS_PER_PRODUCT` plus its arithmetic at
+    :data:`~mimo_conv._engine.constants.SMALL_PRODUCT_FLOPS_PER_SECOND` (scaled like BLAS's
+    rate for other dtypes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mimo_conv._core.dtypes import plan_dtypes
+    >>> f32 = plan_dtypes(np.dtype(np.float32), np.dtype(np.float32))
+    >>> tiny = Work(0, 0, 1152, 1, 25)  # 1152 products of (1, 25) @ (25, 9)
+    >>> round(products_seconds(tiny, 1152 * 450, f32) / 1152 * 1e9)  # ns each: 25 + 32
+    57
+    """
+    if not flops:  # nothing to multiply (an empty call)
+        return 0.0
+    full = rate(dtypes)
+    blas_rate = full * efficiency(dtypes, work.product_rows, work.product_inner)
+    if not work.products:
+        return flops / blas_rate
+    each = flops / work.products
+    if dtypes.compute.kind in "fc":
+        small_rate = SMALL_PRODUCT_FLOPS_PER_SECOND * full / BLAS_FLOPS_PER_SECOND[("f", 4)]
+    else:
+        small_rate = full
+    return work.products * min(each / blas_rate, SECONDS_PER_PRODUCT + each / small_rate)
+
+
 def predict_seconds(work: Work, flops: int, dtypes: DtypePlan, copied_bytes: int = 0) -> float:
     """Predicted time of a path's work, plus ``copied_bytes`` of input copy, in seconds.
 
@@ -96,8 +131,8 @@ def predict_seconds(work: Work, flops: int, dtypes: DtypePlan, copied_bytes: int
     >>> import numpy as np
     >>> from mimo_conv._core.dtypes import plan_dtypes
     >>> f64 = plan_dtypes(np.dtype(np.float64), np.dtype(np.float64))
-    >>> predict_seconds(Work(0, 2, 1, 1, 1), 0, f64)  # two calls and one product
-    3.052e-06
+    >>> predict_seconds(Work(0, 2, 1, 1, 1), 0, f64)  # two calls and one empty product
+    3e-06
     """
     full = rate(dtypes)
     if work.elementwise:
@@ -106,11 +141,10 @@ def predict_seconds(work: Work, flops: int, dtypes: DtypePlan, copied_bytes: int
             if work.einsum_calls
             else NUMPY_ELEMENTWISE_FLOPS_PER_SECOND
         )
-        speed = min(full, loop)
+        seconds = flops / min(full, loop) if flops else 0.0
     else:
-        speed = full * efficiency(dtypes, work.product_rows, work.product_inner)
-    seconds = flops / speed if flops else 0.0
+        seconds = products_seconds(work, flops, dtypes)
     seconds += (work.bytes_moved + 2 * copied_bytes) / COPY_BYTES_PER_SECOND
-    seconds += work.calls * SECONDS_PER_CALL + work.products * SECONDS_PER_PRODUCT
+    seconds += work.calls * SECONDS_PER_CALL
     seconds += work.einsum_calls * EINSUM_CALL_SECONDS
     return seconds + work.python_iterations * NAIVE_SECONDS_PER_OUTPUT
