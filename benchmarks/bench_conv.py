@@ -107,7 +107,7 @@ def _conv_options(case: Case) -> dict[str, Any]:
 def methods_for(case: Case, *, quick: bool) -> list[str]:
     """Methods timed for a case: auto and every fast path that applies; naive when tiny."""
     pointwise = all(k == 1 for k in case.w_shape[2:])
-    names = ["auto", "gemm", "fold", "shift", "einsum"]
+    names = ["auto", "gemm", "row_gemm", "shift", "einsum"]
     if pointwise:
         names.insert(1, "matmul")
     if flops(case) < 2e6 and not quick:

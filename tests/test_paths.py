@@ -9,7 +9,9 @@ before any work.
 
 from __future__ import annotations
 
+import importlib
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,13 +22,17 @@ from numpy.typing import NDArray
 
 import mimo_conv as mc
 from memory_probe import peak_temporary
-from mimo_conv._core.budget import PREFERRED_CHUNK_BYTES, plan_chunks
+from mimo_conv._core.arguments import prepare_call
+from mimo_conv._core.budget import PREFERRED_CHUNK_BYTES, Chunking, check_fits, plan_chunks
+from mimo_conv._core.dtypes import plan_dtypes
+from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._engine.execute import plan_for
 from mimo_conv._paths import registry as _methods
 from mimo_conv.testing import ConvProblem, assert_conv_close, conv_problems
 
-FAST_PATHS = ("gemm", "fold", "shift")
+FAST_PATHS = ("gemm", "row_gemm", "shift")
 #: Every path that chunks its temporaries under the budget (naive has one window at most).
-CHUNKED_PATHS = ("gemm", "fold", "shift", "einsum")
+CHUNKED_PATHS = ("gemm", "row_gemm", "shift", "einsum")
 #: Budgets small enough to split the generated problems into many chunks: a few output rows,
 #: single rows, and whole small batches.
 SMALL_BUDGETS = st.sampled_from((4096, 16384, 2**20))
@@ -38,12 +44,46 @@ def run(problem: ConvProblem, method: str, **options: Any) -> NDArray[Any]:
     )
 
 
-def test_new_paths_are_registered_with_their_error_bound_factor() -> None:
-    for name in FAST_PATHS:
-        assert name in _methods.METHODS
-        assert name in mc.METHOD_NAMES
-        # Both sum the same products as the direct method, in another order: factor 1.
-        assert _methods.ERROR_BOUND_FACTORS[name] == 1.0
+def test_every_path_module_is_registered_once() -> None:
+    # A path is one module exporting PATH plus one registry line: a module whose record
+    # is missing from the registry (or registered twice, or under another name) fails here.
+    folder = Path(_methods.__file__).parent
+    modules = sorted(
+        p.stem for p in folder.glob("*.py") if p.stem not in {"__init__", "registry", "spec"}
+    )
+    records = [importlib.import_module(f"mimo_conv._paths.{name}").PATH for name in modules]
+    assert sorted(spec.name for spec in _methods.PATHS) == sorted(spec.name for spec in records)
+    assert len({spec.name for spec in _methods.PATHS}) == len(_methods.PATHS)
+    assert ("auto", *(spec.name for spec in _methods.PATHS)) == mc.METHOD_NAMES
+    for spec in _methods.PATHS:
+        assert _methods.METHODS[spec.name] is spec.correlate
+        assert spec.correlate.__module__.endswith(spec.name)
+
+
+@pytest.mark.parametrize("method", [name for name in _methods.METHODS if name != "matmul"])
+def test_each_paths_smallest_budget_is_exact(method: str) -> None:
+    # The plan's "needs" is the least budget the path runs under: one byte less fails.
+    rng = np.random.default_rng(3)
+    x = rng.integers(-3, 4, (3, 4, 9, 7)).astype(np.float32)
+    w = rng.integers(-3, 4, (5, 4, 3, 2)).astype(np.float32)
+    tiny = 64
+    planned = plan_for(x, w, prepared_geometry(x, w), F32_PLAN, tiny, method)
+    needs = planned.candidates[0].needs
+    assert planned.chosen is None
+    assert needs > tiny
+    exact = mc.conv2d(x, w, padding=1, method="naive")
+    assert np.array_equal(mc.conv2d(x, w, padding=1, method=method, memory_budget=needs), exact)
+    with pytest.raises(MemoryError, match=f"needs {needs} bytes"):
+        mc.conv2d(x, w, padding=1, method=method, memory_budget=needs - 1)
+
+
+F32_PLAN = plan_dtypes(np.dtype(np.float32), np.dtype(np.float32))
+
+
+def prepared_geometry(x: NDArray[Any], w: NDArray[Any]) -> ConvGeometry:
+    return prepare_call(
+        x, w, None, stride=1, padding=1, dilation=1, groups=1, padding_mode="zeros"
+    )[3]
 
 
 @given(
@@ -70,7 +110,7 @@ def test_fast_paths_are_within_the_error_bound(problem: ConvProblem, method: str
         problem.x,
         problem.weight,
         problem.bias,
-        bound_factor=_methods.ERROR_BOUND_FACTORS[method],
+        bound_factor=_methods.PATH_SPECS[method].error_bound_factor,
         **problem.conv_kwargs(),
     )
 
@@ -150,21 +190,21 @@ def test_float_results_stay_within_the_bound_whatever_the_chunking() -> None:
     x = rng.standard_normal((5, 6, 17, 13))
     w = rng.standard_normal((4, 3, 3, 2))
     options: dict[str, Any] = {"padding": 1, "groups": 2, "stride": (1, 2)}
-    for method in ("gemm", "fold", "shift", "einsum"):
+    for method in ("gemm", "row_gemm", "shift", "einsum"):
         for budget in (None, 40_000, 100_000):
             chunked = mc.conv2d(x, w, method=method, memory_budget=budget, **options)
             assert_conv_close(chunked, x, w, **options)
 
 
 def test_chunk_plan_splits_images_then_rows() -> None:
-    assert plan_chunks(8, 10, 100, "buffer") == (8, 10)  # the whole batch fits one chunk
+    large = mc.get_memory_budget()
+    assert plan_chunks(8, 10, 100, large) == Chunking(8, 10)  # the whole batch fits one chunk
     per_row = PREFERRED_CHUNK_BYTES // 8
-    assert plan_chunks(8, 4, per_row, "buffer") == (2, 4)  # two images per chunk
-    assert plan_chunks(8, 20, per_row, "buffer") == (1, 8)  # one image, 8 rows per chunk
-    with mc.memory_budget(1000):
-        assert plan_chunks(3, 20, 100, "buffer") == (1, 10)
-        with pytest.raises(MemoryError, match=r"the buffer for one output row needs 1001 bytes"):
-            plan_chunks(3, 20, 1001, "buffer")
+    assert plan_chunks(8, 4, per_row, large) == Chunking(2, 4)  # two images per chunk
+    assert plan_chunks(8, 20, per_row, large) == Chunking(1, 8)  # one image, 8 rows
+    assert plan_chunks(3, 20, 100, 1000) == Chunking(1, 10)
+    with pytest.raises(MemoryError, match=r"the buffer of one output row needs 1001 bytes"):
+        check_fits(1001, "buffer of one output row", 1000)
 
 
 def test_memory_error_names_the_buffer_and_the_budget_before_allocating() -> None:
@@ -174,7 +214,7 @@ def test_memory_error_names_the_buffer_and_the_budget_before_allocating() -> Non
     w = np.ones((1, 4096, 3, 3))
     with pytest.raises(
         MemoryError,
-        match=r"im2col buffer for one output row needs \d+ bytes .*more than the memory "
+        match=r"im2col buffer of one output row needs \d+ bytes .*more than the memory "
         r"budget of 1000000 bytes .*set_memory_budget",
     ):
         mc.conv2d(x, w, method="gemm", memory_budget=10**6)
@@ -186,13 +226,34 @@ def test_padded_copy_over_budget_is_a_memory_error() -> None:
     with pytest.raises(
         MemoryError,
         # One padded image: 4 channels * 68 * 68 * 8 bytes = 147968 bytes = 144.5 KiB.
-        match=r"smallest working set of the '\w+' path \(the padded copy of one input image "
+        match=r"smallest working set of the 'gemm' path \(the padded copy of one input image "
         r"144\.5 KiB, its result .*more than the memory budget of 100000 bytes",
     ):
+        mc.conv2d(x, w, padding=2, memory_budget=100_000, method="gemm")
+
+
+def test_when_nothing_fits_the_error_names_a_budget_that_works() -> None:
+    x = np.ones((2, 4, 64, 64))
+    w = np.ones((1, 4, 3, 3))
+    with pytest.raises(MemoryError, match=r"no computational path fits") as caught:
         mc.conv2d(x, w, padding=2, memory_budget=100_000)
+    message = str(caught.value)
+    for name in ("naive", "einsum", "gemm", "shift", "row_gemm"):
+        assert f"{name!r}" in message
+    needed = int(message.split("a budget of at least ")[1].split(maxsplit=1)[0])
+    # The recommended budget runs, one byte less does not: never advice that cannot work.
+    assert np.array_equal(
+        mc.conv2d(x, w, padding=2, memory_budget=needed), mc.conv2d(x, w, padding=2)
+    )
+    with pytest.raises(MemoryError):
+        mc.conv2d(x, w, padding=2, memory_budget=needed - 1)
+    plan = mc.explain_method(x, w, padding=2, memory_budget=100_000)
+    assert plan.chosen is None
+    assert "chosen: none fits the memory budget" in str(plan)
+    assert "chosen: '" not in str(plan)
 
 
-@pytest.mark.parametrize("method", ["im2col", "gemm", "fold", "shift", "einsum"])
+@pytest.mark.parametrize("method", ["im2col", "gemm", "row_gemm", "shift", "einsum"])
 def test_the_padded_copy_leaves_room_for_the_paths_smallest_chunk(method: str) -> None:
     # im2col needs one whole image's columns: (16 * 9 + 16) * 32 * 32 * 4 B = 640 KiB. A 1 MiB
     # budget holds them beside one padded image (72.25 KiB) and its result (64 KiB), but not
@@ -210,8 +271,10 @@ def test_the_padded_copy_leaves_room_for_the_paths_smallest_chunk(method: str) -
 
 def test_auto_falls_back_to_a_path_that_fits() -> None:
     x = np.ones((2, 64, 30, 30))
-    w = np.ones((64, 64, 3, 3))
-    tight = 40_000  # one im2col row (64*9 + 64) * 28 * 8 = 143 KiB is too much; shift fits
+    w = np.ones((8, 64, 3, 3))
+    # One im2col row, 64 * 9 * 28 * 8 = 126 KiB, is too much; shift's row (64 + 8) * 28 * 8
+    # = 15.8 KiB beside its re-laid-out kernels, 8 * 64 * 9 * 8 = 36 KiB, fits.
+    tight = 60_000
     assert mc.explain_method(x, w, memory_budget=tight).chosen == "shift"
     expected = mc.conv2d(x, w)
     assert np.array_equal(mc.conv2d(x, w, memory_budget=tight), expected)
@@ -238,7 +301,7 @@ def test_global_budget_and_context_manager() -> None:
         mc.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), memory_budget=1.5)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("method", ["gemm", "fold", "shift", "einsum", "matmul", "auto"])
+@pytest.mark.parametrize("method", ["gemm", "row_gemm", "shift", "einsum", "matmul", "auto"])
 @pytest.mark.parametrize("budget", [2**18, 2**19])
 def test_peak_temporary_memory_stays_within_the_budget(method: str, budget: int) -> None:
     # A batch whose im2col buffer (8 images * 16 * 9 taps * 24 * 24 * 8 B = 5 MiB) is far
@@ -257,7 +320,7 @@ def test_peak_temporary_memory_stays_within_the_budget(method: str, budget: int)
     )
     assert peak <= budget + slack, (peak, budget)
     if method == "auto":  # the budget may change the path auto takes, and so the rounding
-        method = mc.explain_method(x, w, padding=1, stride=stride, memory_budget=budget).chosen
+        method = mc.explain_method(x, w, padding=1, stride=stride, memory_budget=budget).cost.method
     assert np.array_equal(result, mc.conv2d(x, w, padding=1, stride=stride, method=method))
 
 

@@ -38,6 +38,7 @@ from mimo_conv._gradients.backward import bias_gradient
 from mimo_conv._gradients.common import gradient_geometry
 from mimo_conv._gradients.input_gradient import input_gradient
 from mimo_conv._gradients.weight_gradient import weight_gradient
+from mimo_conv._paths.registry import lists_the_methods
 
 __all__ = [
     "conv1d_input",
@@ -103,6 +104,7 @@ def _weight(
     return weight_gradient(x_array, grads, geometry, method=method, budget=budget)
 
 
+@lists_the_methods
 def conv_input(
     input_shape: tuple[int, ...] | list[int],
     weight: ArrayLike,
@@ -129,7 +131,7 @@ def conv_input(
         Gradient of the loss with respect to the forward output.
     stride, padding, dilation, groups, padding_mode
         The forward call's options, every form :func:`mimo_conv.conv` accepts.
-    method : {"auto", "naive", "einsum", "matmul", "im2col", "gemm", "shift", "fold"}, optional
+    method : {METHOD_NAMES}, optional
         Validated exactly as :func:`mimo_conv.conv` validates it (same ``ValueError``s;
         ``"matmul"`` needs a 1 x 1 kernel). A named path computes the gradient as a
         forward cross-correlation on that path (see Notes). ``"auto"`` is the scatter
@@ -185,8 +187,9 @@ def conv_input(
     along every spatial axis, its channel axes swapped per group (``(C_out, C_in/groups,
     *k)`` to ``(C_in, C_out/groups, *k)``): ``prod(stride)`` times the scatter's
     multiply-adds, on the forward path ``method``. Its chunks of images hold the
-    zero-inserted ``grad_output`` and padded gradient in half the budget, the forward
-    engine pads and runs the path in the rest.
+    zero-inserted ``grad_output`` and padded gradient in at most half the budget (one
+    image when that is too much but the path fits beside it), and the forward engine runs
+    the planned path in the rest.
 
     Chunks split the batch, never a sum, so the result does not depend on the budget.
     Complex values are not conjugated.
@@ -215,12 +218,13 @@ def conv_input(
     array([[[ 2, 13, 20, 30]]])
 
     A budget too small for one image (the scatter's columns do not fit, then neither do
-    the zero-inserted ``grad_output`` and the padded gradient in half of it):
+    the zero-inserted ``grad_output`` and the padded gradient beside the path) names the
+    budget that would run:
 
     >>> conv_input((1, 1, 5), w, [[[1, 0, 0]]], memory_budget=64)
     Traceback (most recent call last):
     ...
-    MemoryError: the zero-inserted grad_output and padded gradient of one image for the ...
+    MemoryError: the input gradient runs as a forward convolution of the zero-inserted ...
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
     return _input(
@@ -228,6 +232,7 @@ def conv_input(
     )
 
 
+@lists_the_methods
 def conv_weight(
     input: ArrayLike,  # noqa: A002 - torch.nn.grad's name, so keyword calls port unchanged
     weight_shape: tuple[int, ...] | list[int],
@@ -253,7 +258,7 @@ def conv_weight(
         Gradient of the loss with respect to the forward output.
     stride, padding, dilation, groups, padding_mode
         The forward call's options, every form :func:`mimo_conv.conv` accepts.
-    method : {"auto", "naive", "einsum", "matmul", "im2col", "gemm", "shift", "fold"}, optional
+    method : {METHOD_NAMES}, optional
         The forward path that computes the gradient, validated as :func:`mimo_conv.conv`
         validates it (same ``ValueError``s; ``"matmul"`` needs a 1 x 1 kernel). The
         gradient is itself a forward convolution (see Notes), which the forward engine

@@ -1,48 +1,60 @@
-"""The engine: run one validated call on the chosen path, add the bias, cast the result.
+"""The engine: run one validated call exactly as its plan says, add the bias, cast the result.
 
-Arguments arrive already validated (:func:`mimo_conv._core.operands.prepare_call`); nothing
-here checks user input again.
-
-Memory: the padded copy of the input (and its conversion to the compute dtype) is itself a
-temporary. When the whole batch's copy takes at most half of the memory budget and leaves
-the path room for its smallest chunk (:func:`mimo_conv._paths.registry.minimum_chunk_bytes`), it is
-made once; otherwise the batch is processed in chunks of images, each padded, computed and
-written into the output, sized so that the path's smallest chunk still fits beside them
-(:func:`mimo_conv._core.budget.plan_input_copy`). The path then runs under what remains of the
-budget, so the temporaries alive at any moment stay within the budget whatever the batch
-size.
+Arguments arrive already validated (:func:`mimo_conv._core.arguments.prepare_call`) and
+planned (:func:`mimo_conv._engine.plan.plan_conv`); nothing here checks user input again or
+decides anything the plan did not. The plan says whether the input is copied (padding, a
+dtype conversion, a C-contiguous copy for ``"matmul"``) at once or in chunks of images, and
+in which chunks the path computes; the temporaries alive at any moment are those the plan
+counted in its workspace, within the budget.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from mimo_conv._core.budget import (
-    InputCopyPlan,
-    chunks,
-    get_memory_budget,
-    memory_budget,
-)
+from mimo_conv._core.budget import InputCopyPlan, chunks
 from mimo_conv._core.dtypes import DtypePlan
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.windows import pad_input
-from mimo_conv._paths.registry import METHODS, input_copy_plan
+from mimo_conv._engine.plan import ConvPlan, plan_conv
+from mimo_conv._paths.registry import PATH_SPECS
+
+
+def plan_for(
+    x: NDArray[Any],
+    weight: NDArray[Any],
+    geometry: ConvGeometry,
+    plan: DtypePlan,
+    budget: int,
+    method: str,
+    bias: NDArray[Any] | None = None,
+) -> ConvPlan:
+    """Plan a call on these operands (their dtypes and layout), under ``budget``.
+
+    Examples
+    --------
+    >>> from mimo_conv._core.dtypes import plan_dtypes
+    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),), batched=False)
+    >>> dtypes = plan_dtypes(np.dtype(np.int64), np.dtype(np.int64))
+    >>> plan_for(np.ones((1, 3), int), np.ones((1, 1, 2), int), g, dtypes, 4096, "gemm").chosen
+    'gemm'
+    """
+    batched = x if geometry.batched else x[np.newaxis]
+    operands = (x.dtype, weight.dtype) if bias is None else (x.dtype, weight.dtype, bias.dtype)
+    return plan_conv(geometry, plan, operands, batched.flags.c_contiguous, budget, method)
 
 
 def run_conv(
     x: NDArray[Any],
     weight: NDArray[Any],
     bias: NDArray[Any] | None,
-    geometry: ConvGeometry,
-    plan: DtypePlan,
-    method: str,
+    call: ConvPlan,
 ) -> NDArray[Any]:
-    """Compute a validated convolution on the path named ``method``.
+    """Compute a validated convolution as ``call`` plans it.
 
     Parameters
     ----------
@@ -50,73 +62,58 @@ def run_conv(
         The input as the caller gave it (never written to).
     weight : ndarray of shape (C_out, C_in // groups, *kernel)
     bias : ndarray of shape (C_out,) or None
-    geometry : ConvGeometry
-    plan : DtypePlan
-    method : str
-        A key of :data:`mimo_conv._paths.registry.METHODS`.
+    call : ConvPlan
+        The plan (:func:`plan_for`); ``MemoryError`` if no path fits.
 
     Returns
     -------
     ndarray of shape ``geometry.out_shape`` and dtype ``plan.output``
         A new, writeable, C-contiguous array sharing no memory with the inputs.
 
-    Raises
-    ------
-    MemoryError
-        If the padded copy of one input image, or a path's smallest chunk, exceeds the
-        memory budget (:func:`mimo_conv.get_memory_budget`); raised before that allocation.
-
     Examples
     --------
     >>> from mimo_conv._core.dtypes import plan_dtypes
-    >>> g = ConvGeometry(
-    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
-    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),), batched=False,
-    ... )
-    >>> plan = plan_dtypes(np.dtype(np.int64), np.dtype(np.int64))
-    >>> run_conv(np.array([[1, 2, 3]]), np.array([[[1, 10]]]), None, g, plan, "gemm")
+    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),), batched=False)
+    >>> dtypes = plan_dtypes(np.dtype(np.int64), np.dtype(np.int64))
+    >>> x, w = np.array([[1, 2, 3]]), np.array([[[1, 10]]])
+    >>> run_conv(x, w, None, plan_for(x, w, g, dtypes, 4096, "gemm"))
     array([[21, 32]])
     """
-    compute = plan.compute
-    path = METHODS[method]
+    cost = call.cost  # raises the plan's MemoryError when nothing fits
+    geometry, compute, output = call.geometry, call.plan.compute, call.plan.output
+    spec = PATH_SPECS[cost.method]
+    batch = geometry.batch_size
+    copying = cost.copy or InputCopyPlan(batch, 0, chunked=False)
     batched_x = x if geometry.batched else x[np.newaxis]
     kernels = weight.astype(compute, copy=False)
-    batch = geometry.batch_size
-    copies = geometry.is_padded or batched_x.dtype != compute
-    copying = _copy_plan(geometry, compute, method, get_memory_budget(), copies=copies)
+    shift = None if bias is None else bias.astype(compute, copy=False)
+    order: Literal["C", "K"] = "C" if spec.contiguous_input else "K"
     # inf * 0, inf - inf and overflow give the IEEE results (nan, inf) that propagate only
     # to the outputs whose windows hold them; they are results, not warnings.
     with np.errstate(all="ignore"):
         if not copying.chunked:
-            x_padded = pad_input(batched_x.astype(compute, copy=False), geometry)
-            if copying.held:
-                with memory_budget(max(1, get_memory_budget() - copying.held)):
-                    out = path(x_padded, kernels, geometry)
-            else:  # no copy: the path has the whole budget (and a tiny call no extra step)
-                out = path(x_padded, kernels, geometry)
-        else:
-            out = np.empty((batch, geometry.out_channels, *geometry.output_shape), compute)
-            with memory_budget(max(1, get_memory_budget() - copying.held)):
-                for image_slice in chunks(batch, copying.images):
-                    count = image_slice.stop - image_slice.start
-                    part = dataclasses.replace(geometry, batch_size=count)
-                    x_part = pad_input(batched_x[image_slice].astype(compute, copy=False), part)
-                    out[image_slice] = path(x_part, kernels, part)
-                    del x_part  # before the next chunk's copy is allocated
-        if bias is not None:
-            out += bias.astype(compute, copy=False).reshape((-1,) + (1,) * geometry.spatial_dims)
+            x_padded = pad_input(batched_x.astype(compute, order=order, copy=False), geometry)
+            out = _with_bias(spec.correlate(x_padded, kernels, geometry, cost.chunking), shift)
+            del x_padded
+        else:  # each chunk's result, bias added in the compute dtype, rounded once
+            out = np.empty((batch, geometry.out_channels, *geometry.output_shape), output)
+            for image_slice in chunks(batch, copying.images):
+                count = image_slice.stop - image_slice.start
+                part = dataclasses.replace(geometry, batch_size=count)
+                source = batched_x[image_slice].astype(compute, order=order, copy=False)
+                x_part = pad_input(source, part)
+                del source
+                out[image_slice] = _with_bias(
+                    spec.correlate(x_part, kernels, part, cost.chunking), shift
+                )
+                del x_part  # before the next chunk's copy is allocated
         if not geometry.batched:
             out = out[0]
-        return np.ascontiguousarray(out.astype(plan.output, copy=False))
+        return np.ascontiguousarray(out.astype(output, copy=False))
 
 
-@lru_cache(maxsize=256)
-def _copy_plan(
-    geometry: ConvGeometry, compute: np.dtype[Any], method: str, budget: int, *, copies: bool
-) -> InputCopyPlan:
-    """How the engine copies the input for this call (cached: a tiny call cannot afford it).
-
-    ``budget`` is the budget in force, part of the cache key.
-    """
-    del budget  # input_copy_plan reads the budget in force; here it is only a cache key
-    return input_copy_plan(method, geometry, compute.itemsize, copies=copies)
+def _with_bias(out: NDArray[Any], bias: NDArray[Any] | None) -> NDArray[Any]:
+    """Add the bias (in the compute dtype) to every position of its channel, in place."""
+    if bias is not None:
+        out += bias.reshape((-1,) + (1,) * (out.ndim - 2))
+    return out

@@ -23,20 +23,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mimo_conv._core.budget import (
-    call_budget,
-    chunks,
-    get_memory_budget,
-    memory_budget,
-    units_per_chunk,
-)
+from mimo_conv._core.budget import chunks, resolve_budget, units_per_chunk
 from mimo_conv._core.columns import fold_taps
 from mimo_conv._core.dtypes import DtypePlan, check_integer_range, plan_dtypes, python_integers
 from mimo_conv._core.geometry import ConvGeometry
-from mimo_conv._core.memory import check_output_fits
+from mimo_conv._core.memory import check_output_fits, format_bytes
 from mimo_conv._core.padding_adjoint import copies_per_element, unpad_adjoint
-from mimo_conv._engine.cost_model import choose_method
-from mimo_conv._engine.execute import run_conv
+from mimo_conv._engine.execute import plan_for, run_conv
+from mimo_conv._engine.plan import ConvPlan, plan_conv
 from mimo_conv._paths.registry import check_method
 
 
@@ -209,24 +203,38 @@ def input_gradient_kernels(weight: NDArray[Any], geometry: ConvGeometry) -> NDAr
     )
 
 
-def zero_inserted(grads: NDArray[Any], stride: tuple[int, ...], dtype: Any) -> NDArray[Any]:
+def zero_inserted(
+    grads: NDArray[Any],
+    stride: tuple[int, ...],
+    dtype: Any,
+    output_shape: tuple[int, ...] | None = None,
+) -> NDArray[Any]:
     """Return ``grads`` in ``dtype`` with ``stride - 1`` zeros between its elements.
 
     Along each spatial axis ``out`` elements become ``(out - 1) * stride + 1``; with every
-    stride 1, ``grads`` converted (no copy when it already has the dtype).
+    stride 1, ``grads`` converted (no copy when it already has the dtype). ``output_shape``,
+    when larger than ``grads`` (a transposed convolution whose ``output_padding`` reaches
+    ``stride``: the forward geometry has output positions that ``grads`` lacks), pads the
+    end with zeros up to ``(output_shape - 1) * stride + 1``: those positions receive no
+    gradient.
 
     Examples
     --------
     >>> zero_inserted(np.array([[[1, 2, 3]]]), (2,), np.dtype(np.int64))
     array([[[1, 0, 2, 0, 3]]])
+    >>> zero_inserted(np.array([[[1, 2]]]), (1,), np.dtype(np.int64), (3,))
+    array([[[1, 2, 0]]])
     """
-    if all(step == 1 for step in stride):
+    sizes = grads.shape[2:] if output_shape is None else output_shape
+    spatial = tuple((size - 1) * step + 1 for size, step in zip(sizes, stride, strict=True))
+    if all(step == 1 for step in stride) and spatial == grads.shape[2:]:
         return grads.astype(dtype, copy=False)
-    spatial = tuple(
-        (size - 1) * step + 1 for size, step in zip(grads.shape[2:], stride, strict=True)
-    )
     inserted = np.zeros((*grads.shape[:2], *spatial), dtype)
-    inserted[(slice(None), slice(None), *(slice(None, None, step) for step in stride))] = grads
+    where = tuple(
+        slice(0, (size - 1) * step + 1, step)
+        for size, step in zip(grads.shape[2:], stride, strict=True)
+    )
+    inserted[(slice(None), slice(None), *where)] = grads
     return inserted
 
 
@@ -270,17 +278,82 @@ def input_gradient(
     >>> input_gradient(np.array([[[1, 2, 3, 4]]]), np.array([[[1]]]), g, method="matmul")
     array([[[2, 4, 4]]])
     """
-    if plan is None:
-        check_method(method, geometry)
-        plan = input_gradient_plan(grad_output, weight, geometry)
+    method = check_method(method, geometry)
+    plan = input_gradient_plan(grad_output, weight, geometry)
+    route = plan_input_gradient(geometry, plan, method, resolve_budget(budget))
     grads = grad_output if geometry.batched else grad_output[np.newaxis]
-    with call_budget(budget):
-        per_image = scatter_bytes_per_image(geometry, plan)
-        if method == "auto" and per_image <= get_memory_budget():
-            result = _scatter_input_gradient(grads, weight, geometry, plan, per_image)
-        else:
-            result = _engine_input_gradient(grads, weight, geometry, plan, method)
+    if route.inner is None:
+        result = _scatter_input_gradient(grads, weight, geometry, plan, route.images)
+    else:
+        result = _engine_input_gradient(grads, weight, geometry, plan, route)
     return result if geometry.batched else np.ascontiguousarray(result[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class InputGradientRoute:
+    """How :func:`input_gradient` computes: the scatter, or the engine on a planned path.
+
+    Attributes
+    ----------
+    images : int
+        Images per chunk.
+    inner : ConvPlan or None
+        The plan of the forward correlation of one chunk (None: the scatter).
+    budget : int
+        The memory budget the route was planned under.
+    """
+
+    images: int
+    inner: ConvPlan | None
+    budget: int
+
+
+def plan_input_gradient(
+    geometry: ConvGeometry, plan: DtypePlan, method: str, budget: int
+) -> InputGradientRoute:
+    """Plan ``dL/dx`` before any work; ``MemoryError`` when it cannot fit ``budget``.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 1, 1, 1, (5,), (3,), (1,), (1,), ((0, 0),))
+    >>> plan_input_gradient(g, plan_dtypes(np.dtype(np.int64)), "auto", 4096).inner is None
+    True
+    >>> plan_input_gradient(g, plan_dtypes(np.dtype(np.int64)), "gemm", 4096).inner.chosen
+    'gemm'
+    """
+    per_image = scatter_bytes_per_image(geometry, plan)
+    if method == "auto" and per_image <= budget:
+        return InputGradientRoute(
+            units_per_chunk(per_image, "column buffer of one image", budget), None, budget
+        )
+    batch = geometry.batch_size
+    inner = input_gradient_geometry(geometry)
+    inner_plan = DtypePlan(compute=plan.compute, output=plan.compute)
+    own = engine_bytes_per_image(geometry, plan)
+    operands = (plan.compute, plan.compute)
+
+    def forward(images: int, room: int) -> ConvPlan:
+        part = dataclasses.replace(inner, batch_size=images)
+        return plan_conv(part, inner_plan, operands, True, max(1, room), method)
+
+    # As the forward engine sizes its input copy: chunks of images whose own buffers take
+    # at most half the budget, else one image if the path still fits beside it.
+    for images in dict.fromkeys((min(batch, (budget // 2) // own), 1)):
+        if images >= 1 and budget > images * own:
+            planned = forward(images, budget - images * own)
+            if planned.chosen is not None:
+                return InputGradientRoute(images, planned, budget)
+    alone = forward(1, 2**62)  # what the path needs beside one image's own buffers
+    needed = own + min(cost.needs for cost in alone.candidates if cost.needs > 0)
+    msg = (
+        "the input gradient runs as a forward convolution of the zero-inserted grad_output "
+        f"by the flipped kernels: the zero-inserted grad_output and padded gradient of one "
+        f"image ({format_bytes(own)}) and the path's smallest working set need {needed} "
+        f"bytes ({format_bytes(needed)}), more than the memory budget of {budget} bytes "
+        f"({format_bytes(budget)}); raise it with mimo_conv.set_memory_budget(...) or "
+        "memory_budget=..."
+    )
+    raise MemoryError(msg)
 
 
 def scatter_bytes_per_image(geometry: ConvGeometry, plan: DtypePlan) -> int:
@@ -312,13 +385,12 @@ def _scatter_input_gradient(
     weight: NDArray[Any],
     geometry: ConvGeometry,
     plan: DtypePlan,
-    per_image: int,
+    images: int,
 ) -> NDArray[Any]:
     """``dL/dx`` of a batch as ``P^T fold(w^T g)``, over chunks of images in the budget."""
     kernels = python_integers(weight).astype(plan.compute, copy=False)
     batch = geometry.batch_size
     result = np.empty((batch, geometry.in_channels, *geometry.input_shape), plan.output)
-    images = units_per_chunk(per_image, "column buffer of one image for the input gradient")
     # inf * 0 and overflow give IEEE results (nan, inf) in the outputs they reach, no warnings.
     with np.errstate(all="ignore"):
         for image_slice in chunks(batch, images):
@@ -360,32 +432,20 @@ def _engine_input_gradient(
     weight: NDArray[Any],
     geometry: ConvGeometry,
     plan: DtypePlan,
-    method: str,
+    route: InputGradientRoute,
 ) -> NDArray[Any]:
     """``dL/dx`` of a batch as the forward correlation of :func:`input_gradient_geometry`.
 
     Over chunks of images whose own temporaries (:func:`engine_bytes_per_image`) take at
-    most half the budget; :func:`mimo_conv._engine.execute.run_conv` runs the path ``method``
-    (``"auto"``: :func:`~mimo_conv._engine.cost_model.choose_method`) under the rest, then
+    most half the budget; :func:`mimo_conv._engine.execute.run_conv` runs the path the route
+    planned (:func:`plan_input_gradient`) under the rest, then
     :func:`~mimo_conv._core.padding_adjoint.unpad_adjoint` folds the padded gradient back.
     """
-    budget = get_memory_budget()
-    batch = geometry.batch_size
+    assert route.inner is not None
+    batch, images = geometry.batch_size, route.images
     inner = input_gradient_geometry(geometry)
-    inner_plan = DtypePlan(compute=plan.compute, output=plan.compute)
-    per_image = engine_bytes_per_image(geometry, plan)
-    with memory_budget(max(1, budget // 2)):
-        images = units_per_chunk(
-            per_image,
-            "zero-inserted grad_output and padded gradient of one image for the input "
-            "gradient (allowed half the budget)",
-        )
-    rest = max(1, budget - min(images, max(1, batch)) * per_image)
-    chosen = (
-        choose_method(dataclasses.replace(inner, batch_size=min(images, batch)), inner_plan, rest)
-        if method == "auto"
-        else method
-    )
+    inner_plan, chosen = route.inner.plan, route.inner.cost.method
+    rest = route.inner.budget
     kernels = input_gradient_kernels(
         python_integers(weight).astype(plan.compute, copy=False), geometry
     )
@@ -396,24 +456,18 @@ def _engine_input_gradient(
             count = image_slice.stop - image_slice.start
             part = dataclasses.replace(geometry, batch_size=count)
             inserted = zero_inserted(
-                python_integers(grads[image_slice]), geometry.stride, plan.compute
+                python_integers(grads[image_slice]),
+                geometry.stride,
+                plan.compute,
+                geometry.output_shape,
             )
-            try:
-                with memory_budget(rest):
-                    padded = run_conv(
-                        inserted,
-                        kernels,
-                        None,
-                        dataclasses.replace(inner, batch_size=count),
-                        inner_plan,
-                        chosen,
-                    )
-            except MemoryError as error:
-                msg = (
-                    "the input gradient runs as a forward convolution of the zero-inserted "
-                    f"grad_output by the flipped kernels: {error}"
-                )
-                raise MemoryError(msg) from error
+            part_inner = dataclasses.replace(inner, batch_size=count)
+            padded = run_conv(
+                inserted,
+                kernels,
+                None,
+                plan_for(inserted, kernels, part_inner, inner_plan, rest, chosen),
+            )
             del inserted
             result[image_slice] = unpad_adjoint(padded, part)
             del padded  # before the next chunk's buffers are allocated

@@ -2,10 +2,10 @@
 
 A forward convolution of ``x`` (batch and channel axes swapped) by ``g = dL/dy`` (swapped
 likewise) with stride and dilation exchanged (:func:`weight_gradient_geometry`), run by the
-forward engine on any of its paths (``method=``) within the memory budget; ``"matmul"``,
-and ``"auto"`` when one image fits the budget, use instead the direct product of ``g`` with
-the windows of the padded input (im2col), one matrix product per image and group, summed
-over chunks of images.
+forward engine on any of its paths (``method=``) within the memory budget; ``"matmul"``
+uses instead the direct product of ``g`` with the windows of the padded input (im2col),
+one matrix product per image and group, summed over chunks of images, and ``"auto"`` takes
+whichever of the two the cost model predicts faster among those that fit the budget.
 """
 
 from __future__ import annotations
@@ -17,15 +17,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mimo_conv._core.budget import call_budget, chunks, get_memory_budget, units_per_chunk
+from mimo_conv._core.budget import chunks, resolve_budget, units_per_chunk
 from mimo_conv._core.columns import unfold_padded
 from mimo_conv._core.dtypes import DtypePlan, check_integer_range, plan_dtypes, python_integers
 from mimo_conv._core.geometry import ConvGeometry
-from mimo_conv._core.memory import check_output_fits
+from mimo_conv._core.memory import check_output_fits, format_bytes
 from mimo_conv._core.windows import pad_input
-from mimo_conv._engine.cost_model import choose_method
 from mimo_conv._engine.execute import run_conv
+from mimo_conv._engine.formulas import flop_count, predict_seconds
+from mimo_conv._engine.plan import ConvPlan, plan_conv
 from mimo_conv._paths.registry import check_method
+from mimo_conv._paths.spec import Work
 
 
 def weight_gradient_plan(
@@ -122,13 +124,13 @@ def weight_gradient(
     sliced to the kernel shape and transposed. Every forward path and the memory budget
     apply: the engine chunks over input channels, the paths over channels and rows.
 
-    ``"matmul"`` (1 x 1 kernels only, as in the forward pass) and ``"auto"`` when the
-    temporaries of one image fit the budget (:func:`direct_bytes_per_image`) compute
-    instead one matrix product per image and group of ``grad_output`` with the windows of
-    the forward geometry (:func:`_direct_weight_gradient`): its shapes suit BLAS far
-    better than the inner convolution's (a kernel as large as the output, an output as
-    small as the kernel), 2-10x faster on ResNet-like layers. Otherwise ``"auto"`` asks
-    :func:`mimo_conv._engine.cost_model.choose_method` about the inner geometry.
+    ``"matmul"`` (1 x 1 kernels only, as in the forward pass) computes instead one matrix
+    product per image and group of ``grad_output`` with the windows of the forward geometry
+    (:func:`_direct_weight_gradient`): its shapes suit BLAS far better than the inner
+    convolution's (a kernel as large as the output, an output as small as the kernel),
+    2-10x faster on ResNet-like layers. ``"auto"`` plans both (:func:`plan_weight_gradient`)
+    and takes the one the cost model predicts faster (:func:`direct_seconds`) among those
+    whose temporaries fit the budget.
 
     Examples
     --------
@@ -141,36 +143,153 @@ def weight_gradient(
     >>> weight_gradient(np.array([[[1, 2, 3]]]), np.array([[[1, 10]]]), g, method="shift")
     array([[[21, 32]]])
     """
-    if plan is None:
-        check_method(method, geometry)
-        plan = weight_gradient_plan(x, grad_output, geometry)
+    method = check_method(method, geometry)
+    plan = weight_gradient_plan(x, grad_output, geometry)
+    route = plan_weight_gradient(
+        geometry, plan, (x.dtype, grad_output.dtype), method, resolve_budget(budget)
+    )
     x_batch = python_integers(x if geometry.batched else x[np.newaxis])
     grads = python_integers(grad_output if geometry.batched else grad_output[np.newaxis])
+    if route.inner is None:
+        return _direct_weight_gradient(x_batch, grads, geometry, plan, route.images)
     shape = (geometry.out_channels, geometry.in_channels_per_group, *geometry.kernel_shape)
-    with call_budget(budget):
-        direct_bytes = direct_bytes_per_image(geometry, plan)
-        if method == "matmul" or (method == "auto" and direct_bytes <= get_memory_budget()):
-            return _direct_weight_gradient(x_batch, grads, geometry, plan, direct_bytes)
-        inner = weight_gradient_geometry(geometry)
-        chosen = choose_method(inner, plan) if method == "auto" else method
-        result = np.empty(shape, plan.output)
-        kernel = tuple(slice(0, taps) for taps in geometry.kernel_shape)
-        in_per, out_per = geometry.in_channels_per_group, geometry.out_channels_per_group
-        for group in range(geometry.groups):
-            x_group = x_batch[:, group * in_per : (group + 1) * in_per].swapaxes(0, 1)
-            g_group = grads[:, group * out_per : (group + 1) * out_per].swapaxes(0, 1)
-            try:
-                out = run_conv(x_group, g_group, None, inner, plan, chosen)
-            except MemoryError as error:
-                msg = (
-                    "the weight gradient runs as a forward convolution whose 'images' are "
-                    f"the input channels (each holding the whole batch): {error}"
-                )
-                raise MemoryError(msg) from error
-            result[group * out_per : (group + 1) * out_per] = out[
-                (slice(None), slice(None), *kernel)
-            ].swapaxes(0, 1)
+    result = np.empty(shape, plan.output)
+    kernel = tuple(slice(0, taps) for taps in geometry.kernel_shape)
+    in_per, out_per = geometry.in_channels_per_group, geometry.out_channels_per_group
+    for group in range(geometry.groups):
+        x_group = x_batch[:, group * in_per : (group + 1) * in_per].swapaxes(0, 1)
+        g_group = grads[:, group * out_per : (group + 1) * out_per].swapaxes(0, 1)
+        out = run_conv(x_group, g_group, None, route.inner)
+        result[group * out_per : (group + 1) * out_per] = out[
+            (slice(None), slice(None), *kernel)
+        ].swapaxes(0, 1)
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightGradientRoute:
+    """How :func:`weight_gradient` computes: the direct product, or the engine on a plan.
+
+    Attributes
+    ----------
+    images : int
+        Images per chunk of the direct product.
+    inner : ConvPlan or None
+        The plan of each group's forward correlation (None: the direct product).
+    """
+
+    images: int
+    inner: ConvPlan | None
+
+
+def plan_weight_gradient(
+    geometry: ConvGeometry,
+    plan: DtypePlan,
+    operands: tuple[np.dtype[Any], np.dtype[Any]],
+    method: str,
+    budget: int,
+) -> WeightGradientRoute:
+    """Plan ``dL/dw`` before any work; ``MemoryError`` when it cannot fit ``budget``.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> i64 = np.dtype(np.int64)
+    >>> plan_weight_gradient(g, plan_dtypes(i64), (i64, i64), "shift", 4096).inner.chosen
+    'shift'
+    """
+    # dtype=object operands holding NumPy integers are copied whole to Python ints first
+    # (exact arithmetic): counted as held for the whole call.
+    held = object_copy_bytes(geometry, operands)
+    if held >= budget:
+        msg = (
+            "the weight gradient first copies its dtype=object operands to Python numbers: "
+            f"{held} bytes ({format_bytes(held)}), not less than the memory budget of "
+            f"{budget} bytes ({format_bytes(budget)}); raise it with "
+            "mimo_conv.set_memory_budget(...) or memory_budget=..."
+        )
+        raise MemoryError(msg)
+    budget -= held
+    direct_bytes = direct_bytes_per_image(geometry, plan)
+    direct_fits = direct_bytes <= budget
+    if method == "matmul":
+        images = units_per_chunk(
+            direct_bytes, "windows of one image for the weight gradient", budget
+        )
+        return WeightGradientRoute(images, None)
+    inner = weight_gradient_geometry(geometry)
+    # Each group's x is a view with the batch and channel axes swapped: not C-contiguous.
+    planned = plan_conv(inner, plan, operands, False, budget, method)
+    if method == "auto" and direct_fits:
+        images = units_per_chunk(
+            direct_bytes, "windows of one image for the weight gradient", budget
+        )
+        engine = planned.cost.seconds if planned.chosen is not None else math.inf
+        if direct_seconds(geometry, plan, images) <= engine:
+            return WeightGradientRoute(images, None)
+    if planned.chosen is None:
+        msg = (
+            "the weight gradient runs as a forward convolution whose 'images' are "
+            f"the input channels (each holding the whole batch): {planned.memory_error()}"
+        )
+        raise MemoryError(msg)
+    return WeightGradientRoute(0, planned)
+
+
+def object_copy_bytes(geometry: ConvGeometry, operands: tuple[np.dtype[Any], ...]) -> int:
+    """Bytes of the whole-batch copies of ``dtype=object`` operands (x, then grad_output).
+
+    Examples
+    --------
+    >>> g = ConvGeometry(2, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> object_copy_bytes(g, (np.dtype(object), np.dtype(np.int64)))  # 2 * 3 pointers
+    48
+    """
+    g = geometry
+    sizes = (
+        g.batch_size * g.in_channels * math.prod(g.input_shape),
+        g.batch_size * g.out_channels * math.prod(g.output_shape),
+    )
+    return sum(
+        size * dtype.itemsize
+        for size, dtype in zip(sizes, operands, strict=False)
+        if dtype.kind == "O"
+    )
+
+
+def direct_seconds(geometry: ConvGeometry, plan: DtypePlan, images: int) -> float:
+    """Predicted time of :func:`_direct_weight_gradient`, by the forward cost model's rates.
+
+    Per chunk of images: its conversion, padding and im2col copies, one product per image
+    and group of ``(C_out/groups, L) @ (L, C_in/groups * prod(k))``, and the sum.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> direct_seconds(g, plan_dtypes(np.dtype(np.int64)), 1) > 0
+    True
+    """
+    g = geometry
+    itemsize = plan.compute.itemsize
+    positions = math.prod(g.output_shape)
+    chunk_count = -(-g.batch_size // max(1, images))
+    copied = (
+        g.batch_size
+        * g.in_channels
+        * (
+            math.prod(g.input_shape)
+            + math.prod(g.padded_shape)
+            + math.prod(g.kernel_shape) * positions
+        )
+    )
+    work = Work(
+        bytes_moved=2 * copied * itemsize,
+        calls=6 * chunk_count,
+        products=g.batch_size * g.groups,
+        product_rows=g.out_channels_per_group,
+        product_inner=positions,
+    )
+    return predict_seconds(work, flop_count(g, plan), plan)
 
 
 def direct_bytes_per_image(geometry: ConvGeometry, plan: DtypePlan) -> int:
@@ -205,7 +324,7 @@ def _direct_weight_gradient(
     grads: NDArray[Any],
     geometry: ConvGeometry,
     plan: DtypePlan,
-    per_image: int,
+    images: int,
 ) -> NDArray[Any]:
     """``dL/dw`` as ``grad_output`` times the windows of the padded input, per image.
 
@@ -216,7 +335,6 @@ def _direct_weight_gradient(
     """
     batch, groups = geometry.batch_size, geometry.groups
     per_group, positions = geometry.out_channels_per_group, math.prod(geometry.output_shape)
-    images = units_per_chunk(per_image, "windows of one image for the weight gradient")
     total = np.zeros((groups, per_group, geometry.terms_per_output), plan.compute)
     # inf * 0 and overflow give IEEE results (nan, inf) in the outputs they reach, no warnings.
     with np.errstate(all="ignore"):

@@ -6,14 +6,13 @@ from typing import Any
 
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._core.arguments import IntOrInts, PaddingArg
-from mimo_conv._core.budget import call_budget
-from mimo_conv._core.operands import prepare_call
-from mimo_conv._engine.cost_model import choose_method
-from mimo_conv._engine.execute import run_conv
-from mimo_conv._paths.registry import check_method
+from mimo_conv._core.arguments import prepare_call
+from mimo_conv._core.budget import resolve_budget
+from mimo_conv._engine.execute import plan_for, run_conv
+from mimo_conv._paths.registry import check_method, lists_the_methods
 
 
+@lists_the_methods
 def conv(
     x: ArrayLike,
     weight: ArrayLike,
@@ -56,22 +55,25 @@ def conv(
         How padded elements are filled. ``"reflect"`` mirrors without repeating the edge
         (padding < input size), ``"symmetric"`` mirrors repeating it, ``"circular"`` wraps
         around (padding <= input size), ``"replicate"`` repeats the edge.
-    method : {"auto", "naive", "einsum", "matmul", "im2col", "gemm", "shift", "fold"}, optional
+    method : {METHOD_NAMES}, optional
         The computational path. ``"naive"`` loops over output positions (the reference);
         ``"einsum"`` contracts a sliding-window view; ``"matmul"`` is one matrix product
         and needs a 1 x 1 kernel; ``"im2col"`` builds the column matrix of whole images;
         ``"gemm"`` copies windows into a chunked im2col buffer for one matrix product per
-        chunk (the fast general path); ``"fold"`` copies only the later kernel axes and
-        runs one product per tap of the first; ``"shift"`` sums one small product per kernel
-        tap (the low-memory path); ``"auto"`` picks from a cost model
-        (:func:`explain_method` prints it). All give the same result: bit for bit on
-        integers, within rounding error on floats.
+        chunk (the fast general path); ``"shift"`` sums one small product per kernel
+        tap (the low-memory path); ``"row_gemm"`` copies only the later kernel axes and
+        runs one product per tap of the first, over row-shifted views (``"fold"``, its old
+        name, still works with a ``DeprecationWarning``); ``"auto"`` picks the fastest path
+        that fits the memory budget by a cost model (:func:`explain_method` prints the
+        plan). All give the same result: bit for bit on integers, within rounding error on
+        floats.
     memory_budget : int, optional
-        Largest temporary buffer, in bytes, any path may allocate for this call (the
-        padded input copy, im2col chunks, ...); default :func:`get_memory_budget`
-        (256 MiB unless changed with :func:`set_memory_budget`). Work is chunked over
-        images and output rows to stay under it; a ``MemoryError`` names the buffer that
-        cannot fit even in one chunk.
+        Largest temporary memory, in bytes, this call may hold at once (the padded or
+        converted input copy, im2col chunks, ...); default :func:`get_memory_budget`
+        (256 MiB unless changed with :func:`set_memory_budget` or a
+        :func:`memory_budget` block). Work is chunked over images and output rows to stay
+        under it; when no path fits, a ``MemoryError`` before any work names each path's
+        smallest working set and the budget that would run it.
 
     Returns
     -------
@@ -172,13 +174,10 @@ def _convolve(
         padding_mode=padding_mode,
         spatial_dims=spatial_dims,
     )
-    check_method(method, geometry)
-    if memory_budget is None:  # the budget in force: no context manager for a tiny call
-        chosen = choose_method(geometry, plan) if method == "auto" else method
-        return run_conv(x_array, weight_array, bias_array, geometry, plan, chosen)
-    with call_budget(memory_budget):
-        chosen = choose_method(geometry, plan) if method == "auto" else method
-        return run_conv(x_array, weight_array, bias_array, geometry, plan, chosen)
+    chosen = check_method(method, geometry)
+    budget = resolve_budget(memory_budget)
+    call = plan_for(x_array, weight_array, geometry, plan, budget, chosen, bias_array)
+    return run_conv(x_array, weight_array, bias_array, call)
 
 
 def conv1d(

@@ -244,7 +244,7 @@ def conv_transpose(
     method : str, optional
         The computational path, as for :func:`mimo_conv.grad.conv_input` (a transposed
         convolution is that input gradient): ``"auto"`` scatters the windows' gradients;
-        a forward path's name (``"gemm"``, ``"fold"``, ...) correlates ``x``, with
+        a forward path's name (``"gemm"``, ``"row_gemm"``, ...) correlates ``x``, with
         ``stride - 1`` zeros inserted between its elements, with the flipped kernels on
         that path.
     memory_budget : int, optional

@@ -1,6 +1,7 @@
 """The computational paths: one module per way of computing a correlation.
 
-Each path takes a padded input, the weights and the geometry and returns the correlation;
-:mod:`~mimo_conv._paths.registry` holds one record per path (what it applies to, its
-smallest chunk, its workspace). Paths import only :mod:`mimo_conv._core`.
+Each path module holds its function and its record (:class:`~mimo_conv._paths.spec.PathSpec`:
+when it applies, its chunk sizes, its work formula); :mod:`~mimo_conv._paths.registry` lists
+the records, one line per path. Adding a path is one new module and one registry line.
+Paths import only :mod:`mimo_conv._core` (and :mod:`~mimo_conv._paths.spec`).
 """

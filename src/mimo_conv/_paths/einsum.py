@@ -15,7 +15,7 @@ NumPy's contraction for two operands goes through ``tensordot``, which reaches B
 first copies the windows into a buffer of ``C_in * prod(output_shape) * prod(kernel)``
 elements per image (about ``prod(kernel)`` times the input at stride 1); object and integer
 dtypes take the same route without BLAS. To keep that copy bounded the contraction runs in
-chunks of images and output rows (:func:`mimo_conv._core.budget.plan_chunks`): temporary memory
+chunks of images and output rows, as the plan chose them: temporary memory
 is two chunks of that buffer (einsum's BLAS route holds two copies at its peak) plus one
 chunk of the contraction's result.
 """
@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mimo_conv._core.budget import chunks, plan_chunks
+from mimo_conv._core.budget import Chunking, chunks
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.windows import window_view
+from mimo_conv._paths.spec import PathSpec, Work
 
 #: Letters naming output positions, one per spatial axis.
 POSITION_LETTERS = string.ascii_uppercase
@@ -59,7 +60,10 @@ def einsum_subscripts(spatial_dims: int) -> str:
 
 
 def correlate_einsum(
-    x_padded: NDArray[Any], weight: NDArray[Any], geometry: ConvGeometry
+    x_padded: NDArray[Any],
+    weight: NDArray[Any],
+    geometry: ConvGeometry,
+    chunking: Chunking | None = None,
 ) -> NDArray[Any]:
     """Cross-correlate with one ``np.einsum`` over a sliding-window view.
 
@@ -70,6 +74,8 @@ def correlate_einsum(
     weight : ndarray of shape (C_out, C_in // groups, *kernel_shape)
         The kernels, in the compute dtype.
     geometry : ConvGeometry
+    chunking : Chunking, optional
+        Images and output rows per chunk, as the plan chose them; one chunk when None.
 
     Returns
     -------
@@ -95,16 +101,14 @@ def correlate_einsum(
         return out
     out_view = out.reshape((batch, groups, geometry.out_channels_per_group, *output_shape))
     kernels = weight.reshape((groups, geometry.out_channels_per_group, *weight.shape[1:]))
-    images, row_step = plan_chunks(
-        batch, output_shape[0], einsum_bytes_per_row(geometry, x_padded.itemsize), "einsum buffer"
-    )
+    step = chunking or Chunking(max(1, batch), max(1, output_shape[0]))
     subscripts = einsum_subscripts(geometry.spatial_dims)
-    for image_slice in chunks(batch, images):
+    for image_slice in chunks(batch, step.images):
         windows = window_view(x_padded[image_slice], geometry)
         windows = windows.reshape(
             (windows.shape[0], groups, geometry.in_channels_per_group, *windows.shape[2:])
         )
-        for row_slice in chunks(output_shape[0], row_step):
+        for row_slice in chunks(output_shape[0], step.rows):
             # With an explicit two-operand path NumPy hands the contraction to tensordot
             # (BLAS for floats) without spending time searching for a path.
             out_view[image_slice, :, :, row_slice] = np.einsum(
@@ -135,3 +139,60 @@ def einsum_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
     inner = math.prod(geometry.output_shape[1:])
     taps = math.prod(geometry.kernel_shape)
     return (2 * geometry.in_channels * taps + geometry.out_channels) * inner * itemsize
+
+
+def einsum_applies(geometry: ConvGeometry) -> str | None:
+    """Why ``"einsum"`` cannot compute a geometry (None: it can).
+
+    Examples
+    --------
+    >>> einsum_applies(ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))) is None
+    True
+    """
+    if geometry.spatial_dims > MAX_SPATIAL_DIMS:
+        return (
+            f"names each spatial axis with a letter and supports at most {MAX_SPATIAL_DIMS} "
+            f"spatial dimensions, got {geometry.spatial_dims}"
+        )
+    return None
+
+
+def einsum_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Work:
+    """Count the work: tensordot's window copy, one contraction per chunk.
+
+    With groups the contraction has a batch axis (``g``) that tensordot cannot take, so
+    NumPy's own einsum loop computes it, without BLAS.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> einsum_work(g, 4, Chunking(1, 56)).einsum_calls  # one per image
+    8
+    """
+    g = geometry
+    taps = math.prod(g.kernel_shape)
+    positions = g.batch_size * math.prod(g.output_shape)
+    count = chunking.count(g.batch_size, g.output_shape[0])
+    return Work(
+        bytes_moved=2 * positions * (g.in_channels * taps + g.out_channels) * itemsize,
+        calls=count,
+        products=count,
+        product_rows=g.out_channels_per_group,
+        product_inner=g.in_channels_per_group * taps,
+        einsum_calls=count,
+        elementwise=g.groups > 1,
+        note="tensordot" if g.groups == 1 else "einsum loop (groups: no BLAS)",
+    )
+
+
+#: The record of this path (:mod:`mimo_conv._paths.registry`).
+PATH = PathSpec(
+    name="einsum",
+    correlate=correlate_einsum,
+    summary="contracts a sliding-window view with one ``np.einsum`` per chunk",
+    chunk_name="window copy of one output row",
+    bytes_per_row=einsum_bytes_per_row,
+    granularity="rows",
+    work=einsum_work,
+    applies=einsum_applies,
+)

@@ -17,22 +17,23 @@ for float and complex dtypes (NumPy's own loops for integers and objects, exact 
 ``C_in * prod(kernel) * prod(output_shape) * itemsize`` bytes per image (the product is
 written straight into the output), chunked to at most
 :data:`mimo_conv._core.budget.PREFERRED_CHUNK_BYTES` (8 MiB) and never more than the memory
-budget; a single output row that does not fit raises ``MemoryError`` before any work.
+budget, in the chunks the plan chose (:mod:`mimo_conv._engine.plan`); a single output row
+that does not fit makes the path infeasible, and the planner says so before any work.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from mimo_conv._core.budget import chunks, get_memory_budget, plan_chunks
+from mimo_conv._core.budget import Chunking, chunks
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.windows import output_shape_of, tap_slices
+from mimo_conv._paths.spec import PathSpec, Work
 
 
 def im2col_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
@@ -52,7 +53,10 @@ def im2col_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
 
 
 def correlate_gemm(
-    x_padded: NDArray[Any], weight: NDArray[Any], geometry: ConvGeometry
+    x_padded: NDArray[Any],
+    weight: NDArray[Any],
+    geometry: ConvGeometry,
+    chunking: Chunking | None = None,
 ) -> NDArray[Any]:
     """Cross-correlate by im2col into a chunked buffer and one GEMM per chunk.
 
@@ -63,16 +67,13 @@ def correlate_gemm(
     weight : ndarray of shape (C_out, C_in // groups, *kernel_shape)
         The kernels, in the compute dtype.
     geometry : ConvGeometry
+    chunking : Chunking, optional
+        Images and output rows per chunk, as the plan chose them; one chunk when None.
 
     Returns
     -------
     ndarray of shape (N, C_out, *output_shape)
         A new C-contiguous array in the compute dtype, without bias.
-
-    Raises
-    ------
-    MemoryError
-        If the im2col buffer of a single output row exceeds the memory budget.
 
     Examples
     --------
@@ -86,87 +87,38 @@ def correlate_gemm(
     array([[[[19, 25],
              [37, 43]]]])
 
-    Exact on object arrays (Python ints, fractions):
+    Exact on object arrays (Python ints, fractions), and the same in chunks of one row:
 
     >>> from fractions import Fraction
     >>> correlate_gemm(x.astype(object), w.astype(object) * Fraction(1, 3), g)[0, 0, 0, 0]
     Fraction(19, 3)
+    >>> correlate_gemm(x, w, g, Chunking(1, 1))[0, 0, 1]
+    array([37, 43])
     """
-    plan = _gemm_plan(geometry, x_padded.itemsize, get_memory_budget())
-    out = np.empty(plan.out_shape, dtype=x_padded.dtype)
-    if out.size == 0:
-        return out
-    matrices = weight.reshape(plan.matrices_shape)
-    out_view = out.reshape(plan.out_view_shape)
-    for chunk in plan.chunks:
-        source = x_padded[chunk.images]
-        if chunk.gather is not None:  # a small image: one indexed copy instead of one per tap
-            columns = np.take(source.reshape((chunk.columns_shape[0], -1)), chunk.gather, axis=1)
-        else:
-            # (images, channels, *kernel, rows, *inner output): tap-major rows of K.
-            columns = np.empty(chunk.columns_shape, dtype=x_padded.dtype)
-            for where, index in chunk.copies:
-                columns[where] = source[index]
-        # The product goes straight into the output, also for a range of rows: merging the
-        # (rows, inner positions) axes of a row slice is still a view, with a leading
-        # dimension BLAS accepts.
-        target = out_view[chunk.images, :, :, chunk.rows].reshape(chunk.target_shape)
-        np.matmul(matrices, columns.reshape(chunk.operand_shape), out=target)
-        # Free this chunk before the next is allocated: two alive would double the peak.
-        del columns, target
-    return out
-
-
-@dataclass(frozen=True)
-class _Chunk:
-    """One chunk of images and output rows: its slices, buffer shapes and tap copies."""
-
-    images: slice
-    rows: slice
-    columns_shape: tuple[int, ...]
-    operand_shape: tuple[int, ...]
-    target_shape: tuple[int, ...]
-    copies: tuple[tuple[tuple[int | slice, ...], tuple[slice, ...]], ...]
-    gather: NDArray[np.intp] | None = None
-
-
-@dataclass(frozen=True)
-class _GemmPlan:
-    """Everything about a ``"gemm"`` call that depends only on shapes, computed once."""
-
-    out_shape: tuple[int, ...]
-    out_view_shape: tuple[int, ...]
-    matrices_shape: tuple[int, ...]
-    chunks: tuple[_Chunk, ...]
-
-
-@lru_cache(maxsize=256)
-def _gemm_plan(geometry: ConvGeometry, itemsize: int, budget: int) -> _GemmPlan:
-    """Chunks, shapes and tap slices of a call, cached: planning costs more than a tiny call."""
-    del budget  # part of the cache key: plan_chunks reads the budget in force
     batch, groups = geometry.batch_size, geometry.groups
     output_shape = output_shape_of(geometry)
     rows, inner = output_shape[0], math.prod(output_shape[1:])
-    terms = geometry.terms_per_output
+    step = chunking or Chunking(max(1, batch), max(1, rows))
     outputs_per_group = geometry.out_channels_per_group
-    images, row_step = plan_chunks(
-        batch, rows, im2col_bytes_per_row(geometry, itemsize), "im2col buffer"
-    )
+    out = np.empty((batch, geometry.out_channels, *output_shape), dtype=x_padded.dtype)
+    if out.size == 0:
+        return out
+    matrices = weight.reshape((groups, outputs_per_group, geometry.terms_per_output))
+    out_view = out.reshape((batch, groups, outputs_per_group, rows, inner))
     every: tuple[int | slice, ...] = (slice(None), slice(None))
-    planned: list[_Chunk] = []
-    for row_slice in chunks(rows, row_step):
+    for row_slice in chunks(rows, step.rows):
         height = row_slice.stop - row_slice.start
-        copies: tuple[tuple[tuple[int | slice, ...], tuple[slice, ...]], ...] = tuple(
-            ((*every, *tap), index)
-            for tap, index in tap_slices(geometry, row_slice.start, row_slice.stop)
-        )
-        gather = _gather_index(geometry, copies, height) if height == rows else None
-        for image_slice in chunks(batch, images):
+        copies = tap_slices(geometry, row_slice.start, row_slice.stop)
+        gather = _gather_index(geometry) if height == rows else None
+        for image_slice in chunks(batch, step.images):
             count = image_slice.stop - image_slice.start
-            planned.append(
-                _Chunk(
-                    image_slice,
-                    row_slice,
+            source = x_padded[image_slice]
+            if gather is not None and source.flags.c_contiguous:
+                # A small image: one indexed copy instead of one per tap.
+                columns = np.take(source.reshape((count, -1)), gather, axis=1)
+            else:
+                # (images, channels, *kernel, rows, *inner output): tap-major rows of K.
+                columns = np.empty(
                     (
                         count,
                         geometry.in_channels,
@@ -174,18 +126,21 @@ def _gemm_plan(geometry: ConvGeometry, itemsize: int, budget: int) -> _GemmPlan:
                         height,
                         *output_shape[1:],
                     ),
-                    (count, groups, terms, height * inner),
-                    (count, groups, outputs_per_group, height * inner),
-                    copies,
-                    gather,
+                    dtype=x_padded.dtype,
                 )
+                for tap, index in copies:
+                    columns[(*every, *tap)] = source[index]
+            # The product goes straight into the output, also for a range of rows: merging
+            # the (rows, inner positions) axes of a row slice is still a view, with a
+            # leading dimension BLAS accepts.
+            target = out_view[image_slice, :, :, row_slice].reshape(
+                (count, groups, outputs_per_group, height * inner)
             )
-    return _GemmPlan(
-        (batch, geometry.out_channels, *output_shape),
-        (batch, groups, outputs_per_group, rows, inner),
-        (groups, outputs_per_group, terms),
-        tuple(planned),
-    )
+            operand = columns.reshape((count, groups, geometry.terms_per_output, height * inner))
+            np.matmul(matrices, operand, out=target)
+            # Free this chunk before the next is allocated: two alive would double the peak.
+            del columns, operand, target
+    return out
 
 
 #: Largest im2col buffer of one image, in elements, built by one indexed copy
@@ -195,24 +150,74 @@ def _gemm_plan(geometry: ConvGeometry, itemsize: int, budget: int) -> _GemmPlan:
 GATHER_ELEMENTS = 4096
 
 
-def _gather_index(
-    geometry: ConvGeometry,
-    copies: tuple[tuple[tuple[int | slice, ...], tuple[slice, ...]], ...],
-    height: int,
-) -> NDArray[np.intp] | None:
-    """Flat indices into one padded image of its im2col buffer, or None for a large buffer.
+def gathers(geometry: ConvGeometry) -> bool:
+    """Whether one image's im2col buffer is small enough for one indexed copy.
+
+    Examples
+    --------
+    >>> gathers(ConvGeometry(1, 2, 1, 1, (3, 3), (2, 2), (1, 1), (1, 1), ((0, 0), (0, 0))))
+    True
+    """
+    taps = math.prod(geometry.kernel_shape)
+    return geometry.in_channels * taps * math.prod(output_shape_of(geometry)) <= GATHER_ELEMENTS
+
+
+@lru_cache(maxsize=256)
+def _gather_index(geometry: ConvGeometry) -> NDArray[np.intp] | None:
+    """Flat indices into one padded image of its whole im2col buffer, or None for a large one.
 
     Entry ``k`` of the result is where element ``k`` of the buffer (laid out as the per-tap
-    copies lay it out) sits in the flattened ``(C_in, *padded_shape)`` image.
+    copies lay it out) sits in the flattened ``(C_in, *padded_shape)`` image. At most
+    :data:`GATHER_ELEMENTS` indices, so the cache stays small.
     """
-    output_shape = output_shape_of(geometry)
-    shape = (geometry.in_channels, *geometry.kernel_shape, height, *output_shape[1:])
-    if math.prod(shape) > GATHER_ELEMENTS:
+    if not gathers(geometry):
         return None
+    output_shape = output_shape_of(geometry)
+    shape = (geometry.in_channels, *geometry.kernel_shape, *output_shape)
     positions = np.arange(
         geometry.in_channels * math.prod(geometry.padded_shape), dtype=np.intp
     ).reshape((1, geometry.in_channels, *geometry.padded_shape))
     index = np.empty((1, *shape), dtype=np.intp)
-    for where, taps in copies:
-        index[where] = positions[taps]
+    every: tuple[int | slice, ...] = (slice(None), slice(None))
+    for tap, taps in tap_slices(geometry, 0, output_shape[0]):
+        index[(*every, *tap)] = positions[taps]
     return index.reshape(-1)
+
+
+def gemm_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Work:
+    """Count the work: one copy per tap (or one gather) and one product per chunk.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> work = gemm_work(g, 4, Chunking(1, 56))
+    >>> work.calls  # per image: 9 tap copies, one product, one reshape
+    88
+    """
+    g = geometry
+    taps = math.prod(g.kernel_shape)
+    positions = g.batch_size * math.prod(output_shape_of(g))
+    count = chunking.count(g.batch_size, output_shape_of(g)[0])
+    whole_rows = chunking.rows >= output_shape_of(g)[0]
+    per_chunk = 3 if whole_rows and gathers(g) else taps + 2
+    return Work(
+        bytes_moved=2 * positions * g.in_channels * taps * itemsize,
+        calls=count * per_chunk,
+        products=count * g.groups,
+        product_rows=g.out_channels_per_group,
+        product_inner=g.terms_per_output,
+        note="im2col + GEMM",
+    )
+
+
+#: The record of this path (:mod:`mimo_conv._paths.registry`).
+PATH = PathSpec(
+    name="gemm",
+    correlate=correlate_gemm,
+    summary="copies windows into a chunked im2col buffer for one matrix product per chunk "
+    "(the fast general path)",
+    chunk_name="im2col buffer of one output row",
+    bytes_per_row=im2col_bytes_per_row,
+    granularity="rows",
+    work=gemm_work,
+)

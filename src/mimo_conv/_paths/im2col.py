@@ -9,9 +9,10 @@ convolution libraries work (Chellapilla et al. 2006; Caffe's ``im2col``).
 Cost: ``N * C_out * L * C_in/groups * prod(k)`` multiply-adds in BLAS for floats (object
 and integer dtypes use NumPy's own loops); a temporary column matrix of
 ``C_in * prod(k) * L`` elements per image, about ``prod(k) / prod(stride)`` times the
-input. Images are taken a few at a time so that the column matrix stays within the memory
-budget (:mod:`mimo_conv._core.budget`); one image whose columns exceed the budget is a
-``MemoryError`` before any work (the ``"gemm"`` path also splits an image by rows).
+input. Images are taken a few at a time, as many as the plan chose
+(:mod:`mimo_conv._engine.plan`), so that the column matrix stays within the memory budget;
+one image whose columns exceed the budget makes the path infeasible, and the planner says
+so before any work (the ``"gemm"`` path also splits an image by rows).
 """
 
 from __future__ import annotations
@@ -22,13 +23,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mimo_conv._core.budget import chunks, units_per_chunk
+from mimo_conv._core.budget import Chunking, chunks
 from mimo_conv._core.columns import unfold_padded
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._paths.spec import PathSpec, Work
 
 
 def correlate_im2col(
-    x_padded: NDArray[Any], weight: NDArray[Any], geometry: ConvGeometry
+    x_padded: NDArray[Any],
+    weight: NDArray[Any],
+    geometry: ConvGeometry,
+    chunking: Chunking | None = None,
 ) -> NDArray[Any]:
     """Cross-correlate as ``weight_matrix @ unfold(x)``, one product per group.
 
@@ -39,6 +44,8 @@ def correlate_im2col(
     weight : ndarray of shape (C_out, C_in // groups, *kernel_shape)
         The kernels, in the compute dtype.
     geometry : ConvGeometry
+    chunking : Chunking, optional
+        Images and output rows per chunk, as the plan chose them; one chunk when None.
 
     Returns
     -------
@@ -65,10 +72,7 @@ def correlate_im2col(
         (batch, groups, geometry.out_channels_per_group, columns),
         dtype=np.result_type(x_padded, weight),
     )
-    images = units_per_chunk(
-        im2col_bytes_per_image(geometry, x_padded.dtype.itemsize),
-        "im2col column matrix of one image",
-    )
+    images = chunking.images if chunking else max(1, batch)
     for part in chunks(batch, images):
         # (n, C_in * prod(k), L): channel-major rows, so each group's rows are contiguous.
         cols = unfold_padded(x_padded[part], geometry)
@@ -95,3 +99,51 @@ def im2col_bytes_per_image(geometry: ConvGeometry, itemsize: int) -> int:
     """
     rows = geometry.in_channels * math.prod(geometry.kernel_shape) + geometry.out_channels
     return rows * math.prod(geometry.output_shape) * itemsize
+
+
+def im2col_bytes_per_output_row(geometry: ConvGeometry, itemsize: int) -> int:
+    """:func:`im2col_bytes_per_image` per output row (the path chunks whole images only).
+
+    Examples
+    --------
+    >>> g = ConvGeometry(4, 2, 8, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> im2col_bytes_per_output_row(g, 8)  # a third of the image's 1872 bytes
+    624
+    """
+    rows = geometry.in_channels * math.prod(geometry.kernel_shape) + geometry.out_channels
+    return rows * math.prod(geometry.output_shape[1:]) * itemsize
+
+
+def im2col_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Work:
+    """Count the work: unfold's column copy, one product per chunk, its result copied.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(4, 2, 8, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> im2col_work(g, 8, Chunking(2, 3)).calls  # 2 chunks: unfold, product, copy
+    6
+    """
+    g = geometry
+    taps = math.prod(g.kernel_shape)
+    positions = g.batch_size * math.prod(g.output_shape)
+    count = chunking.count(g.batch_size, 1)
+    return Work(
+        bytes_moved=2 * positions * (g.in_channels * taps + g.out_channels) * itemsize,
+        calls=3 * count,
+        products=count * g.groups,
+        product_rows=g.out_channels_per_group,
+        product_inner=g.terms_per_output,
+        note="unfold + GEMM per image chunk",
+    )
+
+
+#: The record of this path (:mod:`mimo_conv._paths.registry`).
+PATH = PathSpec(
+    name="im2col",
+    correlate=correlate_im2col,
+    summary="builds the column matrix of whole images (the textbook's exercise)",
+    chunk_name="im2col column matrix of one image",
+    bytes_per_row=im2col_bytes_per_output_row,
+    granularity="images",
+    work=im2col_work,
+)

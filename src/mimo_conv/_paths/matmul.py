@@ -20,12 +20,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mimo_conv._core.budget import chunks, plan_chunks
+from mimo_conv._core.budget import Chunking, chunks
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._paths.spec import PathSpec, Work
 
 
 def correlate_matmul(
-    x_padded: NDArray[Any], weight: NDArray[Any], geometry: ConvGeometry
+    x_padded: NDArray[Any],
+    weight: NDArray[Any],
+    geometry: ConvGeometry,
+    chunking: Chunking | None = None,
 ) -> NDArray[Any]:
     """Cross-correlate a 1 x 1 kernel as ``weight @ x``, one product per group.
 
@@ -37,6 +41,8 @@ def correlate_matmul(
         The kernels, in the compute dtype.
     geometry : ConvGeometry
         Must describe a 1 x 1 kernel (``geometry.is_pointwise``).
+    chunking : Chunking, optional
+        Images per chunk, as the plan chose them; one chunk when None.
 
     Returns
     -------
@@ -55,11 +61,8 @@ def correlate_matmul(
     array([[[[40, 51],
              [62, 73]]]])
     """
-    if not geometry.is_pointwise:
-        msg = (
-            "method='matmul' needs a 1 x 1 kernel, "
-            f"got kernel shape {geometry.kernel_shape}; use method='einsum' or 'auto'"
-        )
+    if (reason := matmul_applies(geometry)) is not None:
+        msg = f"method='matmul' {reason}; use method='einsum' or 'auto'"
         raise ValueError(msg)
     batch, groups = geometry.batch_size, geometry.groups
     pixels = x_padded[(slice(None), slice(None), *(slice(None, None, s) for s in geometry.stride))]
@@ -72,11 +75,10 @@ def correlate_matmul(
     if out.size == 0:
         return out
     out_view = out.reshape((batch, groups, geometry.out_channels_per_group, pixel_count))
-    # A strided or non-contiguous input is copied by reshape (or inside matmul): one image of
-    # C_in * pixels elements at a time at most, in chunks under the memory budget.
-    copies = not pixels.flags.c_contiguous
-    per_image = geometry.in_channels * pixel_count * x_padded.itemsize if copies else 0
-    images, _ = plan_chunks(batch, 1, per_image, "strided copy of the input")
+    # A strided input is copied by reshape: one image of C_in * pixels elements at a time
+    # at most, in the chunks of images the plan chose (the engine hands this path a
+    # C-contiguous input, copying one that is not).
+    images = chunking.images if chunking else max(1, batch)
     for image_slice in chunks(batch, images):
         count = image_slice.stop - image_slice.start
         columns = pixels[image_slice].reshape(
@@ -84,3 +86,67 @@ def correlate_matmul(
         )
         np.matmul(matrices, columns, out=out_view[image_slice])
     return out
+
+
+def matmul_applies(geometry: ConvGeometry) -> str | None:
+    """Why ``"matmul"`` cannot compute a geometry (None: it can).
+
+    Examples
+    --------
+    >>> matmul_applies(ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),)))
+    'needs a 1 x 1 kernel, got kernel shape (2,)'
+    """
+    if not geometry.is_pointwise:
+        return f"needs a 1 x 1 kernel, got kernel shape {geometry.kernel_shape}"
+    return None
+
+
+def strided_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
+    """Bytes per output row of the strided copy of one image (0 at stride 1: none).
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 4, 2, 1, (6, 6), (1, 1), (2, 2), (1, 1), ((0, 0), (0, 0)))
+    >>> strided_bytes_per_row(g, 8)  # 4 channels * 3 positions * 8 bytes
+    96
+    """
+    if all(step == 1 for step in geometry.stride):
+        return 0
+    return geometry.in_channels * math.prod(geometry.output_shape[1:]) * itemsize
+
+
+def matmul_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Work:
+    """Count the work: one product per chunk of images, after a strided copy if any.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 4, 2, 1, (6, 6), (1, 1), (2, 2), (1, 1), ((0, 0), (0, 0)))
+    >>> matmul_work(g, 8, Chunking(1, 3)).bytes_moved  # read and write 4 * 9 elements
+    576
+    """
+    g = geometry
+    strided = any(step > 1 for step in g.stride)
+    positions = g.batch_size * math.prod(g.output_shape)
+    count = chunking.count(g.batch_size, 1)
+    return Work(
+        bytes_moved=2 * positions * g.in_channels * itemsize if strided else 0,
+        calls=2 * count,
+        products=count * g.groups,
+        product_rows=g.out_channels_per_group,
+        product_inner=g.in_channels_per_group,
+        note="one GEMM per image chunk",
+    )
+
+
+#: The record of this path (:mod:`mimo_conv._paths.registry`).
+PATH = PathSpec(
+    name="matmul",
+    correlate=correlate_matmul,
+    summary="is one matrix product and needs a 1 x 1 kernel",
+    chunk_name="strided copy of one image",
+    bytes_per_row=strided_bytes_per_row,
+    granularity="images",
+    work=matmul_work,
+    applies=matmul_applies,
+    contiguous_input=True,
+)

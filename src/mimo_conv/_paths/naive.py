@@ -15,16 +15,22 @@ meant to be read, not used on large inputs.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from mimo_conv._core.budget import Chunking
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._paths.spec import PathSpec, Work
 
 
 def correlate_naive(
-    x_padded: NDArray[Any], weight: NDArray[Any], geometry: ConvGeometry
+    x_padded: NDArray[Any],
+    weight: NDArray[Any],
+    geometry: ConvGeometry,
+    chunking: Chunking | None = None,
 ) -> NDArray[Any]:
     """Cross-correlate with explicit loops over output positions.
 
@@ -35,6 +41,8 @@ def correlate_naive(
     weight : ndarray of shape (C_out, C_in // groups, *kernel_shape)
         The kernels, in the compute dtype.
     geometry : ConvGeometry
+    chunking : Chunking, optional
+        Unused: the only temporary is one window.
 
     Returns
     -------
@@ -53,6 +61,7 @@ def correlate_naive(
     array([[[[19, 25],
              [37, 43]]]])
     """
+    del chunking
     out = np.zeros(
         (geometry.batch_size, geometry.out_channels, *geometry.output_shape),
         dtype=x_padded.dtype,
@@ -80,3 +89,49 @@ def correlate_naive(
                 products = x_padded[index] * weight[o]
                 out[(n, o, *position)] = products.sum()
     return out
+
+
+def window_bytes(geometry: ConvGeometry, itemsize: int) -> int:
+    """Bytes of the one temporary: the products of one window.
+
+    Examples
+    --------
+    >>> window_bytes(ConvGeometry(1, 2, 1, 1, (3, 3), (2, 2), (1, 1), (1, 1), ((0, 0),) * 2), 8)
+    64
+    """
+    return geometry.terms_per_output * itemsize
+
+
+def naive_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Work:
+    """Count the work: one Python iteration per output element, elementwise arithmetic.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(1, 2, 1, 1, (3, 3), (2, 2), (1, 1), (1, 1), ((0, 0),) * 2)
+    >>> naive_work(g, 8, Chunking(1, 2)).python_iterations
+    4
+    """
+    del itemsize, chunking
+    outputs = geometry.batch_size * math.prod(geometry.output_shape) * geometry.out_channels
+    return Work(
+        bytes_moved=0,
+        calls=0,
+        products=0,
+        product_rows=1,
+        product_inner=1,
+        python_iterations=outputs,
+        elementwise=True,
+        note="Python loops",
+    )
+
+
+#: The record of this path (:mod:`mimo_conv._paths.registry`).
+PATH = PathSpec(
+    name="naive",
+    correlate=correlate_naive,
+    summary="loops over output positions (the reference)",
+    chunk_name="window",
+    bytes_per_row=window_bytes,
+    granularity="window",
+    work=naive_work,
+)

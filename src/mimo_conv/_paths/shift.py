@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mimo_conv._core.budget import chunks, plan_chunks
+from mimo_conv._core.budget import Chunking, chunks
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.windows import output_shape_of, tap_slices
+from mimo_conv._paths.spec import PathSpec, Work
 
 
 def shift_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
@@ -49,7 +50,10 @@ def shift_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
 
 
 def correlate_shift(
-    x_padded: NDArray[Any], weight: NDArray[Any], geometry: ConvGeometry
+    x_padded: NDArray[Any],
+    weight: NDArray[Any],
+    geometry: ConvGeometry,
+    chunking: Chunking | None = None,
 ) -> NDArray[Any]:
     """Cross-correlate as a sum over kernel taps of matrix products of shifted inputs.
 
@@ -60,16 +64,13 @@ def correlate_shift(
     weight : ndarray of shape (C_out, C_in // groups, *kernel_shape)
         The kernels, in the compute dtype.
     geometry : ConvGeometry
+    chunking : Chunking, optional
+        Images and output rows per chunk, as the plan chose them; one chunk when None.
 
     Returns
     -------
     ndarray of shape (N, C_out, *output_shape)
         A new C-contiguous array in the compute dtype, without bias.
-
-    Raises
-    ------
-    MemoryError
-        If the temporaries of a single output row exceed the memory budget.
 
     Examples
     --------
@@ -97,15 +98,13 @@ def correlate_shift(
     matrices = np.ascontiguousarray(
         np.moveaxis(weight.reshape((groups, outputs_per_group, per_group, -1)), -1, 0)
     )
-    images, row_step = plan_chunks(
-        batch, rows, shift_bytes_per_row(geometry, x_padded.itemsize), "shift buffer"
-    )
+    step = chunking or Chunking(max(1, batch), max(1, rows))
     # A view of the output with the groups split out and the inner positions flattened.
     out_view = out.reshape((batch, groups, outputs_per_group, rows, inner))
-    for row_slice in chunks(rows, row_step):
+    for row_slice in chunks(rows, step.rows):
         height = row_slice.stop - row_slice.start
         views = tap_slices(geometry, row_slice.start, row_slice.stop)
-        for image_slice in chunks(batch, images):
+        for image_slice in chunks(batch, step.images):
             count = image_slice.stop - image_slice.start
             source = x_padded[image_slice]
             shifted = np.empty(
@@ -121,3 +120,40 @@ def correlate_shift(
             # Free this chunk before the next is allocated: two alive would double the peak.
             del shifted, operand, partial
     return out
+
+
+def shift_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Work:
+    """Count the work: per tap one input-sized copy, one product and one addition.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> shift_work(g, 4, Chunking(2, 56)).calls  # 4 chunks of 9 taps, 3 calls each
+    108
+    """
+    g = geometry
+    taps = math.prod(g.kernel_shape)
+    positions = g.batch_size * math.prod(output_shape_of(g))
+    count = chunking.count(g.batch_size, output_shape_of(g)[0])
+    # Per tap: copy the shifted input (read + write), add the product (2 reads, 1 write).
+    return Work(
+        bytes_moved=taps * positions * (2 * g.in_channels + 3 * g.out_channels) * itemsize,
+        calls=count * 3 * taps,
+        products=count * taps * g.groups,
+        product_rows=g.out_channels_per_group,
+        product_inner=g.in_channels_per_group,
+        note="GEMM per tap",
+    )
+
+
+#: The record of this path (:mod:`mimo_conv._paths.registry`).
+PATH = PathSpec(
+    name="shift",
+    correlate=correlate_shift,
+    summary="sums one small product per kernel tap (the low-memory path)",
+    chunk_name="shifted input and product of one output row",
+    bytes_per_row=shift_bytes_per_row,
+    granularity="rows",
+    work=shift_work,
+    weight_copy=True,
+)

@@ -1,4 +1,7 @@
-"""The ``"fold"`` method: im2col over all kernel axes but the first, which is folded into GEMMs.
+"""The ``"row_gemm"`` path: im2col over the later kernel axes, one GEMM per first-axis tap.
+
+(Called ``"fold"`` before this release; ``method="fold"`` still selects it, with a
+``DeprecationWarning``: :func:`mimo_conv.fold` is col2im, another thing.)
 
 ``"gemm"`` copies the input ``prod(kernel)`` times (once per tap) to build its im2col
 buffer; on large images that copy, which NumPy does on one core, costs about as much as the
@@ -30,27 +33,28 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mimo_conv._core.budget import chunks, plan_chunks
+from mimo_conv._core.budget import Chunking, chunks
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.windows import output_shape_of
-from mimo_conv._paths.gemm import correlate_gemm
+from mimo_conv._paths.gemm import correlate_gemm, gemm_work, im2col_bytes_per_row
+from mimo_conv._paths.spec import PathSpec, Work
 
 
-def fold_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
+def row_gemm_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
     """Temporary bytes per image and output row, counting each row's share of the halo.
 
     The buffer of a chunk of ``h`` rows holds ``h + dilation[0] * (kernel[0] - 1)`` rows;
-    counting the halo once per row over-estimates large chunks but bounds every chunk.
+    counting the halo once per row over-estimates large chunks but bounds every chunk. With
+    a stride on the first axis the call runs ``"gemm"``, and this is gemm's row.
 
     Examples
     --------
-    >>> g = ConvGeometry(
-    ...     batch_size=8, in_channels=64, out_channels=64, groups=1, input_shape=(56, 56),
-    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
-    ... )
-    >>> fold_bytes_per_row(g, 4)  # (64 * 3 * (1 + 2) + 64) * 56 * 4 bytes
+    >>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> row_gemm_bytes_per_row(g, 4)  # (64 * 3 * (1 + 2) + 64) * 56 * 4 bytes
     143360
     """
+    if geometry.stride[0] != 1:
+        return im2col_bytes_per_row(geometry, itemsize)
     output_shape = output_shape_of(geometry)
     inner = math.prod(output_shape[1:])
     rest = math.prod(geometry.kernel_shape[1:])
@@ -58,8 +62,11 @@ def fold_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
     return (geometry.in_channels * rest * (1 + halo) + geometry.out_channels) * inner * itemsize
 
 
-def correlate_fold(
-    x_padded: NDArray[Any], weight: NDArray[Any], geometry: ConvGeometry
+def correlate_row_gemm(
+    x_padded: NDArray[Any],
+    weight: NDArray[Any],
+    geometry: ConvGeometry,
+    chunking: Chunking | None = None,
 ) -> NDArray[Any]:
     """Cross-correlate with im2col over the kernel's later axes and one GEMM per first-axis tap.
 
@@ -70,40 +77,31 @@ def correlate_fold(
     weight : ndarray of shape (C_out, C_in // groups, *kernel_shape)
         The kernels, in the compute dtype.
     geometry : ConvGeometry
+    chunking : Chunking, optional
+        Images and output rows per chunk, as the plan chose them; one chunk when None.
 
     Returns
     -------
     ndarray of shape (N, C_out, *output_shape)
         A new C-contiguous array in the compute dtype, without bias.
 
-    Raises
-    ------
-    MemoryError
-        If the buffers of a single output row exceed the memory budget.
-
     Examples
     --------
     >>> x = np.arange(9).reshape(1, 1, 3, 3)
     >>> w = np.array([[[[0, 1], [2, 3]]]])
-    >>> g = ConvGeometry(
-    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3, 3),
-    ...     kernel_shape=(2, 2), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
-    ... )
-    >>> correlate_fold(x, w, g)
+    >>> g = ConvGeometry(1, 1, 1, 1, (3, 3), (2, 2), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> correlate_row_gemm(x, w, g)
     array([[[[19, 25],
              [37, 43]]]])
 
     A 1-d convolution multiplies shifted views of the input, copying nothing:
 
-    >>> g1 = ConvGeometry(
-    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(4,),
-    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
-    ... )
-    >>> correlate_fold(np.array([[[1, 2, 3, 4]]]), np.array([[[1, 10]]]), g1)
+    >>> g1 = ConvGeometry(1, 1, 1, 1, (4,), (2,), (1,), (1,), ((0, 0),))
+    >>> correlate_row_gemm(np.array([[[1, 2, 3, 4]]]), np.array([[[1, 10]]]), g1)
     array([[[21, 32, 43]]])
     """
     if geometry.stride[0] != 1:
-        return correlate_gemm(x_padded, weight, geometry)
+        return correlate_gemm(x_padded, weight, geometry, chunking)
     batch, groups = geometry.batch_size, geometry.groups
     output_shape = output_shape_of(geometry)
     rows, inner = output_shape[0], math.prod(output_shape[1:])
@@ -125,16 +123,14 @@ def correlate_fold(
         for i in range(first)
     ]
     out_view = out.reshape((batch, groups, outputs_per_group, rows, inner))
-    images, row_step = plan_chunks(
-        batch, rows, fold_bytes_per_row(geometry, x_padded.itemsize), "fold buffer"
-    )
+    step = chunking or Chunking(max(1, batch), max(1, rows))
     rest_taps = list(product(*(range(size) for size in rest_shape)))
     every: tuple[slice, slice] = (slice(None), slice(None))
-    for row_slice in chunks(rows, row_step):
+    for row_slice in chunks(rows, step.rows):
         height = row_slice.stop - row_slice.start
         span = height + halo
         padded_rows = slice(row_slice.start, row_slice.start + span)
-        for image_slice in chunks(batch, images):
+        for image_slice in chunks(batch, step.images):
             count = image_slice.stop - image_slice.start
             if rest_shape:
                 # (images, channels, *rest kernel, span rows, *inner output)
@@ -174,3 +170,54 @@ def correlate_fold(
             # Free this chunk before the next is allocated: two alive would double the peak.
             del columns, flat, target, partial
     return out
+
+
+def row_gemm_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Work:
+    """Count the work: copies of the later taps over the padded rows, a product per row tap.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> work = row_gemm_work(g, 4, Chunking(1, 56))
+    >>> work.calls  # per image: 3 copies, 3 products, 2 additions, 1 product buffer
+    72
+    """
+    g = geometry
+    if g.stride[0] != 1:  # the shifted rows are no view any more: "gemm" runs
+        return gemm_work(g, itemsize, chunking)
+    output_shape = output_shape_of(g)
+    rows = output_shape[0]
+    count = chunking.count(g.batch_size, rows)
+    first = g.kernel_shape[0]
+    rest = math.prod(g.kernel_shape[1:])
+    halo = g.dilation[0] * (first - 1)
+    positions = g.batch_size * math.prod(output_shape)
+    row_ranges = -(-max(1, rows) // chunking.rows)
+    # Copies of the later taps over every padded row, each row range with its halo (none
+    # in 1-d); then per extra first-axis tap one output-sized addition (2 reads, 1 write).
+    copied_rows = row_ranges * halo + rows
+    moved = 2 * g.batch_size * copied_rows * math.prod(output_shape[1:]) * itemsize
+    moved *= g.in_channels * rest if g.spatial_dims > 1 else 0
+    moved += 3 * (first - 1) * positions * g.out_channels * itemsize
+    return Work(
+        bytes_moved=moved,
+        calls=count * (rest + 2 * first),
+        products=count * first * g.groups,
+        product_rows=g.out_channels_per_group,
+        product_inner=g.in_channels_per_group * rest,
+        note="im2col of later taps + GEMM per row tap",
+    )
+
+
+#: The record of this path (:mod:`mimo_conv._paths.registry`).
+PATH = PathSpec(
+    name="row_gemm",
+    correlate=correlate_row_gemm,
+    summary="copies only the later kernel axes and runs one product per tap of the first, "
+    "over row-shifted views",
+    chunk_name="row_gemm buffer of one output row",
+    bytes_per_row=row_gemm_bytes_per_row,
+    granularity="rows",
+    work=row_gemm_work,
+    weight_copy=True,
+)

@@ -1,0 +1,158 @@
+"""What a computational path declares about itself: the record every path module exports.
+
+A path is a function ``correlate(x_padded, weight, geometry, chunking) -> out`` plus what the
+planner (:mod:`mimo_conv._engine.plan`) needs to know about it without running it: whether
+it applies to a call (and why not, in words), the temporary bytes of its chunks, and the work
+it does besides its multiply-adds (:class:`Work`), counted as bytes copied and NumPy calls.
+The machine's speeds that turn these counts into seconds live in the engine
+(:mod:`mimo_conv._engine.constants`), not here: a path says *what* it does, the engine says
+how long that takes on this machine.
+
+Examples
+--------
+>>> from mimo_conv._paths.naive import PATH
+>>> PATH.name, PATH.granularity
+('naive', 'window')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from numpy.typing import NDArray
+
+from mimo_conv._core.budget import Chunking
+from mimo_conv._core.geometry import ConvGeometry
+
+#: ``correlate(x_padded, weight, geometry, chunking)``: the padded input
+#: ``(N, C_in, *padded_shape)`` and the kernels in the compute dtype, the chunk sizes the plan
+#: chose (None: one chunk); returns a new ``(N, C_out, *output_shape)`` array without bias.
+Correlate = Callable[[NDArray[Any], NDArray[Any], ConvGeometry, Chunking | None], NDArray[Any]]
+
+
+@dataclass(frozen=True)
+class Work:
+    """What one call of a path does besides its multiply-adds, for the cost model.
+
+    Attributes
+    ----------
+    bytes_moved : int
+        Bytes read and written outside the matrix-product kernel (tap copies, additions).
+    calls : int
+        NumPy calls issued from Python, each with a fixed overhead.
+    products : int
+        Separate small matrix products (one per image, group and chunk, or per tap).
+    product_rows, product_inner : int
+        Rows and inner length of one product: small ones run below BLAS's full rate.
+    einsum_calls : int
+        ``np.einsum`` calls (each parses its subscripts and plans its route).
+    python_iterations : int
+        Iterations of a Python loop (the naive path's windows).
+    elementwise : bool
+        The arithmetic is NumPy's elementwise multiply and sum, not a matrix product.
+    note : str
+        What the path does, for the printed table.
+    """
+
+    bytes_moved: int
+    calls: int
+    products: int
+    product_rows: int
+    product_inner: int
+    einsum_calls: int = 0
+    python_iterations: int = 0
+    elementwise: bool = False
+    note: str = ""
+
+
+def always(geometry: ConvGeometry) -> str | None:
+    """Say nothing against any geometry: the test of a path that computes every one.
+
+    Examples
+    --------
+    >>> from mimo_conv._core.geometry import ConvGeometry
+    >>> always(ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))) is None
+    True
+    """
+    del geometry
+    return None
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """Everything about one computational path, in one place.
+
+    Attributes
+    ----------
+    name : str
+        The name ``method=`` selects it by.
+    correlate : Correlate
+        The function that computes it.
+    summary : str
+        One phrase for the ``method`` lists in docstrings.
+    chunk_name : str
+        What its smallest chunk holds, for messages.
+    bytes_per_row : callable ``(geometry, itemsize) -> int``
+        Temporary bytes per image and output row (``granularity="rows"``), per image and
+        output row of a whole image (``"images"``), or of its one temporary (``"window"``).
+    granularity : {"rows", "images", "window"}
+        What its chunks are: images times ranges of output rows, whole images only, or a
+        fixed temporary that does not grow with the call.
+    work : callable ``(geometry, itemsize, chunking) -> Work``
+        Its cost formula.
+    applies : callable ``(geometry) -> str | None``
+        None when it can compute the geometry, else why not (a phrase).
+    contiguous_input : bool
+        It needs a C-contiguous input; the engine copies (and budgets) one that is not.
+    error_bound_factor : float
+        Factor over the direct dot-product rounding bound ``gamma_n * conv(|x|, |w|)``
+        (Higham, section 3.1): 1 for a path that sums the same products in another order.
+    weight_copy : bool
+        It copies the kernels into another layout (one kernel-sized temporary).
+    """
+
+    name: str
+    correlate: Correlate
+    summary: str
+    chunk_name: str
+    bytes_per_row: Callable[[ConvGeometry, int], int]
+    granularity: Literal["rows", "images", "window"]
+    work: Callable[[ConvGeometry, int, Chunking], Work]
+    applies: Callable[[ConvGeometry], str | None] = always
+    contiguous_input: bool = False
+    error_bound_factor: float = 1.0
+    weight_copy: bool = False
+
+    def smallest_chunk(self, geometry: ConvGeometry, itemsize: int) -> int:
+        """Temporary bytes of its smallest chunk: one row, one image, or its one window.
+
+        Examples
+        --------
+        >>> from mimo_conv._paths.gemm import PATH
+        >>> g = ConvGeometry(8, 16, 16, 1, (32, 32), (3, 3), (1, 1), (1, 1), ((1, 1),) * 2)
+        >>> PATH.smallest_chunk(g, 4)  # 16 channels * 9 taps * 32 positions * 4 bytes
+        18432
+        """
+        per_row = self.bytes_per_row(geometry, itemsize)
+        if self.granularity == "images":
+            return per_row * max(1, geometry.output_shape[0])
+        return per_row
+
+    def chunk_bytes(self, geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> int:
+        """Temporary bytes of its largest chunk under ``chunking``.
+
+        Examples
+        --------
+        >>> from mimo_conv._paths.gemm import PATH
+        >>> g = ConvGeometry(8, 16, 16, 1, (32, 32), (3, 3), (1, 1), (1, 1), ((1, 1),) * 2)
+        >>> PATH.chunk_bytes(g, 4, Chunking(2, 32))  # two whole images' im2col buffers
+        1179648
+        """
+        per_row = self.bytes_per_row(geometry, itemsize)
+        if self.granularity == "window":
+            return per_row
+        rows = max(1, geometry.output_shape[0])
+        images = min(geometry.batch_size, chunking.images)
+        return images * min(rows, chunking.rows) * per_row
