@@ -205,7 +205,17 @@ def test_plans_without_blas_are_modelled_as_slower() -> None:
 def test_grouped_einsum_is_modelled_without_blas() -> None:
     # The issue's depthwise layer: einsum keeps the group axis, so NumPy's own loop runs it
     # (measured 4.6 ms against 1.2 ms for gemm); the model must not pick it.
-    depthwise = ConvGeometry(2, 576, 576, 576, (3, 3), (5, 5), (1, 1), (1, 1), ((2, 2),) * 2)
+    depthwise = ConvGeometry(
+        batch_size=2,
+        in_channels=576,
+        out_channels=576,
+        groups=576,
+        input_shape=(3, 3),
+        kernel_shape=(5, 5),
+        stride=(1, 1),
+        dilation=(1, 1),
+        padding=((2, 2),) * 2,
+    )
     choice = model.explain_choice(depthwise, F32)
     einsum = next(cost for cost in choice.candidates if cost.method == "einsum")
     assert choice.chosen != "einsum"
@@ -215,5 +225,15 @@ def test_grouped_einsum_is_modelled_without_blas() -> None:
 def test_the_book_example_in_int64_takes_gemm() -> None:
     # On the textbook's 3 x 3 input gemm gathers the whole im2col buffer in one indexed copy;
     # row_gemm makes more calls (measured: see the report of issue 10).
-    book = ConvGeometry(1, 2, 1, 1, (3, 3), (2, 2), (1, 1), (1, 1), ((0, 0),) * 2)
+    book = ConvGeometry(
+        batch_size=1,
+        in_channels=2,
+        out_channels=1,
+        groups=1,
+        input_shape=(3, 3),
+        kernel_shape=(2, 2),
+        stride=(1, 1),
+        dilation=(1, 1),
+        padding=((0, 0),) * 2,
+    )
     assert model.choose_method(book, I64) == "gemm"

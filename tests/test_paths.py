@@ -22,10 +22,10 @@ from numpy.typing import NDArray
 
 import mimo_conv as mc
 from memory_probe import peak_temporary
-from mimo_conv._core.arguments import prepare_call
 from mimo_conv._core.budget import PREFERRED_CHUNK_BYTES, Chunking, check_fits, plan_chunks
 from mimo_conv._core.dtypes import plan_dtypes
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._core.operands import prepare_call
 from mimo_conv._engine.execute import plan_for
 from mimo_conv._paths import registry as _methods
 from mimo_conv.testing import ConvProblem, assert_conv_close, conv_problems

@@ -137,7 +137,7 @@ def test_the_plan_says_feasible_exactly_when_the_call_runs_within_its_workspace(
         warnings.simplefilter("error")
         plan = mc.explain_method(x, w, bias, padding=padding, memory_budget=budget)
     if method != "auto":
-        from mimo_conv._core.arguments import prepare_call  # noqa: PLC0415
+        from mimo_conv._core.operands import prepare_call  # noqa: PLC0415
         from mimo_conv._engine.execute import plan_for  # noqa: PLC0415
 
         xa, wa, ba, geometry, dtypes = prepare_call(

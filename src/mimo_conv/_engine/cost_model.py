@@ -14,17 +14,20 @@ Examples
 >>> import numpy as np
 >>> from mimo_conv._core.dtypes import plan_dtypes
 >>> plan = plan_dtypes(np.dtype(np.float64), np.dtype(np.float64))
->>> g = ConvGeometry(1, 2, 4, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+>>> g = ConvGeometry(
+...     batch_size=1, in_channels=2, out_channels=4, groups=1, input_shape=(5, 5),
+...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+... )
 >>> choose_method(g, plan)
 'gemm'
 """
 
 from __future__ import annotations
 
-from mimo_conv._core.arguments import prepare_call
 from mimo_conv._core.budget import resolve_budget
 from mimo_conv._core.dtypes import DtypePlan
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._core.operands import prepare_call
 from mimo_conv._engine.execute import plan_for
 from mimo_conv._engine.plan import ConvPlan, PathCost, plan_conv
 from mimo_conv._paths.registry import METHODS
@@ -55,7 +58,10 @@ def explain_choice(geometry: ConvGeometry, plan: DtypePlan, budget: int | None =
     >>> import numpy as np
     >>> from mimo_conv._core.dtypes import plan_dtypes
     >>> plan = plan_dtypes(np.dtype(np.float64), np.dtype(np.float64))
-    >>> g = ConvGeometry(1, 2, 4, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=2, out_channels=4, groups=1, input_shape=(5, 5),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> explain_choice(g, plan, 64).chosen is None  # one im2col row needs 432 bytes
     True
     """
@@ -76,16 +82,28 @@ def choose_method(geometry: ConvGeometry, plan: DtypePlan, budget: int | None = 
     >>> import numpy as np
     >>> from mimo_conv._core.dtypes import plan_dtypes
     >>> plan = plan_dtypes(np.dtype(np.float32), np.dtype(np.float32))
-    >>> pointwise = ConvGeometry(1, 4, 2, 1, (5, 5), (1, 1), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> pointwise = ConvGeometry(
+    ...     batch_size=1, in_channels=4, out_channels=2, groups=1, input_shape=(5, 5),
+    ...     kernel_shape=(1, 1), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> choose_method(pointwise, plan)
     'matmul'
-    >>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> g = ConvGeometry(
+    ...     batch_size=8, in_channels=64, out_channels=64, groups=1, input_shape=(56, 56),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
+    ... )
     >>> choose_method(g, plan)  # saves 6 of the 9 tap copies of "gemm"
     'row_gemm'
-    >>> stride_2 = ConvGeometry(8, 64, 128, 1, (56, 56), (3, 3), (2, 2), (1, 1), ((1, 1),) * 2)
+    >>> stride_2 = ConvGeometry(
+    ...     batch_size=8, in_channels=64, out_channels=128, groups=1, input_shape=(56, 56),
+    ...     kernel_shape=(3, 3), stride=(2, 2), dilation=(1, 1), padding=((1, 1),) * 2,
+    ... )
     >>> choose_method(stride_2, plan)
     'gemm'
-    >>> wide = ConvGeometry(1, 64, 64, 1, (3, 1002), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> wide = ConvGeometry(
+    ...     batch_size=1, in_channels=64, out_channels=64, groups=1, input_shape=(3, 1002),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> choose_method(wide, plan, budget=10**6)  # one im2col row needs 2304000 bytes
     'shift'
     """
@@ -138,7 +156,10 @@ def workspace_bytes(
     >>> import numpy as np
     >>> from mimo_conv._core.dtypes import plan_dtypes
     >>> plan = plan_dtypes(np.dtype(np.float64), np.dtype(np.float64))
-    >>> g = ConvGeometry(1, 2, 4, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=2, out_channels=4, groups=1, input_shape=(5, 5),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> workspace_bytes("gemm", g, plan)  # 2 channels * 9 taps * 9 outputs * 8 bytes
     1296
     """

@@ -38,7 +38,10 @@ def plan_for(
     Examples
     --------
     >>> from mimo_conv._core.dtypes import plan_dtypes
-    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),), batched=False)
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),), batched=False,
+    ... )
     >>> dtypes = plan_dtypes(np.dtype(np.int64), np.dtype(np.int64))
     >>> plan_for(np.ones((1, 3), int), np.ones((1, 1, 2), int), g, dtypes, 4096, "gemm").chosen
     'gemm'
@@ -73,7 +76,10 @@ def run_conv(
     Examples
     --------
     >>> from mimo_conv._core.dtypes import plan_dtypes
-    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),), batched=False)
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),), batched=False,
+    ... )
     >>> dtypes = plan_dtypes(np.dtype(np.int64), np.dtype(np.int64))
     >>> x, w = np.array([[1, 2, 3]]), np.array([[[1, 10]]])
     >>> run_conv(x, w, None, plan_for(x, w, g, dtypes, 4096, "gemm"))

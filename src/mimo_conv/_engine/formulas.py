@@ -47,7 +47,10 @@ def flop_count(geometry: ConvGeometry, dtypes: DtypePlan) -> int:
     --------
     >>> import numpy as np
     >>> from mimo_conv._core.dtypes import plan_dtypes
-    >>> g = ConvGeometry(1, 2, 4, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=2, out_channels=4, groups=1, input_shape=(5, 5),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> flop_count(g, plan_dtypes(np.dtype(np.float64), np.dtype(np.float64)))  # 2*36*18
     1296
     """

@@ -21,7 +21,10 @@ Examples
 >>> import numpy as np
 >>> from mimo_conv._core.dtypes import plan_dtypes
 >>> f32 = np.dtype(np.float32)
->>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+>>> g = ConvGeometry(
+...     batch_size=8, in_channels=64, out_channels=64, groups=1, input_shape=(56, 56),
+...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
+... )
 >>> plan = plan_conv(g, plan_dtypes(f32, f32), (f32, f32), True, 2**28)
 >>> plan.chosen, plan.cost.chunking
 ('row_gemm', Chunking(images=1, rows=56))
@@ -181,7 +184,10 @@ def plan_conv(
     --------
     >>> f16, f32 = np.dtype(np.float16), np.dtype(np.float32)
     >>> from mimo_conv._core.dtypes import plan_dtypes
-    >>> g = ConvGeometry(8, 16, 16, 1, (32, 32), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=8, in_channels=16, out_channels=16, groups=1, input_shape=(32, 32),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> half = plan_dtypes(f16, f16)  # computes in float32: converting x is a copy
     >>> print(plan_conv(g, half, (f16, f16), True, 100_000).chosen)
     None
@@ -225,7 +231,10 @@ def path_plan(
     >>> f64 = np.dtype(np.float64)
     >>> from mimo_conv._core.dtypes import plan_dtypes
     >>> from mimo_conv._paths.gemm import PATH
-    >>> g = ConvGeometry(1, 2, 4, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=2, out_channels=4, groups=1, input_shape=(5, 5),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> cost = path_plan(PATH, g, plan_dtypes(f64, f64), (f64, f64), True, 2**28)
     >>> cost.workspace  # 2 channels * 9 taps * 9 outputs * 8 bytes
     1296

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._core.arguments import as_numeric_array
+from mimo_conv._core.arguments import IntOrInts, PaddingArg
 from mimo_conv._core.budget import resolve_budget
 from mimo_conv._core.dtypes import DtypePlan, check_integer_range, plan_dtypes
-from mimo_conv._gradients.common import IntOrInts, PaddingArg, gradient_geometry
+from mimo_conv._core.operands import as_numeric_array
+from mimo_conv._gradients.common import gradient_geometry
 from mimo_conv._gradients.input_gradient import (
     input_gradient,
     input_gradient_plan,
@@ -186,12 +187,15 @@ def conv_backward(
     budget = resolve_budget(memory_budget)
     input_plan = input_gradient_plan(grads, weight_array, geometry)
     weight_plan = weight_gradient_plan(x_array, grads, geometry)
-    bias_gradient_plan(grads, 1 if geometry.batched else 0)
+    bias_plan = bias_gradient_plan(grads, 1 if geometry.batched else 0)
     plan_input_gradient(geometry, input_plan, method, budget)
     operands = (x_array.dtype, grads.dtype)
     plan_weight_gradient(geometry, weight_plan, operands, method, budget)
+    # The gradients are handed their dtype plans so that they do not check again.
     return (
-        input_gradient(grads, weight_array, geometry, method=method, budget=budget),
-        weight_gradient(x_array, grads, geometry, method=method, budget=budget),
-        bias_gradient(grads, batched=geometry.batched),
+        input_gradient(
+            grads, weight_array, geometry, method=method, budget=budget, plan=input_plan
+        ),
+        weight_gradient(x_array, grads, geometry, method=method, budget=budget, plan=weight_plan),
+        bias_gradient(grads, batched=geometry.batched, plan=bias_plan),
     )

@@ -279,7 +279,8 @@ def input_gradient(
     array([[[2, 4, 4]]])
     """
     method = check_method(method, geometry)
-    plan = input_gradient_plan(grad_output, weight, geometry)
+    if plan is None:
+        plan = input_gradient_plan(grad_output, weight, geometry)
     route = plan_input_gradient(geometry, plan, method, resolve_budget(budget))
     grads = grad_output if geometry.batched else grad_output[np.newaxis]
     if route.inner is None:
@@ -315,7 +316,10 @@ def plan_input_gradient(
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 1, 1, 1, (5,), (3,), (1,), (1,), ((0, 0),))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(5,),
+    ...     kernel_shape=(3,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... )
     >>> plan_input_gradient(g, plan_dtypes(np.dtype(np.int64)), "auto", 4096).inner is None
     True
     >>> plan_input_gradient(g, plan_dtypes(np.dtype(np.int64)), "gemm", 4096).inner.chosen

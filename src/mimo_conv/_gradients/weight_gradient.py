@@ -144,7 +144,8 @@ def weight_gradient(
     array([[[21, 32]]])
     """
     method = check_method(method, geometry)
-    plan = weight_gradient_plan(x, grad_output, geometry)
+    if plan is None:
+        plan = weight_gradient_plan(x, grad_output, geometry)
     route = plan_weight_gradient(
         geometry, plan, (x.dtype, grad_output.dtype), method, resolve_budget(budget)
     )
@@ -193,7 +194,10 @@ def plan_weight_gradient(
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... )
     >>> i64 = np.dtype(np.int64)
     >>> plan_weight_gradient(g, plan_dtypes(i64), (i64, i64), "shift", 4096).inner.chosen
     'shift'
@@ -241,7 +245,10 @@ def object_copy_bytes(geometry: ConvGeometry, operands: tuple[np.dtype[Any], ...
 
     Examples
     --------
-    >>> g = ConvGeometry(2, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> g = ConvGeometry(
+    ...     batch_size=2, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... )
     >>> object_copy_bytes(g, (np.dtype(object), np.dtype(np.int64)))  # 2 * 3 pointers
     48
     """
@@ -265,7 +272,10 @@ def direct_seconds(geometry: ConvGeometry, plan: DtypePlan, images: int) -> floa
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... )
     >>> direct_seconds(g, plan_dtypes(np.dtype(np.int64)), 1) > 0
     True
     """

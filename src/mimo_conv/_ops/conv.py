@@ -6,8 +6,9 @@ from typing import Any
 
 from numpy.typing import ArrayLike, NDArray
 
-from mimo_conv._core.arguments import prepare_call
+from mimo_conv._core.arguments import IntOrInts, PaddingArg
 from mimo_conv._core.budget import resolve_budget
+from mimo_conv._core.operands import prepare_call
 from mimo_conv._engine.execute import plan_for, run_conv
 from mimo_conv._paths.registry import check_method, lists_the_methods
 

@@ -146,7 +146,10 @@ def einsum_applies(geometry: ConvGeometry) -> str | None:
 
     Examples
     --------
-    >>> einsum_applies(ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))) is None
+    >>> einsum_applies(ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... )) is None
     True
     """
     if geometry.spatial_dims > MAX_SPATIAL_DIMS:
@@ -165,7 +168,10 @@ def einsum_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Wo
 
     Examples
     --------
-    >>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> g = ConvGeometry(
+    ...     batch_size=8, in_channels=64, out_channels=64, groups=1, input_shape=(56, 56),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
+    ... )
     >>> einsum_work(g, 4, Chunking(1, 56)).einsum_calls  # one per image
     8
     """

@@ -155,7 +155,10 @@ def gathers(geometry: ConvGeometry) -> bool:
 
     Examples
     --------
-    >>> gathers(ConvGeometry(1, 2, 1, 1, (3, 3), (2, 2), (1, 1), (1, 1), ((0, 0), (0, 0))))
+    >>> gathers(ConvGeometry(
+    ...     batch_size=1, in_channels=2, out_channels=1, groups=1, input_shape=(3, 3),
+    ...     kernel_shape=(2, 2), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... ))
     True
     """
     taps = math.prod(geometry.kernel_shape)
@@ -189,7 +192,10 @@ def gemm_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Work
 
     Examples
     --------
-    >>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> g = ConvGeometry(
+    ...     batch_size=8, in_channels=64, out_channels=64, groups=1, input_shape=(56, 56),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
+    ... )
     >>> work = gemm_work(g, 4, Chunking(1, 56))
     >>> work.calls  # per image: 9 tap copies, one product, one reshape
     88

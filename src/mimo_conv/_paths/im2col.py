@@ -106,7 +106,10 @@ def im2col_bytes_per_output_row(geometry: ConvGeometry, itemsize: int) -> int:
 
     Examples
     --------
-    >>> g = ConvGeometry(4, 2, 8, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=4, in_channels=2, out_channels=8, groups=1, input_shape=(5, 5),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> im2col_bytes_per_output_row(g, 8)  # a third of the image's 1872 bytes
     624
     """
@@ -119,7 +122,10 @@ def im2col_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Wo
 
     Examples
     --------
-    >>> g = ConvGeometry(4, 2, 8, 1, (5, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=4, in_channels=2, out_channels=8, groups=1, input_shape=(5, 5),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> im2col_work(g, 8, Chunking(2, 3)).calls  # 2 chunks: unfold, product, copy
     6
     """

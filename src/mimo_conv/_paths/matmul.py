@@ -93,7 +93,10 @@ def matmul_applies(geometry: ConvGeometry) -> str | None:
 
     Examples
     --------
-    >>> matmul_applies(ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),)))
+    >>> matmul_applies(ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... ))
     'needs a 1 x 1 kernel, got kernel shape (2,)'
     """
     if not geometry.is_pointwise:
@@ -106,7 +109,10 @@ def strided_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 4, 2, 1, (6, 6), (1, 1), (2, 2), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=4, out_channels=2, groups=1, input_shape=(6, 6),
+    ...     kernel_shape=(1, 1), stride=(2, 2), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> strided_bytes_per_row(g, 8)  # 4 channels * 3 positions * 8 bytes
     96
     """
@@ -120,7 +126,10 @@ def matmul_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Wo
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 4, 2, 1, (6, 6), (1, 1), (2, 2), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=4, out_channels=2, groups=1, input_shape=(6, 6),
+    ...     kernel_shape=(1, 1), stride=(2, 2), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> matmul_work(g, 8, Chunking(1, 3)).bytes_moved  # read and write 4 * 9 elements
     576
     """

@@ -96,7 +96,10 @@ def window_bytes(geometry: ConvGeometry, itemsize: int) -> int:
 
     Examples
     --------
-    >>> window_bytes(ConvGeometry(1, 2, 1, 1, (3, 3), (2, 2), (1, 1), (1, 1), ((0, 0),) * 2), 8)
+    >>> window_bytes(ConvGeometry(
+    ...     batch_size=1, in_channels=2, out_channels=1, groups=1, input_shape=(3, 3),
+    ...     kernel_shape=(2, 2), stride=(1, 1), dilation=(1, 1), padding=((0, 0),) * 2,
+    ... ), 8)
     64
     """
     return geometry.terms_per_output * itemsize
@@ -107,7 +110,10 @@ def naive_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Wor
 
     Examples
     --------
-    >>> g = ConvGeometry(1, 2, 1, 1, (3, 3), (2, 2), (1, 1), (1, 1), ((0, 0),) * 2)
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=2, out_channels=1, groups=1, input_shape=(3, 3),
+    ...     kernel_shape=(2, 2), stride=(1, 1), dilation=(1, 1), padding=((0, 0),) * 2,
+    ... )
     >>> naive_work(g, 8, Chunking(1, 2)).python_iterations
     4
     """

@@ -49,7 +49,10 @@ def row_gemm_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
 
     Examples
     --------
-    >>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> g = ConvGeometry(
+    ...     batch_size=8, in_channels=64, out_channels=64, groups=1, input_shape=(56, 56),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
+    ... )
     >>> row_gemm_bytes_per_row(g, 4)  # (64 * 3 * (1 + 2) + 64) * 56 * 4 bytes
     143360
     """
@@ -89,14 +92,20 @@ def correlate_row_gemm(
     --------
     >>> x = np.arange(9).reshape(1, 1, 3, 3)
     >>> w = np.array([[[[0, 1], [2, 3]]]])
-    >>> g = ConvGeometry(1, 1, 1, 1, (3, 3), (2, 2), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3, 3),
+    ...     kernel_shape=(2, 2), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
     >>> correlate_row_gemm(x, w, g)
     array([[[[19, 25],
              [37, 43]]]])
 
     A 1-d convolution multiplies shifted views of the input, copying nothing:
 
-    >>> g1 = ConvGeometry(1, 1, 1, 1, (4,), (2,), (1,), (1,), ((0, 0),))
+    >>> g1 = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(4,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... )
     >>> correlate_row_gemm(np.array([[[1, 2, 3, 4]]]), np.array([[[1, 10]]]), g1)
     array([[[21, 32, 43]]])
     """
@@ -177,7 +186,10 @@ def row_gemm_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> 
 
     Examples
     --------
-    >>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> g = ConvGeometry(
+    ...     batch_size=8, in_channels=64, out_channels=64, groups=1, input_shape=(56, 56),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
+    ... )
     >>> work = row_gemm_work(g, 4, Chunking(1, 56))
     >>> work.calls  # per image: 3 copies, 3 products, 2 additions, 1 product buffer
     72

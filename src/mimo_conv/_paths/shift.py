@@ -127,7 +127,10 @@ def shift_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Wor
 
     Examples
     --------
-    >>> g = ConvGeometry(8, 64, 64, 1, (56, 56), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    >>> g = ConvGeometry(
+    ...     batch_size=8, in_channels=64, out_channels=64, groups=1, input_shape=(56, 56),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
+    ... )
     >>> shift_work(g, 4, Chunking(2, 56)).calls  # 4 chunks of 9 taps, 3 calls each
     108
     """

@@ -73,7 +73,10 @@ def always(geometry: ConvGeometry) -> str | None:
     Examples
     --------
     >>> from mimo_conv._core.geometry import ConvGeometry
-    >>> always(ConvGeometry(1, 1, 1, 1, (3,), (2,), (1,), (1,), ((0, 0),))) is None
+    >>> always(ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((0, 0),),
+    ... )) is None
     True
     """
     del geometry
@@ -131,7 +134,10 @@ class PathSpec:
         Examples
         --------
         >>> from mimo_conv._paths.gemm import PATH
-        >>> g = ConvGeometry(8, 16, 16, 1, (32, 32), (3, 3), (1, 1), (1, 1), ((1, 1),) * 2)
+        >>> g = ConvGeometry(
+        ...     batch_size=8, in_channels=16, out_channels=16, groups=1, input_shape=(32, 32),
+        ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1),) * 2,
+        ... )
         >>> PATH.smallest_chunk(g, 4)  # 16 channels * 9 taps * 32 positions * 4 bytes
         18432
         """
@@ -146,7 +152,10 @@ class PathSpec:
         Examples
         --------
         >>> from mimo_conv._paths.gemm import PATH
-        >>> g = ConvGeometry(8, 16, 16, 1, (32, 32), (3, 3), (1, 1), (1, 1), ((1, 1),) * 2)
+        >>> g = ConvGeometry(
+        ...     batch_size=8, in_channels=16, out_channels=16, groups=1, input_shape=(32, 32),
+        ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1),) * 2,
+        ... )
         >>> PATH.chunk_bytes(g, 4, Chunking(2, 32))  # two whole images' im2col buffers
         1179648
         """
