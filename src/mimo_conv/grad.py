@@ -33,6 +33,7 @@ from typing import Any
 from numpy.typing import ArrayLike, NDArray
 
 from mimo_conv._core.arguments import as_numeric_array
+from mimo_conv._core.layouts import canonical, from_canonical, gradient_layouts
 from mimo_conv._gradients.backward import bias_gradient
 from mimo_conv._gradients.common import IntOrInts, PaddingArg, as_shape, gradient_geometry
 from mimo_conv._gradients.input_gradient import input_gradient
@@ -73,15 +74,24 @@ def _input(
     *,
     method: str,
     budget: int | None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """Validate once and compute ``dL/dx``: the pipeline behind every ``conv*_input``."""
-    shape = as_shape(input_shape, "input_shape")
+    layouts, shape = gradient_layouts(
+        layout, weight_layout, spatial_dims, as_shape(input_shape, "input_shape"), "input_shape"
+    )
+    grad_output = canonical(grad_output, layouts.input_order, "grad_output")  # views: no copy
+    weight = canonical(weight, layouts.weight_order, "weight")
     weight_array = as_numeric_array(weight, "weight")
     grads = as_numeric_array(grad_output, "grad_output")
     geometry = gradient_geometry(
         shape, weight_array.shape, grads, spatial_dims=spatial_dims, **options
     )
-    return input_gradient(grads, weight_array, geometry, method=method, budget=budget)
+    return from_canonical(
+        input_gradient(grads, weight_array, geometry, method=method, budget=budget),
+        layouts.input_order,
+    )
 
 
 def _weight(
@@ -93,13 +103,23 @@ def _weight(
     *,
     method: str,
     budget: int | None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """Validate once and compute ``dL/dw``: the pipeline behind every ``conv*_weight``."""
+    layouts, shape = gradient_layouts(
+        layout, weight_layout, spatial_dims, as_shape(weight_shape, "weight_shape"),
+        "weight_shape", weight=True,
+    )  # fmt: skip
+    x = canonical(x, layouts.input_order, "input")  # views: no copy
+    grad_output = canonical(grad_output, layouts.input_order, "grad_output")
     x_array = as_numeric_array(x, "input")
-    shape = as_shape(weight_shape, "weight_shape")
     grads = as_numeric_array(grad_output, "grad_output")
     geometry = gradient_geometry(x_array.shape, shape, grads, spatial_dims=spatial_dims, **options)
-    return weight_gradient(x_array, grads, geometry, method=method, budget=budget)
+    return from_canonical(
+        weight_gradient(x_array, grads, geometry, method=method, budget=budget),
+        layouts.weight_order,
+    )
 
 
 def conv_input(
@@ -114,6 +134,8 @@ def conv_input(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """Gradient of :func:`mimo_conv.conv` with respect to its input.
 
@@ -223,7 +245,15 @@ def conv_input(
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
     return _input(
-        input_shape, weight, grad_output, options, None, method=method, budget=memory_budget
+        input_shape,
+        weight,
+        grad_output,
+        options,
+        None,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
     )
 
 
@@ -239,6 +269,8 @@ def conv_weight(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """Gradient of :func:`mimo_conv.conv` with respect to its kernels.
 
@@ -316,7 +348,15 @@ def conv_weight(
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
     return _weight(
-        input, weight_shape, grad_output, options, None, method=method, budget=memory_budget
+        input,
+        weight_shape,
+        grad_output,
+        options,
+        None,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
     )
 
 
@@ -359,6 +399,8 @@ def conv1d_input(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_input` for a 1-d convolution (``weight`` of shape ``(C_out, C_in/g, k)``).
 
@@ -368,7 +410,17 @@ def conv1d_input(
     array([[ 1,  0,  0, -1]])
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
-    return _input(input_shape, weight, grad_output, options, 1, method=method, budget=memory_budget)
+    return _input(
+        input_shape,
+        weight,
+        grad_output,
+        options,
+        1,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
+    )
 
 
 def conv2d_input(
@@ -383,6 +435,8 @@ def conv2d_input(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_input` for a 2-d convolution (``weight`` of shape ``(C_out, C_in/g, kH, kW)``).
 
@@ -393,7 +447,17 @@ def conv2d_input(
              [0., 0.]]]])
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
-    return _input(input_shape, weight, grad_output, options, 2, method=method, budget=memory_budget)
+    return _input(
+        input_shape,
+        weight,
+        grad_output,
+        options,
+        2,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
+    )
 
 
 def conv3d_input(
@@ -408,6 +472,8 @@ def conv3d_input(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_input` for a 3-d convolution (``weight`` of shape ``(C_out, C_in/g, *k)``).
 
@@ -417,7 +483,17 @@ def conv3d_input(
     np.float64(8.0)
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
-    return _input(input_shape, weight, grad_output, options, 3, method=method, budget=memory_budget)
+    return _input(
+        input_shape,
+        weight,
+        grad_output,
+        options,
+        3,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
+    )
 
 
 def conv1d_weight(
@@ -432,6 +508,8 @@ def conv1d_weight(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_weight` for a 1-d convolution.
 
@@ -442,7 +520,15 @@ def conv1d_weight(
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
     return _weight(
-        input, weight_shape, grad_output, options, 1, method=method, budget=memory_budget
+        input,
+        weight_shape,
+        grad_output,
+        options,
+        1,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
     )
 
 
@@ -458,6 +544,8 @@ def conv2d_weight(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_weight` for a 2-d convolution.
 
@@ -469,7 +557,15 @@ def conv2d_weight(
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
     return _weight(
-        input, weight_shape, grad_output, options, 2, method=method, budget=memory_budget
+        input,
+        weight_shape,
+        grad_output,
+        options,
+        2,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
     )
 
 
@@ -485,6 +581,8 @@ def conv3d_weight(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_weight` for a 3-d convolution.
 
@@ -495,5 +593,13 @@ def conv3d_weight(
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
     return _weight(
-        input, weight_shape, grad_output, options, 3, method=method, budget=memory_budget
+        input,
+        weight_shape,
+        grad_output,
+        options,
+        3,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
     )

@@ -22,12 +22,13 @@ from mimo_conv._core.dtypes import (
 )
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.memory import check_output_fits
+from mimo_conv._core.padding_rules import is_same_string, same_padding
 
 #: Names accepted by ``padding_mode``, as PyTorch's ``nn.Conv2d`` spells them, plus NumPy's
 #: ``"symmetric"`` (reflection that repeats the edge element).
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
 #: Names accepted by ``padding`` as a string.
-PADDING_STRINGS = ("valid", "same", "full")
+PADDING_STRINGS = ("valid", "same", "full", "same_lower")
 
 
 def as_numeric_array(value: object, name: str) -> NDArray[Any]:
@@ -313,10 +314,8 @@ def build_geometry(
     Examples
     --------
     >>> build_geometry((1, 3, 8, 8), (4, 3, 3, 3), None, stride=2, padding="same",
-    ...                dilation=1, groups=1, padding_mode="zeros")
-    Traceback (most recent call last):
-    ...
-    ValueError: padding='same' needs stride 1 along every axis (as in PyTorch), got stride=(2, 2)
+    ...                dilation=1, groups=1, padding_mode="zeros").padding
+    ((0, 1), (0, 1))
     >>> build_geometry((1, 3, 8, 8), (4, 3, 3, 3), None, stride=2, padding=1,
     ...                dilation=1, groups=1, padding_mode="zeros").out_shape
     (1, 4, 4, 4)
@@ -405,7 +404,11 @@ def _build_geometry(
 
     strides = int_per_axis(stride, "stride", rank, minimum=1)
     dilations = int_per_axis(dilation, "dilation", rank, minimum=1)
-    pairs = padding_pairs(padding, kernel_shape, dilations, strides)
+    if is_same_string(padding) and (padding == "same_lower" or strides != (1,) * rank):
+        # TF/JAX/ONNX SAME: depends on the input size (see _core/padding_rules.py)
+        pairs = same_padding(input_shape, kernel_shape, dilations, strides, lower=padding != "same")
+    else:
+        pairs = padding_pairs(padding, kernel_shape, dilations, strides)
     mode = _check_padding_mode(padding_mode, pairs, input_shape)
 
     geometry = ConvGeometry(

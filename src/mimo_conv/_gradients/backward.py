@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from mimo_conv._core.arguments import as_numeric_array
 from mimo_conv._core.dtypes import DtypePlan, check_integer_range, plan_dtypes
+from mimo_conv._core.layouts import canonical, from_canonical, parse_layouts
 from mimo_conv._gradients.common import IntOrInts, PaddingArg, gradient_geometry
 from mimo_conv._gradients.input_gradient import input_gradient, input_gradient_plan
 from mimo_conv._gradients.weight_gradient import (
@@ -85,6 +86,8 @@ def conv_backward(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     """Gradients of :func:`mimo_conv.conv` with respect to ``x``, ``weight`` and the bias.
 
@@ -107,6 +110,9 @@ def conv_backward(
     memory_budget : int, optional
         Largest temporary buffer, in bytes, for this call, as in :func:`mimo_conv.conv`;
         default :func:`mimo_conv.get_memory_budget`.
+    layout, weight_layout : str, optional
+        The axes of ``x`` and ``grad_output`` (and ``grad_x``), and of ``weight`` (and
+        ``grad_weight``), as for :func:`mimo_conv.conv` (e.g. ``"NHWC"``, ``"HWIO"``).
 
     Returns
     -------
@@ -156,9 +162,12 @@ def conv_backward(
     ...               padding_mode="circular")[0]
     array([[2, 2, 2]])
     """
-    grads = as_numeric_array(grad_output, "grad_output")
-    x_array = as_numeric_array(x, "x")
-    weight_array = as_numeric_array(weight, "weight")
+    layouts = parse_layouts(layout, weight_layout, spatial_dims=None, transposed=False)
+    grads = as_numeric_array(
+        canonical(grad_output, layouts.input_order, "grad_output"), "grad_output"
+    )
+    x_array = as_numeric_array(canonical(x, layouts.input_order, "x"), "x")  # views: no copy
+    weight_array = as_numeric_array(canonical(weight, layouts.weight_order, "weight"), "weight")
     geometry = gradient_geometry(
         x_array.shape,
         weight_array.shape,
@@ -175,7 +184,13 @@ def conv_backward(
     weight_gradient_plan(x_array, grads, geometry)
     bias_gradient_plan(grads, 1 if geometry.batched else 0)
     return (
-        input_gradient(grads, weight_array, geometry, method=method, budget=memory_budget),
-        weight_gradient(x_array, grads, geometry, method=method, budget=memory_budget),
+        from_canonical(
+            input_gradient(grads, weight_array, geometry, method=method, budget=memory_budget),
+            layouts.input_order,
+        ),
+        from_canonical(
+            weight_gradient(x_array, grads, geometry, method=method, budget=memory_budget),
+            layouts.weight_order,
+        ),
         bias_gradient(grads, batched=geometry.batched),
     )
