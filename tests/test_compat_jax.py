@@ -50,11 +50,11 @@ NORMAL = st.one_of(
 @given(jax_problems(spatial_dims=(1, 2), dtypes=("float32", "float64"), elements=NORMAL))
 def test_conv_general_dilated_within_the_bound_on_floats(problem: FrameworkProblem) -> None:
     if problem.args[0].dtype == np.float64:
-        jax.config.update("jax_enable_x64", True)  # noqa: FBT003
+        jax.config.update("jax_enable_x64", True)
     try:
         expected = run_jax(lax.conv_general_dilated, *problem.args, **problem.kwargs)
     finally:
-        jax.config.update("jax_enable_x64", False)  # noqa: FBT003
+        jax.config.update("jax_enable_x64", False)
     problem.assert_close(expected)  # JAX within the bound of the exact result
     problem.assert_close(mc_jax.conv_general_dilated(*problem.args, **problem.kwargs))
 
@@ -117,7 +117,11 @@ def test_preferred_element_type_int8_to_int32_is_exact() -> None:
     rng = np.random.default_rng(0)
     lhs = rng.integers(-128, 128, (2, 3, 9), dtype=np.int8)
     rhs = rng.integers(-128, 128, (4, 3, 3), dtype=np.int8)
-    options = {"window_strides": (2,), "padding": "SAME", "preferred_element_type": np.int32}
+    options: dict[str, Any] = {
+        "window_strides": (2,),
+        "padding": "SAME",
+        "preferred_element_type": np.int32,
+    }
     expected = run_jax(lax.conv_general_dilated, lhs, rhs, **options)
     actual = mc_jax.conv_general_dilated(lhs, rhs, **options)
     np.testing.assert_array_equal(actual, expected)
@@ -134,7 +138,7 @@ def test_string_padding_with_input_dilation_is_refused_as_in_jax() -> None:
 
 def test_a_crop_beyond_every_window_gives_an_empty_output_as_in_jax() -> None:
     x, w = np.ones((1, 1, 4), np.float32), np.ones((1, 1, 3), np.float32)
-    options = {"window_strides": (1,), "padding": [(-2, 0)]}
+    options: dict[str, Any] = {"window_strides": (1,), "padding": [(-2, 0)]}
     expected = run_jax(lax.conv_general_dilated, x, w, **options)
     actual = mc_jax.conv_general_dilated(x, w, **options)
     assert actual.shape == expected.shape == (1, 1, 0)
