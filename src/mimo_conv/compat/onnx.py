@@ -138,9 +138,10 @@ def transpose_window(
     its end. With ``output_shape`` (or ``SAME_*`` without it: ``output_shape = in *
     stride``), ``pads`` is ignored and ``total = full + output_padding - output_shape`` is
     split as the spec says: ``SAME_UPPER`` puts ``total // 2`` at the beginning, the other
-    modes ``total - total // 2``. A negative ``total`` (an output larger than the scatter)
-    is split with truncation toward zero, so the larger part of the extension goes to the
-    end for ``SAME_UPPER`` and to the beginning otherwise; see ``docs/frameworks.md``.
+    modes ``total - total // 2``, ``//`` being floor division (the spec's formula as the
+    ONNX reference evaluator reads it). A negative ``total`` (an output larger than the
+    scatter) therefore puts the odd extra element at the beginning for ``SAME_UPPER`` and at
+    the end otherwise; onnxruntime puts it at the end always (``docs/frameworks.md``).
 
     Returns
     -------
@@ -171,7 +172,7 @@ def transpose_window(
         bounds = []
         for size, natural, extra in zip(sizes, full, output_padding, strict=True):
             total = natural + extra - size
-            half = int(total / 2)  # truncation toward zero, as C's integer division
+            half = total // 2  # floor division, also for a negative total
             begin = half if auto_pad == "SAME_UPPER" else total - half
             bounds.append((begin, begin + size))
         return tuple(bounds)
@@ -217,8 +218,8 @@ def conv_transpose(
     Examples
     --------
     >>> conv_transpose(np.array([[[1.0, 10.0]]]), np.ones((1, 1, 2)), strides=[2],
-    ...                output_shape=[5])  # one element more than natural: at the start
-    array([[[ 0.,  1.,  1., 10., 10.]]])
+    ...                output_shape=[5])  # one element more than natural: at the end
+    array([[[ 1.,  1., 10., 10.,  0.]]])
     """
     weight = np.asarray(W)
     rank = _check_kernel_shape(weight, kernel_shape)
