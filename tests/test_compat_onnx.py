@@ -47,7 +47,7 @@ def make_model(op: str, inputs: list[np.ndarray[Any, Any]], attributes: dict[str
 def run_reference(op: str, inputs: list[Any], attributes: dict[str, Any]) -> Any:
     model = make_model(op, inputs, attributes)
     feeds = {f"input{index}": a for index, a in enumerate(inputs)}
-    outputs: list[Any] = ReferenceEvaluator(model).run(None, feeds)
+    outputs: Any = ReferenceEvaluator(model).run(None, feeds)
     return outputs[0]
 
 
