@@ -13,8 +13,9 @@ TensorFlow's conventions, as each function here takes them:
   stride), ``"VALID"``, or explicit: one ``[before, after]`` pair per input axis in
   ``data_format``'s order (``[[0, 0], [top, bottom], [left, right], [0, 0]]`` for NHWC).
 
-TensorFlow's CPU kernels refuse a stride and a dilation both above 1 and channels-first
-layouts; the mathematics here accepts both (``docs/frameworks.md``).
+TensorFlow documents a stride and a dilation both above 1 as unsupported (2.21's CPU
+kernel computes it) and runs channels-first ``conv2d`` only on GPUs; both are computed here
+(``docs/frameworks.md``).
 
 Examples
 --------

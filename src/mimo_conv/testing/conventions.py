@@ -117,7 +117,7 @@ def _base(
             groups=groups, bias=False,
         )
     )  # fmt: skip
-    if not stride_and_dilation:  # TensorFlow's CPU kernels refuse both above 1
+    if not stride_and_dilation:  # TensorFlow documents both above 1 as unsupported
         keep_stride = draw(st.booleans())
         problem = _replace(problem, **{"dilation" if keep_stride else "stride": 1})
     return problem, _geometry(problem).padding
@@ -360,8 +360,8 @@ def tf_problems(
 
     Channels-last input (``NWC``/``NHWC``/``NDHWC``, or channels first if asked), filters
     ``(*k, I, O)``, ``"SAME"`` (at any stride), ``"VALID"`` or, in 2-d, explicit padding
-    in TensorFlow's per-axis list; a stride or a dilation (not both above 1, which TF's CPU
-    kernels refuse).
+    in TensorFlow's per-axis list; a stride or a dilation (not both above 1, which
+    TensorFlow documents as unsupported).
 
     Parameters
     ----------
