@@ -123,8 +123,8 @@ BAD = [
      r"x_zero_point must be in the range of the uint8 values it shifts \(0 to 255\), got 300"),
     ("zero-point-float", {"x_zero_point": 1.5}, TypeError, r"x_zero_point must be an integer"),
     ("per-channel-shape", {"weight_zero_point": [1, 2, 3]}, ValueError,
-     r"weight_zero_point must be a scalar or one per output channel \(2,\), "
-     r"got weight_zero_point of shape \(3,\)"),
+     (r"weight_zero_point must be a scalar or one per output channel \(2,\), "
+      r"got weight_zero_point of shape \(3,\)")),
     ("x-per-channel", {"x_zero_point": [1, 2]}, ValueError,
      r"x_zero_point must be a scalar, got x_zero_point of shape \(2,\)"),
 ]  # fmt: skip
