@@ -154,3 +154,15 @@ def test_xla_flushes_subnormal_results_to_zero() -> None:
     # Recorded divergence (docs/frameworks.md): XLA CPU gives 0; any other value but the
     # exact one would be a new bug.
     assert flushed[0, 0, 0] in (0.0, exact[0, 0, 0])
+
+
+def test_conv_dimension_numbers_objects_are_accepted() -> None:
+    rng = np.random.default_rng(3)
+    lhs = rng.integers(-5, 6, (2, 6, 5, 3)).astype(np.float32)  # N H W C
+    rhs = rng.integers(-5, 6, (2, 3, 3, 4)).astype(np.float32)  # H W I O
+    numbers = lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NCHW"))
+    options: dict[str, Any] = {"window_strides": (2, 1), "padding": "SAME_LOWER"}
+    expected = run_jax(lax.conv_general_dilated, lhs, rhs, dimension_numbers=numbers, **options)
+    actual = mc_jax.conv_general_dilated(lhs, rhs, dimension_numbers=numbers, **options)
+    np.testing.assert_array_equal(actual, expected)
+    assert actual.shape == (2, 4, 3, 5)
