@@ -163,3 +163,9 @@ def test_output_size_as_a_whole_shape_in_a_layout() -> None:
     x, w = np.ones((1, 4, 4, 3)), np.ones((3, 2, 3, 3))
     out = mc.conv_transpose2d(x, w, stride=2, padding=1, output_size=(1, 8, 7, 2), layout="NHWC")
     assert out.shape == (1, 8, 7, 2)
+
+
+def test_output_size_with_a_padding_string_gets_conv_transposes_own_message() -> None:
+    with pytest.raises(ValueError, match=r"no padding strings\), got 'same'"):
+        mc.conv_transpose1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)), stride=2, padding="same",
+                            output_size=(6,))  # fmt: skip

@@ -85,6 +85,8 @@ def output_padding_for_size(
             f"(the whole output shape), got {tuple(output_size)!r}"
         )
         raise ValueError(msg)
+    if isinstance(padding, str):  # no padding strings here: conv_transpose's check says so
+        return (0,) * rank
     sizes = tuple(as_int(item, "output_size") for item in output_size)
     if len(sizes) == len(x_shape):  # a whole shape, in the caller's layout
         sizes = shape_to_canonical(sizes, order)[-rank:]
