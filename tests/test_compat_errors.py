@@ -89,3 +89,15 @@ def test_adapters_never_modify_their_inputs() -> None:
     jax.conv_general_dilated(x, w, (1,), [(-1, 2)], dimension_numbers=("NWC", "WIO", "NWC"))
     np.testing.assert_array_equal(x, before[0])
     np.testing.assert_array_equal(w, before[1])
+
+
+def test_tf_channels_first_is_channels_last_transposed() -> None:
+    # TensorFlow runs NCHW conv2d only on GPUs, so this is checked against the NHWC call
+    rng = np.random.default_rng(5)
+    x = rng.integers(-5, 6, (2, 6, 5, 3)).astype(np.float32)
+    w = rng.integers(-5, 6, (3, 2, 3, 4)).astype(np.float32)
+    options: dict[str, Any] = {"strides": [1, 2, 1, 1], "padding": "SAME"}
+    expected = tf.conv2d(x, w, **options)
+    nchw = {"strides": [1, 1, 2, 1], "padding": "SAME", "data_format": "NCHW"}
+    actual = tf.conv2d(x.transpose(0, 3, 1, 2), w, **nchw)
+    np.testing.assert_array_equal(actual, expected.transpose(0, 3, 1, 2))
