@@ -98,6 +98,6 @@ def test_tf_channels_first_is_channels_last_transposed() -> None:
     w = rng.integers(-5, 6, (3, 2, 3, 4)).astype(np.float32)
     options: dict[str, Any] = {"strides": [1, 2, 1, 1], "padding": "SAME"}
     expected = tf.conv2d(x, w, **options)
-    nchw = {"strides": [1, 1, 2, 1], "padding": "SAME", "data_format": "NCHW"}
+    nchw: dict[str, Any] = {"strides": [1, 1, 2, 1], "padding": "SAME", "data_format": "NCHW"}
     actual = tf.conv2d(x.transpose(0, 3, 1, 2), w, **nchw)
     np.testing.assert_array_equal(actual, expected.transpose(0, 3, 1, 2))
