@@ -167,6 +167,9 @@ def conv_input(
         correlation runs over chunks of images whose zero-inserted ``grad_output`` and
         padded gradient take at most half of it, the path the rest; a ``MemoryError`` is
         raised before those buffers are allocated when one image does not fit.
+    layout, weight_layout : str, optional
+        The axes of ``input_shape``, ``grad_output`` and the result, and of ``weight``, as
+        for :func:`mimo_conv.conv` (e.g. ``"NHWC"``, ``"HWIO"``).
 
     Returns
     -------
@@ -298,6 +301,9 @@ def conv_weight(
     memory_budget : int, optional
         Largest temporary buffer, in bytes, for this call, as in :func:`mimo_conv.conv`
         (default :func:`mimo_conv.get_memory_budget`).
+    layout, weight_layout : str, optional
+        The axes of ``input`` and ``grad_output``, and of ``weight_shape`` and the result,
+        as for :func:`mimo_conv.conv` (e.g. ``"NHWC"``, ``"HWIO"``).
 
     Returns
     -------
