@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"_engine"},
     {"_gradients"},
     {"_ops"},
-    {"_classroom", "testing"},
+    {"_classroom", "testing", "compat"},
     {"__init__", "__main__", "grad"},
 ]
 LAYER_OF = {name: index for index, layer in enumerate(LAYERS) for name in layer}

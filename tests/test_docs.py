@@ -15,6 +15,10 @@ import pytest
 
 import mimo_conv
 from mimo_conv import grad, testing
+from mimo_conv.compat import jax as compat_jax
+from mimo_conv.compat import onnx as compat_onnx
+from mimo_conv.compat import tf as compat_tf
+from mimo_conv.testing import conventions
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -44,6 +48,8 @@ def test_every_public_name_is_in_the_api_reference() -> None:
     public = {f"mimo_conv.{name}" for name in mimo_conv.__all__}
     public |= {f"mimo_conv.grad.{name}" for name in grad.__all__}
     public |= {f"mimo_conv.testing.{name}" for name in testing.__all__}
+    for module in (compat_jax, compat_tf, compat_onnx, conventions):
+        public |= {f"{module.__name__}.{name}" for name in module.__all__}
     documented = documented_names()
     assert public - documented == set()
     assert documented - public == set()  # nothing private, nothing misspelt

@@ -30,7 +30,7 @@ W1X1 = np.ones((4, 2, 1, 1))
 B = np.zeros(4)
 
 MODES = r"\('zeros', 'reflect', 'replicate', 'circular', 'symmetric'\)"
-STRINGS = r"\('valid', 'same', 'full'\)"
+STRINGS = r"\('valid', 'same', 'full', 'same_lower'\)"
 NEEDS_NUMBERS = r"must hold numbers \(an integer, floating, complex or object dtype\), got dtype"
 
 
@@ -134,11 +134,6 @@ BAD_CALLS = [
         r"'constant'", X, W, padding_mode="constant"),
     row("padding-mode-none", ValueError, rf"padding_mode must be one of {MODES}, got None", X, W,
         padding_mode=None),
-    row("same-with-stride-2", ValueError,
-        r"padding='same' needs stride 1 along every axis \(as in PyTorch\), got "
-        r"stride=\(2, 2\)", X, W, stride=2, padding="same"),
-    row("same-with-stride-tuple", ValueError, r"padding='same' needs stride 1 .* "
-        r"got stride=\(1, 3\)", X, W, stride=(1, 3), padding="same"),
     # --- lengths -----------------------------------------------------------------------
     row("stride-wrong-length", ValueError,
         r"stride must be an int or a sequence of 2 ints \(one per spatial dimension\), got "

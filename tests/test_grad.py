@@ -476,17 +476,6 @@ BAD_CALLS = [
         padding_mode="mirror",
     ),
     row(
-        "same-with-stride",
-        ValueError,
-        r"padding='same' needs stride 1",
-        mc.conv_backward,
-        G,
-        X,
-        W,
-        stride=2,
-        padding="same",
-    ),
-    row(
         "bool-grad-output",
         TypeError,
         r"grad_output must hold numbers .* got dtype bool",

@@ -30,6 +30,7 @@ from mimo_conv._core.geometry import ConvGeometry, output_length
 from mimo_conv._engine.cost_model import explain_method
 from mimo_conv._gradients.backward import conv_backward
 from mimo_conv._ops.conv import conv, conv1d, conv2d, conv3d
+from mimo_conv._ops.quantized import conv_integer
 from mimo_conv._ops.transpose import (
     conv_transpose,
     conv_transpose1d,
@@ -53,6 +54,7 @@ __all__ = [
     "conv2d",
     "conv3d",
     "conv_backward",
+    "conv_integer",
     "conv_matrix",
     "conv_transpose",
     "conv_transpose1d",

@@ -33,6 +33,7 @@ from typing import Any
 from numpy.typing import ArrayLike, NDArray
 
 from mimo_conv._core.arguments import IntOrInts, PaddingArg, as_shape
+from mimo_conv._core.layouts import canonical, from_canonical, gradient_layouts
 from mimo_conv._core.operands import as_numeric_array
 from mimo_conv._gradients.backward import bias_gradient
 from mimo_conv._gradients.common import gradient_geometry
@@ -75,15 +76,24 @@ def _input(
     *,
     method: str,
     budget: int | None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """Validate once and compute ``dL/dx``: the pipeline behind every ``conv*_input``."""
-    shape = as_shape(input_shape, "input_shape")
+    layouts, shape = gradient_layouts(
+        layout, weight_layout, spatial_dims, as_shape(input_shape, "input_shape"), "input_shape"
+    )
+    grad_output = canonical(grad_output, layouts.input_order, "grad_output")  # views: no copy
+    weight = canonical(weight, layouts.weight_order, "weight")
     weight_array = as_numeric_array(weight, "weight")
     grads = as_numeric_array(grad_output, "grad_output")
     geometry = gradient_geometry(
         shape, weight_array.shape, grads, spatial_dims=spatial_dims, **options
     )
-    return input_gradient(grads, weight_array, geometry, method=method, budget=budget)
+    return from_canonical(
+        input_gradient(grads, weight_array, geometry, method=method, budget=budget),
+        layouts.input_order,
+    )
 
 
 def _weight(
@@ -95,13 +105,23 @@ def _weight(
     *,
     method: str,
     budget: int | None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """Validate once and compute ``dL/dw``: the pipeline behind every ``conv*_weight``."""
+    layouts, shape = gradient_layouts(
+        layout, weight_layout, spatial_dims, as_shape(weight_shape, "weight_shape"),
+        "weight_shape", weight=True,
+    )  # fmt: skip
+    x = canonical(x, layouts.input_order, "input")  # views: no copy
+    grad_output = canonical(grad_output, layouts.input_order, "grad_output")
     x_array = as_numeric_array(x, "input")
-    shape = as_shape(weight_shape, "weight_shape")
     grads = as_numeric_array(grad_output, "grad_output")
     geometry = gradient_geometry(x_array.shape, shape, grads, spatial_dims=spatial_dims, **options)
-    return weight_gradient(x_array, grads, geometry, method=method, budget=budget)
+    return from_canonical(
+        weight_gradient(x_array, grads, geometry, method=method, budget=budget),
+        layouts.weight_order,
+    )
 
 
 @lists_the_methods
@@ -117,6 +137,8 @@ def conv_input(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """Gradient of :func:`mimo_conv.conv` with respect to its input.
 
@@ -148,6 +170,9 @@ def conv_input(
         correlation runs over chunks of images whose zero-inserted ``grad_output`` and
         padded gradient take at most half of it, the path the rest; a ``MemoryError`` is
         raised before those buffers are allocated when one image does not fit.
+    layout, weight_layout : str, optional
+        The axes of ``input_shape``, ``grad_output`` and the result, and of ``weight``, as
+        for :func:`mimo_conv.conv` (e.g. ``"NHWC"``, ``"HWIO"``).
 
     Returns
     -------
@@ -228,7 +253,15 @@ def conv_input(
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
     return _input(
-        input_shape, weight, grad_output, options, None, method=method, budget=memory_budget
+        input_shape,
+        weight,
+        grad_output,
+        options,
+        None,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
     )
 
 
@@ -245,6 +278,8 @@ def conv_weight(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """Gradient of :func:`mimo_conv.conv` with respect to its kernels.
 
@@ -272,6 +307,9 @@ def conv_weight(
     memory_budget : int, optional
         Largest temporary buffer, in bytes, for this call, as in :func:`mimo_conv.conv`
         (default :func:`mimo_conv.get_memory_budget`).
+    layout, weight_layout : str, optional
+        The axes of ``input`` and ``grad_output``, and of ``weight_shape`` and the result,
+        as for :func:`mimo_conv.conv` (e.g. ``"NHWC"``, ``"HWIO"``).
 
     Returns
     -------
@@ -322,7 +360,15 @@ def conv_weight(
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
     return _weight(
-        input, weight_shape, grad_output, options, None, method=method, budget=memory_budget
+        input,
+        weight_shape,
+        grad_output,
+        options,
+        None,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
     )
 
 
@@ -365,6 +411,8 @@ def conv1d_input(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_input` for a 1-d convolution (``weight`` of shape ``(C_out, C_in/g, k)``).
 
@@ -374,7 +422,17 @@ def conv1d_input(
     array([[ 1,  0,  0, -1]])
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
-    return _input(input_shape, weight, grad_output, options, 1, method=method, budget=memory_budget)
+    return _input(
+        input_shape,
+        weight,
+        grad_output,
+        options,
+        1,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
+    )
 
 
 def conv2d_input(
@@ -389,6 +447,8 @@ def conv2d_input(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_input` for a 2-d convolution (``weight`` of shape ``(C_out, C_in/g, kH, kW)``).
 
@@ -399,7 +459,17 @@ def conv2d_input(
              [0., 0.]]]])
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
-    return _input(input_shape, weight, grad_output, options, 2, method=method, budget=memory_budget)
+    return _input(
+        input_shape,
+        weight,
+        grad_output,
+        options,
+        2,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
+    )
 
 
 def conv3d_input(
@@ -414,6 +484,8 @@ def conv3d_input(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_input` for a 3-d convolution (``weight`` of shape ``(C_out, C_in/g, *k)``).
 
@@ -423,7 +495,17 @@ def conv3d_input(
     np.float64(8.0)
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
-    return _input(input_shape, weight, grad_output, options, 3, method=method, budget=memory_budget)
+    return _input(
+        input_shape,
+        weight,
+        grad_output,
+        options,
+        3,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
+    )
 
 
 def conv1d_weight(
@@ -438,6 +520,8 @@ def conv1d_weight(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_weight` for a 1-d convolution.
 
@@ -448,7 +532,15 @@ def conv1d_weight(
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
     return _weight(
-        input, weight_shape, grad_output, options, 1, method=method, budget=memory_budget
+        input,
+        weight_shape,
+        grad_output,
+        options,
+        1,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
     )
 
 
@@ -464,6 +556,8 @@ def conv2d_weight(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_weight` for a 2-d convolution.
 
@@ -475,7 +569,15 @@ def conv2d_weight(
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
     return _weight(
-        input, weight_shape, grad_output, options, 2, method=method, budget=memory_budget
+        input,
+        weight_shape,
+        grad_output,
+        options,
+        2,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
     )
 
 
@@ -491,6 +593,8 @@ def conv3d_weight(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """:func:`conv_weight` for a 3-d convolution.
 
@@ -501,5 +605,13 @@ def conv3d_weight(
     """
     options = _options(stride, padding, dilation, groups, padding_mode)
     return _weight(
-        input, weight_shape, grad_output, options, 3, method=method, budget=memory_budget
+        input,
+        weight_shape,
+        grad_output,
+        options,
+        3,
+        method=method,
+        budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
     )

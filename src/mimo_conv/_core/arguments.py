@@ -28,7 +28,7 @@ PaddingArg = int | str | Sequence[Any]
 #: ``"symmetric"`` (reflection that repeats the edge element).
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
 #: Names accepted by ``padding`` as a string.
-PADDING_STRINGS = ("valid", "same", "full")
+PADDING_STRINGS = ("valid", "same", "full", "same_lower")
 
 
 def as_int(value: object, name: str) -> int:

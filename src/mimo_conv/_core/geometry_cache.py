@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+from mimo_conv._core import padding_rules
 from mimo_conv._core.arguments import (
     check_groups,
     check_padding_mode,
@@ -83,10 +84,8 @@ def build_geometry(
     Examples
     --------
     >>> build_geometry((1, 3, 8, 8), (4, 3, 3, 3), None, stride=2, padding="same",
-    ...                dilation=1, groups=1, padding_mode="zeros")
-    Traceback (most recent call last):
-    ...
-    ValueError: padding='same' needs stride 1 along every axis (as in PyTorch), got stride=(2, 2)
+    ...                dilation=1, groups=1, padding_mode="zeros").padding
+    ((0, 1), (0, 1))
     >>> build_geometry((1, 3, 8, 8), (4, 3, 3, 3), None, stride=2, padding=1,
     ...                dilation=1, groups=1, padding_mode="zeros").out_shape
     (1, 4, 4, 4)
@@ -163,7 +162,16 @@ def _build_geometry(
 
     strides = int_per_axis(stride, "stride", rank, minimum=1)
     dilations = int_per_axis(dilation, "dilation", rank, minimum=1)
-    pairs = padding_pairs(padding, kernel_shape, dilations, strides)
+    if padding_rules.is_same_string(padding) and (
+        padding == "same_lower" or strides != (1,) * rank
+    ):
+        # TF/JAX/ONNX SAME: the padding depends on the input size (see _core/padding_rules.py)
+        lower = padding != "same"
+        pairs = padding_rules.same_padding(
+            input_shape, kernel_shape, dilations, strides, lower=lower
+        )
+    else:
+        pairs = padding_pairs(padding, kernel_shape, dilations, strides)
     mode = check_padding_mode(padding_mode, pairs, input_shape)
 
     geometry = ConvGeometry(

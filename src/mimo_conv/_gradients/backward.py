@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 from mimo_conv._core.arguments import IntOrInts, PaddingArg
 from mimo_conv._core.budget import resolve_budget
 from mimo_conv._core.dtypes import DtypePlan, check_integer_range, plan_dtypes
+from mimo_conv._core.layouts import canonical, from_canonical, parse_layouts
 from mimo_conv._core.operands import as_numeric_array
 from mimo_conv._gradients.common import gradient_geometry
 from mimo_conv._gradients.input_gradient import (
@@ -97,6 +98,8 @@ def conv_backward(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     """Gradients of :func:`mimo_conv.conv` with respect to ``x``, ``weight`` and the bias.
 
@@ -119,6 +122,9 @@ def conv_backward(
     memory_budget : int, optional
         Largest temporary buffer, in bytes, for this call, as in :func:`mimo_conv.conv`;
         default :func:`mimo_conv.get_memory_budget`.
+    layout, weight_layout : str, optional
+        The axes of ``x`` and ``grad_output`` (and ``grad_x``), and of ``weight`` (and
+        ``grad_weight``), as for :func:`mimo_conv.conv` (e.g. ``"NHWC"``, ``"HWIO"``).
 
     Returns
     -------
@@ -168,9 +174,12 @@ def conv_backward(
     ...               padding_mode="circular")[0]
     array([[2, 2, 2]])
     """
-    grads = as_numeric_array(grad_output, "grad_output")
-    x_array = as_numeric_array(x, "x")
-    weight_array = as_numeric_array(weight, "weight")
+    layouts = parse_layouts(layout, weight_layout, spatial_dims=None, transposed=False)
+    grads = as_numeric_array(
+        canonical(grad_output, layouts.input_order, "grad_output"), "grad_output"
+    )
+    x_array = as_numeric_array(canonical(x, layouts.input_order, "x"), "x")  # views: no copy
+    weight_array = as_numeric_array(canonical(weight, layouts.weight_order, "weight"), "weight")
     geometry = gradient_geometry(
         x_array.shape,
         weight_array.shape,
@@ -193,9 +202,17 @@ def conv_backward(
     plan_weight_gradient(geometry, weight_plan, operands, method, budget)
     # The gradients are handed their dtype plans so that they do not check again.
     return (
-        input_gradient(
-            grads, weight_array, geometry, method=method, budget=budget, plan=input_plan
+        from_canonical(
+            input_gradient(
+                grads, weight_array, geometry, method=method, budget=budget, plan=input_plan
+            ),
+            layouts.input_order,
         ),
-        weight_gradient(x_array, grads, geometry, method=method, budget=budget, plan=weight_plan),
+        from_canonical(
+            weight_gradient(
+                x_array, grads, geometry, method=method, budget=budget, plan=weight_plan
+            ),
+            layouts.weight_order,
+        ),
         bias_gradient(grads, batched=geometry.batched, plan=bias_plan),
     )

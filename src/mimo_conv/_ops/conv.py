@@ -8,6 +8,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from mimo_conv._core.arguments import IntOrInts, PaddingArg
 from mimo_conv._core.budget import resolve_budget
+from mimo_conv._core.layouts import canonical, from_canonical, parse_layouts
 from mimo_conv._core.operands import prepare_call
 from mimo_conv._engine.execute import plan_for, run_conv
 from mimo_conv._paths.registry import check_method, lists_the_methods
@@ -26,6 +27,8 @@ def conv(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """N-d multi-input, multi-output cross-correlation with PyTorch's semantics.
 
@@ -42,11 +45,13 @@ def conv(
         Added to every output element of its channel.
     stride : int or sequence of int, optional
         Step between windows, >= 1; one int for every axis or one per spatial axis.
-    padding : int, sequence, or {"valid", "same", "full"}, optional
+    padding : int, sequence, or {"valid", "same", "same_lower", "full"}, optional
         An int for every side; one int per axis (both sides); one ``(before, after)`` pair
-        per axis (asymmetric); ``"valid"`` (none); ``"same"`` (output as large as the
-        input; stride must be 1; the odd element goes after, as in PyTorch); ``"full"``
-        (``dilation * (k - 1)`` both sides: every partial overlap).
+        per axis (asymmetric); ``"valid"`` (none); ``"same"`` (``ceil(in / stride)``
+        outputs, the odd element after: PyTorch's rule at stride 1, TensorFlow's, JAX's and
+        ONNX's ``SAME_UPPER`` at any stride); ``"same_lower"`` (the odd element before,
+        ONNX's ``SAME_LOWER``); ``"full"`` (``dilation * (k - 1)`` both sides: every partial
+        overlap).
     dilation : int or sequence of int, optional
         Spacing between kernel taps, >= 1 (1 is a dense kernel).
     groups : int, optional
@@ -75,6 +80,16 @@ def conv(
         :func:`memory_budget` block). Work is chunked over images and output rows to stay
         under it; when no path fits, a ``MemoryError`` before any work names each path's
         smallest working set and the budget that would run it.
+    layout : str, optional
+        The axes of ``x`` and of the result, e.g. ``"NHWC"``: ``N`` (batched only), ``C``
+        and one letter per spatial axis in any order; default channels first (``"NCHW"``
+        for 2-d, either rank accepted). ``x`` is read through a transposed view (no copy);
+        the result is made contiguous in this layout (one copy of the output).
+    weight_layout : str, optional
+        The axes of ``weight``, e.g. ``"HWIO"`` (TensorFlow, JAX) or ``"OHWI"``: ``O``,
+        ``I`` and the spatial letters of ``layout``; default ``"OI"`` then ``layout``'s
+        spatial letters. ``stride``, ``padding`` and ``dilation`` list the spatial axes in
+        this string's order.
 
     Returns
     -------
@@ -134,6 +149,13 @@ def conv(
 
     >>> conv([[1.0, 2.0, 3.0]], [[[1.0, 1.0]]], padding=[(0, 1)], padding_mode="circular")
     array([[3., 5., 4.]])
+
+    Channels last, TensorFlow's kernel layout and its ``SAME`` at stride 2:
+
+    >>> x = np.arange(2 * 5 * 5 * 3.0).reshape(2, 5, 5, 3)
+    >>> conv(x, np.ones((3, 3, 3, 4)), stride=2, padding="same", layout="NHWC",
+    ...      weight_layout="HWIO").shape
+    (2, 3, 3, 4)
     """
     return _convolve(
         x,
@@ -146,6 +168,8 @@ def conv(
         padding_mode,
         method,
         memory_budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
     )
 
 
@@ -162,8 +186,37 @@ def _convolve(
     spatial_dims: int | None = None,
     *,
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """Validate once, choose a path, compute: the one pipeline behind every public function."""
+    layouts = parse_layouts(layout, weight_layout, spatial_dims=spatial_dims, transposed=False)
+    x = canonical(x, layouts.input_order, "x")  # strided views: no copy
+    weight = canonical(weight, layouts.weight_order, "weight")
+    return from_canonical(
+        _convolve_canonical(
+            x, weight, bias, stride, padding, dilation, groups, padding_mode, method,
+            spatial_dims, memory_budget=memory_budget,
+        ),
+        layouts.input_order,
+    )  # fmt: skip
+
+
+def _convolve_canonical(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None,
+    stride: IntOrInts,
+    padding: PaddingArg,
+    dilation: IntOrInts,
+    groups: int,
+    padding_mode: str,
+    method: str,
+    spatial_dims: int | None = None,
+    *,
+    memory_budget: int | None = None,
+) -> NDArray[Any]:
+    """Run the pipeline on canonical ``(N, C, *spatial)`` / ``(O, I, *kernel)`` operands."""
     x_array, weight_array, bias_array, geometry, plan = prepare_call(
         x,
         weight,
@@ -193,6 +246,8 @@ def conv1d(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """1-d convolution: :func:`conv` with ``weight`` of shape ``(C_out, C_in // groups, k)``.
 
@@ -213,6 +268,8 @@ def conv1d(
         method,
         1,
         memory_budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
     )
 
 
@@ -228,6 +285,8 @@ def conv2d(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """2-d convolution: :func:`conv` with ``weight`` of shape ``(C_out, C_in // groups, kH, kW)``.
 
@@ -253,6 +312,8 @@ def conv2d(
         method,
         2,
         memory_budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
     )
 
 
@@ -268,6 +329,8 @@ def conv3d(
     padding_mode: str = "zeros",
     method: str = "auto",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """3-d convolution: :func:`conv` with ``weight`` of shape ``(C_out, C_in/groups, kD, kH, kW)``.
 
@@ -293,4 +356,6 @@ def conv3d(
         method,
         3,
         memory_budget=memory_budget,
+        layout=layout,
+        weight_layout=weight_layout,
     )

@@ -25,9 +25,15 @@ from mimo_conv._core.arguments import (
     padding_pairs,
 )
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._core.layouts import (
+    canonical,
+    from_canonical,
+    parse_layouts,
+)
 from mimo_conv._core.memory import check_output_fits
 from mimo_conv._core.operands import as_operands, exact_operands, operands_plan
 from mimo_conv._gradients.input_gradient import input_gradient
+from mimo_conv._ops.output_size import output_padding_for_size
 
 
 def _check_shapes(
@@ -162,9 +168,22 @@ def _transpose(
     *,
     method: str,
     memory_budget: int | None,
+    output_size: IntOrInts | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """Validate once, then run the input gradient: the pipeline behind ``conv_transpose*``."""
+    layouts = parse_layouts(layout, weight_layout, spatial_dims=spatial_dims, transposed=True)
+    x = canonical(x, layouts.input_order, "x")  # strided views: no copy
+    weight = canonical(weight, layouts.weight_order, "weight")
     x_array, weight_array, bias_array = as_operands(x, weight, bias)
+    if output_size is not None:  # PyTorch's forward(x, output_size): decides output_padding
+        check_ranks(x_array.shape, weight_array.shape, spatial_dims)
+        output_padding = output_padding_for_size(
+            output_size, x_array.shape, weight_array.shape,
+            stride=stride, padding=padding, dilation=dilation, output_padding=output_padding,
+            order=layouts.input_order,
+        )  # fmt: skip
     geometry = transpose_geometry(
         x_array.shape,
         weight_array.shape,
@@ -199,7 +218,7 @@ def _transpose(
                 (-1,) + (1,) * geometry.spatial_dims
             )
         out = out.astype(plan.output, copy=False)
-    return np.ascontiguousarray(out)
+    return from_canonical(np.ascontiguousarray(out), layouts.input_order)
 
 
 def conv_transpose(
@@ -214,6 +233,9 @@ def conv_transpose(
     *,
     method: str = "auto",
     memory_budget: int | None = None,
+    output_size: IntOrInts | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """N-d transposed convolution with PyTorch's ``conv_transpose{n}d`` semantics.
 
@@ -249,6 +271,16 @@ def conv_transpose(
         that path.
     memory_budget : int, optional
         Bytes of temporary memory allowed for this call (see :func:`mimo_conv.conv`).
+    output_size : sequence of int, optional
+        The output's spatial size (or its whole shape), as PyTorch's
+        ``ConvTranspose{n}d.forward(x, output_size)``: it decides ``output_padding`` (which
+        must then be 0). Any size from the smallest output to ``max(stride, dilation) - 1``
+        more is reachable; others raise a ``ValueError`` quoting the range.
+    layout, weight_layout : str, optional
+        The axes of ``x`` (and of the result) and of ``weight``, as for
+        :func:`mimo_conv.conv`; the kernel's default is ``"IO"`` then the spatial letters
+        (``I`` is ``x``'s channels, ``O`` the output channels per group: TensorFlow's
+        ``conv2d_transpose`` filters are ``"HWOI"``).
 
     Returns
     -------
@@ -297,10 +329,18 @@ def conv_transpose(
 
     >>> conv_transpose(np.ones((1, 3, 4, 4)), np.ones((3, 8, 4, 4)), stride=2, padding=1).shape
     (1, 8, 8, 8)
+
+    ``output_size`` picks one of the sizes a stride-2 convolution maps to 4 x 4, here
+    channels last:
+
+    >>> conv_transpose(np.ones((1, 4, 4, 3)), np.ones((3, 8, 3, 3)), stride=2, padding=1,
+    ...                output_size=(8, 8), layout="NHWC").shape
+    (1, 8, 8, 8)
     """
     return _transpose(
         x, weight, bias, stride, padding, output_padding, groups, dilation, None,
-        method=method, memory_budget=memory_budget,
+        method=method, memory_budget=memory_budget, output_size=output_size, layout=layout,
+        weight_layout=weight_layout,
     )  # fmt: skip
 
 
@@ -316,6 +356,9 @@ def conv_transpose1d(
     *,
     method: str = "auto",
     memory_budget: int | None = None,
+    output_size: IntOrInts | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """1-d :func:`conv_transpose`: ``weight`` of shape ``(C_in, C_out // groups, k)``.
 
@@ -326,7 +369,8 @@ def conv_transpose1d(
     """
     return _transpose(
         x, weight, bias, stride, padding, output_padding, groups, dilation, 1,
-        method=method, memory_budget=memory_budget,
+        method=method, memory_budget=memory_budget, output_size=output_size, layout=layout,
+        weight_layout=weight_layout,
     )  # fmt: skip
 
 
@@ -342,6 +386,9 @@ def conv_transpose2d(
     *,
     method: str = "auto",
     memory_budget: int | None = None,
+    output_size: IntOrInts | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """2-d :func:`conv_transpose`: ``weight`` of shape ``(C_in, C_out // groups, kH, kW)``.
 
@@ -355,7 +402,8 @@ def conv_transpose2d(
     """
     return _transpose(
         x, weight, bias, stride, padding, output_padding, groups, dilation, 2,
-        method=method, memory_budget=memory_budget,
+        method=method, memory_budget=memory_budget, output_size=output_size, layout=layout,
+        weight_layout=weight_layout,
     )  # fmt: skip
 
 
@@ -371,6 +419,9 @@ def conv_transpose3d(
     *,
     method: str = "auto",
     memory_budget: int | None = None,
+    output_size: IntOrInts | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> NDArray[Any]:
     """3-d :func:`conv_transpose`: ``weight`` of shape ``(C_in, C_out // groups, *k)``.
 
@@ -381,5 +432,6 @@ def conv_transpose3d(
     """
     return _transpose(
         x, weight, bias, stride, padding, output_padding, groups, dilation, 3,
-        method=method, memory_budget=memory_budget,
+        method=method, memory_budget=memory_budget, output_size=output_size, layout=layout,
+        weight_layout=weight_layout,
     )  # fmt: skip

@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from mimo_conv._core.arguments import PADDING_MODES
+from mimo_conv.testing import conventions as conventions
 from mimo_conv.testing.assertions import assert_conv_close
 from mimo_conv.testing.bounds import conv_error_bound
 from mimo_conv.testing.problems import ELEMENT_KINDS as ELEMENT_KINDS
