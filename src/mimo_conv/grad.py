@@ -128,7 +128,7 @@ def conv_input(
         Gradient of the loss with respect to the forward output.
     stride, padding, dilation, groups, padding_mode
         The forward call's options, every form :func:`mimo_conv.conv` accepts.
-    method : {"auto", "naive", "einsum", "matmul", "im2col", "gemm", "shift", "fold"}, optional
+    method : {"auto", "naive", "einsum", "matmul", "im2col", "gemm", "shift", "fold", "depthwise"}
         Validated exactly as :func:`mimo_conv.conv` validates it (same ``ValueError``s;
         ``"matmul"`` needs a 1 x 1 kernel). A named path computes the gradient as a
         forward cross-correlation on that path (see Notes). ``"auto"`` is the scatter
@@ -252,7 +252,7 @@ def conv_weight(
         Gradient of the loss with respect to the forward output.
     stride, padding, dilation, groups, padding_mode
         The forward call's options, every form :func:`mimo_conv.conv` accepts.
-    method : {"auto", "naive", "einsum", "matmul", "im2col", "gemm", "shift", "fold"}, optional
+    method : {"auto", "naive", "einsum", "matmul", "im2col", "gemm", "shift", "fold", "depthwise"}
         The forward path that computes the gradient, validated as :func:`mimo_conv.conv`
         validates it (same ``ValueError``s; ``"matmul"`` needs a 1 x 1 kernel). The
         gradient is itself a forward convolution (see Notes), which the forward engine

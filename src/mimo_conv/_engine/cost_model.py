@@ -29,6 +29,7 @@ from mimo_conv._core.budget import memory_budget as budget_scope
 from mimo_conv._core.dtypes import DtypePlan
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.memory import format_bytes
+from mimo_conv._paths.depthwise import depthwise_cost
 from mimo_conv._paths.einsum import MAX_SPATIAL_DIMS, einsum_bytes_per_row
 from mimo_conv._paths.fold import fold_bytes_per_row
 from mimo_conv._paths.gemm import im2col_bytes_per_row
@@ -75,7 +76,7 @@ NUMPY_ELEMENTWISE_FLOPS_PER_SECOND = 1e9
 NAIVE_SECONDS_PER_OUTPUT = 10e-6
 
 #: The paths the model knows, in the order the table lists them (ties go to the first).
-MODELLED_METHODS = ("matmul", "gemm", "fold", "shift", "einsum", "naive")
+MODELLED_METHODS = ("matmul", "gemm", "fold", "shift", "einsum", "depthwise", "naive")
 
 
 @dataclass(frozen=True)
@@ -344,6 +345,13 @@ def _path_cost(  # noqa: PLR0915 - one branch per path, to be read side by side
             own = images * min(rows, row_step) * per_row
             extra = chunk_count * EINSUM_CALL_SECONDS
             return cost(moved, chunk_count, own, efficiency, extra, note="tensordot")
+        if method == "depthwise":
+            # Elementwise passes, no matrix product: time is traffic plus calls, and for
+            # objects the Python-level arithmetic every path pays alike.
+            moved, calls, own = depthwise_cost(g, itemsize)
+            seconds = moved / COPY_BYTES_PER_SECOND + calls * SECONDS_PER_CALL
+            seconds += flops / rate if plan.compute.kind == "O" else 0.0
+            return PathCost(method, flops, moved, calls, padded_peak + own, seconds, "per tap")
         if method == "naive":
             outputs = positions * g.out_channels
             extra = outputs * NAIVE_SECONDS_PER_OUTPUT
@@ -490,6 +498,7 @@ def explain_method(
     * fold      1.85e+09   84.0 MiB      72   14.2 MiB       37 ms  im2col of later taps + ...
       shift     1.85e+09  275.6 MiB      54   14.2 MiB     80.1 ms  GEMM per tap
       einsum    1.85e+09  122.5 MiB      16   14.4 MiB     44.3 ms  tensordot
+      depthwise  1.85e+09   17.9 GiB    4608   12.9 MiB      3.84 s  per tap
       naive     1.85e+09        0 B       0    6.6 MiB      17.9 s  Python loops
     <BLANKLINE>
     chosen: 'fold'

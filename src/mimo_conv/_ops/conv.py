@@ -58,14 +58,15 @@ def conv(
         How padded elements are filled. ``"reflect"`` mirrors without repeating the edge
         (padding < input size), ``"symmetric"`` mirrors repeating it, ``"circular"`` wraps
         around (padding <= input size), ``"replicate"`` repeats the edge.
-    method : {"auto", "naive", "einsum", "matmul", "im2col", "gemm", "shift", "fold"}, optional
+    method : {"auto", "naive", "einsum", "matmul", "im2col", "gemm", "shift", "fold", "depthwise"}
         The computational path. ``"naive"`` loops over output positions (the reference);
         ``"einsum"`` contracts a sliding-window view; ``"matmul"`` is one matrix product
         and needs a 1 x 1 kernel; ``"im2col"`` builds the column matrix of whole images;
         ``"gemm"`` copies windows into a chunked im2col buffer for one matrix product per
         chunk (the fast general path); ``"fold"`` copies only the later kernel axes and
         runs one product per tap of the first; ``"shift"`` sums one small product per kernel
-        tap (the low-memory path); ``"auto"`` picks from a cost model
+        tap (the low-memory path); ``"depthwise"`` does per-tap elementwise multiply-adds
+        over flat views (for few channels per group); ``"auto"`` picks from a cost model
         (:func:`explain_method` prints it). All give the same result: bit for bit on
         integers, within rounding error on floats.
     memory_budget : int, optional

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from mimo_conv._core.budget import InputCopyPlan, plan_input_copy
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._paths import depthwise
 from mimo_conv._paths.einsum import MAX_SPATIAL_DIMS, correlate_einsum, einsum_bytes_per_row
 from mimo_conv._paths.fold import correlate_fold, fold_bytes_per_row
 from mimo_conv._paths.gemm import correlate_gemm, im2col_bytes_per_row
@@ -35,6 +36,7 @@ METHODS: dict[str, Correlate] = {
     "gemm": correlate_gemm,
     "shift": correlate_shift,
     "fold": correlate_fold,
+    "depthwise": depthwise.correlate_depthwise,
 }
 
 #: Factor by which a path's worst rounding error may exceed the dot-product bound
@@ -88,6 +90,7 @@ MINIMUM_CHUNK_NAMES: dict[str, str] = {
     "gemm": "im2col buffer of one output row",
     "shift": "shifted input and product of one output row",
     "fold": "fold buffer of one output row",
+    "depthwise": depthwise.MINIMUM_CHUNK_NAME,
 }
 
 
@@ -145,6 +148,8 @@ def minimum_chunk_bytes(method: str, geometry: ConvGeometry, itemsize: int) -> i
         return einsum_bytes_per_row(geometry, itemsize)
     if method == "im2col":
         return im2col_bytes_per_image(geometry, itemsize)
+    if method == "depthwise":
+        return depthwise.depthwise_bytes_per_row(geometry, itemsize)
     if method == "matmul":
         strided = any(step > 1 for step in geometry.stride)
         return geometry.in_channels * math.prod(geometry.output_shape) * itemsize if strided else 0
