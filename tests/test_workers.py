@@ -134,3 +134,18 @@ def test_conv_results_are_identical_for_every_thread_count(dtype: str) -> None:
     for later in results[1:]:
         for first, other in zip(results[0], later, strict=True):
             assert np.array_equal(first, other)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float32", "complex64"])
+def test_gemm_tap_copies_on_several_threads_give_the_same_buffer(dtype: str) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.integers(-50, 50, (4, 32, 40, 40)).astype(dtype)
+    w = rng.integers(-50, 50, (16, 32, 3, 3)).astype(dtype)
+    results = []
+    for threads in (1, 2, 3):
+        mc.set_threads(threads)
+        results.append(mc.conv2d(x, w, stride=2, padding=1, method="gemm"))
+    assert workers.task_count(32 * 9 * 20 * 20 * 4, 9) > 1  # the copies were really split
+    for other in results[1:]:
+        assert np.array_equal(results[0], other)
+    assert np.array_equal(results[0], mc.conv2d(x, w, stride=2, padding=1, method="einsum"))

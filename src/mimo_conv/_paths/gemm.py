@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from mimo_conv._core.budget import chunks, get_memory_budget, plan_chunks
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.windows import output_shape_of, tap_slices
+from mimo_conv._core.workers import run_tasks, task_count
 
 
 def im2col_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
@@ -99,8 +100,7 @@ def correlate_gemm(
         else:
             # (images, channels, *kernel, rows, *inner output): tap-major rows of K.
             columns = np.empty(chunk.columns_shape, dtype=x_padded.dtype)
-            for where, index in chunk.copies:
-                columns[where] = source[index]
+            copy_taps(columns, source, chunk.copies)
         # The product goes straight into the output, also for a range of rows: merging the
         # (rows, inner positions) axes of a row slice is still a view, with a leading
         # dimension BLAS accepts.
@@ -210,3 +210,41 @@ def _gather_index(
     for where, taps in copies:
         index[where] = positions[taps]
     return index.reshape(-1)
+
+
+def copy_taps(
+    columns: NDArray[Any],
+    source: NDArray[Any],
+    copies: tuple[tuple[tuple[int | slice, ...], tuple[slice, ...]], ...],
+) -> None:
+    """Copy every tap's window view into its rows of ``columns``, on the worker threads.
+
+    Each tap writes its own rows, so splitting the taps over threads
+    (:func:`mimo_conv._core.workers.run_tasks`) gives the same buffer, bit for bit; a small
+    buffer is copied on the calling thread.
+
+    Examples
+    --------
+    >>> source = np.arange(4).reshape(1, 1, 4)
+    >>> columns = np.empty((1, 1, 2, 3), dtype=source.dtype)
+    >>> every = (slice(None), slice(None))
+    >>> copy_taps(columns, source, (((*every, 0), (*every, slice(0, 3))),
+    ...                             ((*every, 1), (*every, slice(1, 4)))))
+    >>> columns[0, 0]
+    array([[0, 1, 2],
+           [1, 2, 3]])
+    """
+    parts = task_count(columns.size, len(copies))
+    if parts == 1:
+        for where, index in copies:
+            columns[where] = source[index]
+        return
+    step = -(-len(copies) // parts)
+
+    def copy(group: tuple[tuple[tuple[int | slice, ...], tuple[slice, ...]], ...]) -> None:
+        for where, index in group:
+            columns[where] = source[index]
+
+    run_tasks(
+        [partial(copy, copies[start : start + step]) for start in range(0, len(copies), step)]
+    )
