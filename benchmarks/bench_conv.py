@@ -49,6 +49,9 @@ import _harness as h
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Shapes whose FLOP count makes them "large layers" for the >= 85% of GEMM target.
 LARGE = ("resnet-3x3", "deep-3x3", "stride-2", "stem-7x7", "pointwise-1x1", "dilated-3x3")
+#: The "depthwise" path loops over the input channels of a group; on the full suite it is
+#: timed only where a group has at most this many (minutes of dense-layer timings saved).
+DEPTHWISE_MAX_CHANNELS = 8
 #: Every path mimo_conv offers besides "auto"; those that do not apply are skipped per shape.
 PATHS = ("matmul", "gemm", "fold", "shift", "einsum", "depthwise", "im2col", "naive")
 
@@ -164,6 +167,8 @@ def mimo_calls(case: Case, dtype: str, *, quick: bool) -> dict[str, Callable[[],
             continue
         if method == "im2col" and (quick or flops(case) > 5e7):
             continue  # the classroom path: whole-image columns, slow and large on big layers
+        if method == "depthwise" and case.w_shape[1] > DEPTHWISE_MAX_CHANNELS and not quick:
+            continue  # one elementwise pass per channel of a group: not meant for dense layers
 
         def call(method: str = method) -> object:
             return function(x, w, **options, method=method)
@@ -529,7 +534,9 @@ def main(argv: list[str] | None = None) -> int:
                 + "\n\nEvery path (float32, median over the processes):\n\n"
                 + paths_table(rows)
             )
-    if args.models:
+    if args.models and machine.torch is None:
+        sections.append("## Whole networks\n\nPyTorch is not installed: no model table.")
+    elif args.models:
         import bench_models  # noqa: PLC0415 - needs torch; only for --models
 
         model_rows = bench_models.measure(settings, processes, quick=args.quick)
