@@ -328,7 +328,7 @@ class Machine:
                 f"- CPU: {self.cpu}, {self.logical_cores} logical cores; {self.system}",
                 f"- Python {self.python}, numpy {self.numpy}; BLAS: {blas}",
                 f"- torch {self.torch or 'not installed'}, scipy {self.scipy or 'not installed'}",
-                f"- threads: {self.threads} for BLAS and for PyTorch",
+                f"- threads: up to {self.threads} for BLAS, PyTorch and mimo_conv's workers",
             ]
         )
 

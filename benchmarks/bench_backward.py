@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -98,6 +99,10 @@ QUICK = [
 
 def torch_backward(layer: Layer, x: Any, w: Any, g: Any) -> Any:
     """PyTorch's backward kernel for the layer, or None without PyTorch."""
+    # PyTorch's OpenMP workers otherwise spin after each call and slow the next NumPy block
+    # (issue 13 measured plain PyTorch 16x slower beside spinning workers); bench_conv.py
+    # goes further and times each library in its own processes.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch  # noqa: PLC0415 - optional
     except ImportError:

@@ -1,25 +1,37 @@
-"""Benchmark the forward convolution paths of mimo_conv against BLAS, PyTorch and SciPy.
+"""Benchmark mimo_conv's forward paths against PyTorch, each library in its own processes.
 
-    python benchmarks/bench_conv.py            # full suite + scaling, writes results/latest.*
-    python benchmarks/bench_conv.py --quick    # smoke test: small shapes, a few seconds
+    python benchmarks/bench_conv.py             # full suite, 1 thread and all threads
+    python benchmarks/bench_conv.py --quick     # smoke test: small shapes, a few seconds
+    python benchmarks/bench_conv.py --models    # also whole networks, every conv by mimo_conv
+    python benchmarks/bench_conv.py --only resnet-3x3 se-reduce --processes 5
 
-For each layer shape of a fixed suite, float32 and float64, and each method it reports the
-median time, GFLOP/s (2 * multiply-adds / time), the fraction of this machine's BLAS GEMM
-throughput on a GEMM of the same size measured in the same run (the practical limit of any
-GEMM-based convolution), the peak temporary memory (tracemalloc), and, when installed, the
-ratio to PyTorch's CPU ``conv{1,2,3}d`` with the same thread count and to SciPy. A scaling
-mode doubles H*W, C_in, C_out and the batch in turn and reports the measured exponent of
-time against the FLOP count's prediction (1 for each).
+How a figure is measured (issue 13: in one process a layer took 16.6 ms, in the next 27 ms;
+PyTorch's spinning OpenMP workers slowed plain PyTorch 16x):
 
-Timing hazards handled by ``_harness.time_block``: every library is timed in its own block
-after an untimed warm-up call and a pause, because idle worker threads of the previous
-library keep spinning. Never assert on these numbers in tests.
+* Every library runs in its own child processes (``--child``), started with the thread
+  count fixed in the environment (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``,
+  ``MKL_NUM_THREADS``) and ``OMP_WAIT_POLICY=PASSIVE``, so no idle worker spins into the
+  other library's timing. mimo_conv's children never import torch (except for --models).
+* Children of the two libraries alternate (mimo_conv, torch, torch, mimo_conv, ...), and
+  ``--processes`` of each are run per thread setting. Inside a child every callable is timed
+  in its own block (warm-up, pause, timed calls; ``_harness.time_block``).
+* A figure is the median over the processes of each process's median; its spread is
+  ``(max - min) / median`` over the processes, reported next to it. Ratios are ratios of
+  these medians, measured in one run.
+
+For every suite shape every applicable ``method=`` is timed as well as ``"auto"``, and
+``auto / best`` is auto's time over the fastest path's (issue 10's statistic). Never assert
+on these numbers in tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
+import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -33,25 +45,26 @@ from numpy.typing import NDArray
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _harness as h
-import mimo_conv as mc
-from mimo_conv._core.memory import format_bytes
-from mimo_conv._core.operands import prepare_call
 
 RESULTS = Path(__file__).resolve().parent / "results"
-#: Interleaved timing rounds per case; the least disturbed round counts (see run_case).
-ROUNDS = 2
-#: Shapes whose FLOP count makes them "large layers" for the >= 60% of GEMM target.
+#: Shapes whose FLOP count makes them "large layers" for the >= 85% of GEMM target.
 LARGE = ("resnet-3x3", "deep-3x3", "stride-2", "stem-7x7", "pointwise-1x1", "dilated-3x3")
+#: The "depthwise" path loops over the input channels of a group; on the full suite it is
+#: timed only where a group has at most this many (minutes of dense-layer timings saved).
+DEPTHWISE_MAX_CHANNELS = 8
+#: Every path mimo_conv offers besides "auto"; those that do not apply are skipped per shape.
+PATHS = ("matmul", "gemm", "fold", "shift", "einsum", "depthwise", "im2col", "naive")
 
 
 @dataclass(frozen=True)
 class Case:
-    """One layer of the suite: shapes and conv options (PyTorch-expressible)."""
+    """One layer: shapes and options (PyTorch-expressible); ``transposed`` for conv_transpose."""
 
     name: str
     x_shape: tuple[int, ...]
     w_shape: tuple[int, ...]
     options: dict[str, Any] = field(default_factory=dict)
+    transposed: bool = False
 
     @property
     def spatial_dims(self) -> int:
@@ -61,7 +74,12 @@ class Case:
         extra = ", ".join(f"{k}={v}" for k, v in self.options.items())
         x = "x".join(map(str, self.x_shape))
         w = "x".join(map(str, self.w_shape))
-        return f"{self.name} ({x} * {w}{', ' + extra if extra else ''})"
+        kind = "conv_transpose " if self.transposed else ""
+        return f"{self.name} ({kind}{x} * {w}{', ' + extra if extra else ''})"
+
+
+def _depthwise(name: str, x: tuple[int, ...], k: int, **options: Any) -> Case:
+    return Case(name, x, (x[1], 1, k, k), {"groups": x[1], **options})
 
 
 SUITE = (
@@ -73,222 +91,366 @@ SUITE = (
     Case("stride-2", (8, 64, 56, 56), (128, 64, 3, 3), {"stride": 2, "padding": 1}),
     Case("stem-7x7", (8, 3, 224, 224), (64, 3, 7, 7), {"stride": 2, "padding": 3}),
     Case("pointwise-1x1", (8, 256, 28, 28), (128, 256, 1, 1)),
-    Case("depthwise-3x3", (8, 64, 56, 56), (64, 1, 3, 3), {"padding": 1, "groups": 64}),
     Case("dilated-3x3", (8, 64, 56, 56), (64, 64, 3, 3), {"padding": 2, "dilation": 2}),
     Case("conv1d-k5", (8, 64, 1024), (64, 64, 5), {"padding": 2}),
     Case("conv3d-3x3x3", (2, 16, 16, 32, 32), (32, 16, 3, 3, 3), {"padding": 1}),
+    # Depthwise layers: MobileNet's 3x3 (stride 1 and 2) and the EfficientNet/ConvNeXt-like
+    # tiny maps of issue 13.
+    _depthwise("depthwise-3x3", (8, 64, 56, 56), 3, padding=1),
+    _depthwise("depthwise-3x3-s2", (8, 144, 56, 56), 3, padding=1, stride=2),
+    _depthwise("depthwise-5x5-4x4", (2, 672, 4, 4), 5, padding=2),
+    _depthwise("depthwise-7x7-2x2", (2, 768, 2, 2), 7, padding=3),
+    _depthwise("depthwise-5x5-3x3", (2, 576, 3, 3), 5, padding=2),
+    # Squeeze-and-excite blocks: 1x1 convolutions on 1x1 maps.
+    Case("se-reduce", (8, 576, 1, 1), (144, 576, 1, 1)),
+    Case("se-expand", (8, 144, 1, 1), (576, 144, 1, 1)),
+    # Transposed convolutions: issue 13's dilated one and a U-Net 2x upsampling.
+    Case(
+        "transpose-dilated",
+        (2, 16, 64, 64),
+        (16, 16, 3, 3),
+        {"padding": 2, "dilation": 2},
+        transposed=True,
+    ),
+    Case("transpose-up2", (8, 64, 28, 28), (64, 32, 4, 4), {"stride": 2, "padding": 1}, True),
 )
 
 QUICK_SUITE = (
     SUITE[0],
-    SUITE[1],
     Case("small-3x3", (2, 16, 16, 16), (16, 16, 3, 3), {"padding": 1}),
     Case("small-1x1", (2, 32, 8, 8), (16, 32, 1, 1)),
-    Case("small-depthwise", (2, 8, 12, 12), (8, 1, 3, 3), {"padding": 1, "groups": 8}),
+    _depthwise("small-depthwise", (2, 8, 12, 12), 3, padding=1),
+    Case("small-se", (2, 64, 1, 1), (16, 64, 1, 1)),
+    Case("small-transpose", (2, 8, 8, 8), (8, 4, 4, 4), {"stride": 2, "padding": 1}, True),
     Case("small-1d", (2, 8, 64), (8, 8, 5), {"padding": 2}),
     Case("small-3d", (1, 4, 6, 8, 8), (4, 4, 3, 3, 3), {"padding": 1}),
 )
 
 
-def flops(case: Case) -> int:
-    """2 * multiply-adds of the direct convolution."""
-    x = np.empty(case.x_shape, np.float32)
-    w = np.empty(case.w_shape, np.float32)
-    *_, geometry, _ = prepare_call(x, w, None, padding_mode="zeros", **_conv_options(case))
-    return 2 * math.prod(geometry.out_shape) * geometry.terms_per_output
-
-
-def _conv_options(case: Case) -> dict[str, Any]:
+def conv_options(case: Case) -> dict[str, Any]:
     options = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
     options.update(case.options)
     return options
 
 
-def methods_for(case: Case, *, quick: bool) -> list[str]:
-    """Methods timed for a case: auto and every fast path that applies; naive when tiny."""
-    pointwise = all(k == 1 for k in case.w_shape[2:])
-    names = ["auto", "gemm", "row_gemm", "shift", "einsum"]
-    if pointwise:
-        names.insert(1, "matmul")
-    if flops(case) < 2e6 and not quick:
-        names.append("naive")
-    return names
+def flops(case: Case) -> int:
+    """2 * multiply-adds of the direct (or transposed) convolution."""
+    import mimo_conv as mc  # noqa: PLC0415 - children that time PyTorch do not import it
+
+    options = conv_options(case)
+    groups = options["groups"]
+    if case.transposed:
+        # Every input element meets every tap of C_out/groups kernels.
+        per_input = case.w_shape[1] * math.prod(case.w_shape[2:])
+        return 2 * math.prod(case.x_shape) * per_input
+    out = mc.output_shape(case.x_shape, case.w_shape, **options)
+    return int(2 * math.prod(out) * (case.x_shape[1] // groups) * math.prod(case.w_shape[2:]))
 
 
-def gemm_reference(case: Case, dtype: type) -> Callable[[], object]:
+def operands(case: Case, dtype: str) -> tuple[NDArray[Any], NDArray[Any]]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(case.x_shape).astype(dtype)
+    w = rng.standard_normal(case.w_shape).astype(dtype)
+    return x, w
+
+
+def mimo_calls(case: Case, dtype: str, *, quick: bool) -> dict[str, Callable[[], object]]:
+    """``"auto"``, every path that applies (naive only on tiny shapes) and the bare GEMM."""
+    import mimo_conv as mc  # noqa: PLC0415
+
+    x, w = operands(case, dtype)
+    options = conv_options(case)
+    function = mc.conv_transpose if case.transposed else mc.conv
+    calls: dict[str, Callable[[], object]] = {}
+    for method in ("auto", *PATHS):
+        if method == "naive" and (quick or flops(case) > 2e6):
+            continue
+        if method == "im2col" and (quick or flops(case) > 5e7):
+            continue  # the classroom path: whole-image columns, slow and large on big layers
+        if method == "depthwise" and case.w_shape[1] > DEPTHWISE_MAX_CHANNELS and not quick:
+            continue  # one elementwise pass per channel of a group: not meant for dense layers
+
+        def call(method: str = method) -> object:
+            return function(x, w, **options, method=method)
+
+        try:
+            call()
+        except ValueError:  # the path does not apply (matmul for a 3x3 kernel)
+            continue
+        calls[method] = call
+    if not case.transposed:
+        calls["gemm-reference"] = gemm_reference(case, dtype)
+    return calls
+
+
+def gemm_reference(case: Case, dtype: str) -> Callable[[], object]:
     """The same-size GEMM on ready-made contiguous operands (per group, batched)."""
-    x: NDArray[Any] = np.empty(case.x_shape, dtype)
-    w: NDArray[Any] = np.empty(case.w_shape, dtype)
-    *_, g, _ = prepare_call(x, w, None, padding_mode="zeros", **_conv_options(case))
-    columns = g.batch_size * math.prod(g.output_shape)
+    import mimo_conv as mc  # noqa: PLC0415
+
+    options = conv_options(case)
+    groups = options["groups"]
+    out = mc.output_shape(case.x_shape, case.w_shape, **options)
+    columns = out[0] * math.prod(out[2:])
+    terms = (case.x_shape[1] // groups) * math.prod(case.w_shape[2:])
     rng = np.random.default_rng(1)
-    a: NDArray[Any] = rng.standard_normal(
-        (g.groups, g.out_channels_per_group, g.terms_per_output)
-    ).astype(dtype)
-    b: NDArray[Any] = rng.standard_normal((g.groups, g.terms_per_output, columns)).astype(dtype)
-    out: NDArray[Any] = np.empty((g.groups, g.out_channels_per_group, columns), dtype)
-    return lambda: np.matmul(a, b, out=out)
+    a = rng.standard_normal((groups, case.w_shape[0] // groups, terms)).astype(dtype)
+    b = rng.standard_normal((groups, terms, columns)).astype(dtype)
+    result = np.empty((groups, case.w_shape[0] // groups, columns), dtype)
+    return lambda: np.matmul(a, b, out=result)
 
 
-def torch_call(case: Case, x: NDArray[Any], w: NDArray[Any]) -> Callable[[], object] | None:
+def torch_calls(case: Case, dtype: str) -> dict[str, Callable[[], object]]:
     try:
         import torch  # noqa: PLC0415 - optional
         from torch.nn import functional  # noqa: PLC0415
     except ImportError:
-        return None
-    conv = {1: functional.conv1d, 2: functional.conv2d, 3: functional.conv3d}[case.spatial_dims]
+        return {}
+    x, w = operands(case, dtype)
+    name = ("conv_transpose" if case.transposed else "conv") + f"{case.spatial_dims}d"
+    conv = getattr(functional, name)
     tx, tw = torch.from_numpy(x), torch.from_numpy(w)
-    options = _conv_options(case)
+    options = conv_options(case)
 
     def run() -> object:
         with torch.no_grad():
             return conv(tx, tw, **options)
 
-    return run
+    return {"torch": run}
 
 
-def scipy_call(case: Case, x: NDArray[Any], w: NDArray[Any]) -> Callable[[], object] | None:
-    """SciPy's ``oaconvolve`` over broadcast (N, C_out, C_in, ...) operands, summed over C_in.
+def child(args: argparse.Namespace) -> int:
+    """Time one library's callables for the named cases; print one JSON object."""
+    suite = {case.name: case for case in (*SUITE, *QUICK_SUITE)}
+    repeats, max_seconds, pause = (3, 0.3, 0.01) if args.quick else (5, 1.0, 0.05)
+    results: dict[str, Any] = {}
+    if args.child == "torch":
+        try:
+            import torch  # noqa: PLC0415
+        except ImportError:
+            print(json.dumps({}))
+            return 0
+        torch.set_num_threads(args.threads)
+    for name in args.cases:
+        case = suite[name]
+        for dtype in args.dtypes:
+            if args.child == "torch":
+                calls = torch_calls(case, dtype)
+            else:
+                calls = mimo_calls(case, dtype, quick=args.quick)
+            medians = {
+                method: h.time_block(
+                    call, repeats=repeats, min_seconds=0.02, max_seconds=max_seconds, pause=pause
+                ).median
+                for method, call in calls.items()
+            }
+            entry: dict[str, Any] = {"seconds": medians}
+            if args.child == "mimo":
+                entry["chosen"] = chosen_path(case, dtype)
+            results[f"{name}/{dtype}"] = entry
+    print(json.dumps(results))
+    return 0
 
-    Only for ``groups == 1`` and ``dilation == 1`` and while the broadcast product stays under
-    64 MiB: SciPy has no multi-channel convolution, so this is how one would write it.
-    """
-    try:
-        from scipy import signal  # noqa: PLC0415 - optional
-    except ImportError:
-        return None
-    options = _conv_options(case)
-    if options["groups"] != 1 or options["dilation"] != 1:
-        return None
-    dims = case.spatial_dims
-    pad = options["padding"]
-    stride = options["stride"]
-    padded = np.pad(x, ((0, 0), (0, 0), *((pad, pad),) * dims))
-    broadcast = case.x_shape[0] * case.w_shape[0] * math.prod(padded.shape[1:])
-    if broadcast * x.itemsize > 64 * 2**20:
-        return None
-    flipped = w[(slice(None), slice(None), *(slice(None, None, -1),) * dims)]
-    axes = tuple(range(-dims, 0))
-    step = (slice(None), slice(None), *(slice(None, None, stride),) * dims)
 
-    def run() -> object:
-        xp = np.pad(x, ((0, 0), (0, 0), *((pad, pad),) * dims))
-        full = signal.oaconvolve(xp[:, None], flipped[None], mode="valid", axes=axes)
-        return full.sum(axis=2)[step]
+def chosen_path(case: Case, dtype: str) -> str:
+    import mimo_conv as mc  # noqa: PLC0415
 
-    return run
+    if case.transposed:
+        return "auto"
+    x, w = operands(case, dtype)
+    return str(mc.explain_method(x, w, **conv_options(case)).chosen)
 
 
-def run_case(
-    case: Case, dtype: type, *, quick: bool, repeats: int, max_seconds: float
+def child_environment(threads: int) -> dict[str, str]:
+    """The environment of a child: fixed thread counts, passive OpenMP waiting."""
+    environment = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        environment[name] = str(threads)
+    environment["OMP_WAIT_POLICY"] = "PASSIVE"
+    return environment
+
+
+def run_child(kind: str, threads: int, extra: list[str]) -> dict[str, Any]:
+    """Start ``bench_conv.py --child kind`` and return its JSON result."""
+    command = [sys.executable, __file__, "--child", kind, "--threads", str(threads), *extra]
+    completed = subprocess.run(
+        command, env=child_environment(threads), capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        sys.stderr.write(completed.stderr)
+        msg = f"benchmark child {kind!r} failed with exit code {completed.returncode}"
+        raise RuntimeError(msg)
+    lines = completed.stdout.strip().splitlines()
+    result: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+    return result
+
+
+@dataclass
+class Figure:
+    """One time measured in several processes: each process's median."""
+
+    per_process: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.per_process) if self.per_process else math.nan
+
+    @property
+    def spread(self) -> float:
+        """``(max - min) / median`` over the processes (0 for a single process)."""
+        if len(self.per_process) < 2 or not self.median > 0:
+            return 0.0
+        return (max(self.per_process) - min(self.per_process)) / self.median
+
+
+def measure_suite(
+    suite: tuple[Case, ...], dtypes: list[str], threads: int, processes: int, *, quick: bool
+) -> tuple[dict[str, dict[str, Figure]], dict[str, str]]:
+    """Figures per ``case/dtype`` and callable, from alternating child processes."""
+    figures: dict[str, dict[str, Figure]] = {}
+    chosen: dict[str, str] = {}
+    extra = ["--cases", *(case.name for case in suite), "--dtypes", *dtypes]
+    if quick:
+        extra.append("--quick")
+    for process in range(processes):
+        order = ("mimo", "torch") if process % 2 == 0 else ("torch", "mimo")
+        for kind in order:
+            result = run_child(kind, threads, extra)
+            for key, entry in result.items():
+                for method, seconds in entry["seconds"].items():
+                    figures.setdefault(key, {}).setdefault(method, Figure()).per_process.append(
+                        seconds
+                    )
+                if "chosen" in entry:
+                    chosen[key] = entry["chosen"]
+            print(f"  threads={threads} process {process + 1}/{processes}: {kind}", file=sys.stderr)
+    return figures, chosen
+
+
+def suite_rows(
+    suite: tuple[Case, ...],
+    dtypes: list[str],
+    figures: dict[str, dict[str, Figure]],
+    chosen: dict[str, str],
 ) -> list[dict[str, Any]]:
-    rng = np.random.default_rng(0)
-    x: NDArray[Any] = rng.standard_normal(case.x_shape).astype(dtype)
-    w: NDArray[Any] = rng.standard_normal(case.w_shape).astype(dtype)
-    options = _conv_options(case)
-    count = flops(case)
-
-    reference = {"gemm-reference": gemm_reference(case, dtype)}
-    torch_run = torch_call(case, x, w)
-    if torch_run is not None:
-        reference["torch"] = torch_run
-    scipy_run = None if quick else scipy_call(case, x, w)
-    if scipy_run is not None:
-        reference["scipy"] = scipy_run
-    methods = methods_for(case, quick=quick)
-    calls: dict[str, Callable[[], object]] = dict(reference)
-    for method in methods:
-
-        def call(method: str = method) -> object:
-            return mc.conv(x, w, **options, method=method)
-
-        calls[method] = call
-    # Each callable is timed in its own block (warm-up, pause, timed calls), in ROUNDS
-    # interleaved rounds; a block disturbed by another process on this shared machine is
-    # outvoted by the least disturbed round: the minimum of the block medians.
-    timings: dict[str, list[h.Timing]] = {name: [] for name in calls}
-    for _ in range(1 if quick else ROUNDS):
-        for name, function in calls.items():
-            timings[name].append(
-                h.time_block(
-                    function, repeats=repeats, max_seconds=max_seconds, min_seconds=0.05, warmup=3
-                )
-            )
-    seconds = {name: min(t.median for t in runs) for name, runs in timings.items()}
-    # The GEMM is the practical limit: its best time, not its median, is the reference.
-    seconds["gemm-reference"] = min(t.best for t in timings["gemm-reference"])
-
     rows = []
-    chosen = mc.explain_method(x, w, **options).chosen
-    for method in methods:
-        median = seconds[method]
-        spread = min(t.spread for t in timings[method])
-        row = {
-            "case": case.name,
-            "dtype": np.dtype(dtype).name,
-            "method": method if method != "auto" else f"auto ({chosen})",
-            "seconds": median,
-            "gflops": h.gflops(count, median),
-            "gemm_fraction": seconds["gemm-reference"] / median,
-            "peak_temporary_bytes": h.peak_temporary_bytes(calls[method]),
-            "vs_torch": median / seconds["torch"] if "torch" in seconds else None,
-            "vs_scipy": median / seconds["scipy"] if "scipy" in seconds else None,
-            "torch_seconds": seconds.get("torch"),
-            "scipy_seconds": seconds.get("scipy"),
-            "gemm_seconds": seconds["gemm-reference"],
-            "spread": spread,
-        }
-        rows.append(row)
+    for case in suite:
+        count = flops(case)
+        for dtype in dtypes:
+            key = f"{case.name}/{dtype}"
+            entry = figures.get(key, {})
+            paths = {m: f.median for m, f in entry.items() if m in PATHS}
+            best = min(paths, key=lambda m: paths[m]) if paths else None
+            torch = entry.get("torch")
+            gemm = entry.get("gemm-reference")
+            for method, figure in entry.items():
+                if method in ("torch", "gemm-reference"):
+                    continue
+                seconds = figure.median
+                rows.append(
+                    {
+                        "case": case.name,
+                        "dtype": dtype,
+                        "method": method,
+                        "chosen": chosen.get(key, "") if method == "auto" else method,
+                        "seconds": seconds,
+                        "spread": figure.spread,
+                        "processes": len(figure.per_process),
+                        "gflops": h.gflops(count, seconds),
+                        "gemm_fraction": gemm.median / seconds if gemm else None,
+                        "torch_seconds": torch.median if torch else None,
+                        "torch_spread": torch.spread if torch else None,
+                        "vs_torch": seconds / torch.median if torch else None,
+                        "best_path": best,
+                        "auto_over_best": (
+                            seconds / paths[best] if method == "auto" and best else None
+                        ),
+                    }
+                )
     return rows
 
 
 def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
+    return "-" if value is None or not math.isfinite(value) else f"{value:.2f}x"
 
 
-def results_table(rows: list[dict[str, Any]]) -> str:
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def auto_table(rows: list[dict[str, Any]]) -> str:
+    """One line per shape and dtype: auto against PyTorch, the best path and the GEMM."""
     headers = [
         "shape",
         "dtype",
-        "method",
-        "median",
-        "GFLOP/s",
+        "auto (path)",
+        "spread",
+        "torch",
+        "spread",
+        "auto / torch",
+        "best path",
+        "auto / best",
         "of GEMM",
-        "peak temp",
-        "vs torch",
-        "vs scipy",
     ]
-    body = [
-        [
-            row["case"],
-            row["dtype"],
-            row["method"],
-            h.format_seconds(row["seconds"]),
-            f"{row['gflops']:.1f}",
-            f"{100 * row['gemm_fraction']:.0f}%",
-            format_bytes(row["peak_temporary_bytes"]),
-            _ratio(row["vs_torch"]),
-            _ratio(row["vs_scipy"]),
-        ]
-        for row in rows
-    ]
+    body = []
+    for row in rows:
+        if row["method"] != "auto":
+            continue
+        body.append(
+            [
+                row["case"],
+                row["dtype"],
+                f"{h.format_seconds(row['seconds'])} ({row['chosen']})",
+                _percent(row["spread"]),
+                h.format_seconds(row["torch_seconds"] or math.nan),
+                _percent(row["torch_spread"]),
+                _ratio(row["vs_torch"]),
+                row["best_path"] or "-",
+                _ratio(row["auto_over_best"]),
+                _percent(row["gemm_fraction"]),
+            ]
+        )
+    return h.markdown_table(headers, body)
+
+
+def paths_table(rows: list[dict[str, Any]]) -> str:
+    """Every path's time per shape (float32), as a compact grid."""
+    cases = list(dict.fromkeys(row["case"] for row in rows))
+    headers = ["shape (float32)", *PATHS]
+    body = []
+    for case in cases:
+        times = {
+            row["method"]: row["seconds"]
+            for row in rows
+            if row["case"] == case and row["dtype"] == "float32"
+        }
+        if times:
+            body.append([case, *(h.format_seconds(times[m]) if m in times else "-" for m in PATHS)])
     return h.markdown_table(headers, body)
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Targets of issue 6, from the ``auto`` rows."""
+    """Issue 13's targets, from the auto rows of one thread setting."""
     result: dict[str, Any] = {}
-    for dtype in ("float32", "float64"):
-        autos = [r for r in rows if r["dtype"] == dtype and r["method"].startswith("auto")]
+    for dtype in sorted({row["dtype"] for row in rows}):
+        autos = [r for r in rows if r["dtype"] == dtype and r["method"] == "auto"]
         ratios = {r["case"]: r["vs_torch"] for r in autos if r["vs_torch"] is not None}
-        large = {r["case"]: r["gemm_fraction"] for r in autos if r["case"] in LARGE}
+        over_best = {r["case"]: r["auto_over_best"] for r in autos if r["auto_over_best"]}
+        large = {
+            r["case"]: r["gemm_fraction"]
+            for r in autos
+            if r["case"] in LARGE and r["gemm_fraction"]
+        }
         book = next((r for r in autos if r["case"] == "book"), None)
         result[dtype] = {
             "geomean_vs_torch": h.geometric_mean(list(ratios.values())) if ratios else None,
             "worst_vs_torch": max(ratios.items(), key=lambda kv: kv[1]) if ratios else None,
+            "shapes_over_2x": sorted(k for k, v in ratios.items() if v > 2),
+            "worst_auto_over_best": (
+                max(over_best.items(), key=lambda kv: kv[1]) if over_best else None
+            ),
+            "auto_over_best_above_1_1": sorted(k for k, v in over_best.items() if v > 1.1),
             "gemm_fraction_large": large,
-            "book_seconds": book["seconds"] if book else None,
-            "book_torch_seconds": book["torch_seconds"] if book else None,
+            "book_vs_torch": book["vs_torch"] if book else None,
         }
     return result
 
@@ -296,166 +458,114 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def summary_markdown(result: dict[str, Any]) -> str:
     lines = []
     for dtype, values in result.items():
-        geomean = values["geomean_vs_torch"]
-        worst = values["worst_vs_torch"]
-        large = values["gemm_fraction_large"]
-        parts = [f"**{dtype}**: auto / PyTorch geometric mean {_ratio(geomean)}"]
-        if worst:
-            parts.append(f"worst {worst[0]} {worst[1]:.2f}x")
-        if large:
-            fractions = ", ".join(f"{k} {100 * v:.0f}%" for k, v in large.items())
-            parts.append(f"large layers at {fractions} of same-size GEMM")
-        if values["book_seconds"] and values["book_torch_seconds"]:
-            parts.append(
-                f"book example {h.format_seconds(values['book_seconds'])} vs PyTorch "
-                f"{h.format_seconds(values['book_torch_seconds'])} "
-                f"({values['book_seconds'] / values['book_torch_seconds']:.2f}x)"
+        parts = [f"**{dtype}**: auto / PyTorch geometric mean {_ratio(values['geomean_vs_torch'])}"]
+        if values["worst_vs_torch"]:
+            name, ratio = values["worst_vs_torch"]
+            parts.append(f"worst {name} {ratio:.2f}x")
+        parts.append(f"shapes over 2x: {', '.join(values['shapes_over_2x']) or 'none'}")
+        if values["book_vs_torch"] is not None:
+            parts.append(f"book example {values['book_vs_torch']:.2f}x")
+        if values["worst_auto_over_best"]:
+            name, ratio = values["worst_auto_over_best"]
+            above = ", ".join(values["auto_over_best_above_1_1"]) or "none"
+            parts.append(f"auto / best path worst {ratio:.2f}x ({name}; above 1.1x: {above})")
+        if values["gemm_fraction_large"]:
+            fractions = ", ".join(
+                f"{k} {100 * v:.0f}%" for k, v in values["gemm_fraction_large"].items()
             )
+            parts.append(f"large layers at {fractions} of the same-size GEMM")
         lines.append("- " + "; ".join(parts))
     return "\n".join(lines)
 
 
-#: The scaling mode's base layer: (4, 64, 28, 28) * (64, 64, 3, 3), padding 1 - large enough
-#: (0.23 GFLOP) that BLAS, not per-call overhead, dominates from the first step.
-SCALING_BATCH, SCALING_CHANNELS, SCALING_SIDE = 4, 64, 28
-
-
-def scaling(dtype: type, *, steps: int, repeats: int) -> list[dict[str, Any]]:
-    """Double one dimension at a time; fit the exponent of time against that dimension."""
-    rows = []
-    for knob in ("H*W", "C_in", "C_out", "batch"):
-        sizes, times, torch_times = [], [], []
-        for step in range(steps):
-            factor = 2**step
-            batch, c_in, c_out = SCALING_BATCH, SCALING_CHANNELS, SCALING_CHANNELS
-            height = SCALING_SIDE * 2 ** ((step + 1) // 2) if knob == "H*W" else SCALING_SIDE
-            width = SCALING_SIDE * 2 ** (step // 2) if knob == "H*W" else SCALING_SIDE
-            if knob == "C_in":
-                c_in *= factor
-            elif knob == "C_out":
-                c_out *= factor
-            elif knob == "batch":
-                batch *= factor
-            case = Case(knob, (batch, c_in, height, width), (c_out, c_in, 3, 3), {"padding": 1})
-            rng = np.random.default_rng(0)
-            x: NDArray[Any] = rng.standard_normal(case.x_shape).astype(dtype)
-            w: NDArray[Any] = rng.standard_normal(case.w_shape).astype(dtype)
-
-            def run(x: NDArray[Any] = x, w: NDArray[Any] = w) -> object:
-                return mc.conv2d(x, w, padding=1)
-
-            timing = h.time_block(run, repeats=repeats)
-            sizes.append(factor)
-            times.append(timing.median)
-            torch_run = torch_call(case, x, w)
-            if torch_run is not None:
-                torch_times.append(h.time_block(torch_run, repeats=repeats).median)
-        rows.append(
-            {
-                "dtype": np.dtype(dtype).name,
-                "doubled": knob,
-                "predicted_exponent": 1.0,
-                "measured_exponent": h.scaling_exponent(sizes, times),
-                "torch_exponent": h.scaling_exponent(sizes, torch_times) if torch_times else None,
-                "seconds": times,
-            }
-        )
-    return rows
-
-
-def scaling_table(rows: list[dict[str, Any]]) -> str:
-    headers = ["dtype", "doubled", "FLOP exponent", "measured", "torch", "times"]
-    body = [
-        [
-            row["dtype"],
-            row["doubled"],
-            f"{row['predicted_exponent']:.2f}",
-            f"{row['measured_exponent']:.2f}",
-            "-" if row["torch_exponent"] is None else f"{row['torch_exponent']:.2f}",
-            " / ".join(h.format_seconds(t) for t in row["seconds"]),
-        ]
-        for row in rows
-    ]
-    return h.markdown_table(headers, body)
+def load_average() -> str:
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min)"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small shapes, a smoke test")
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        help="write <output>.md and <output>.json (default: results/latest for a full run, "
-        "nothing for --quick)",
-    )
-    parser.add_argument("--no-scaling", action="store_true", help="skip the scaling mode")
+    parser.add_argument("--output", type=Path, default=None, help="write <output>.md/.json")
     parser.add_argument("--only", nargs="*", default=None, help="run only these shape names")
+    parser.add_argument("--processes", type=int, default=None, help="processes per library")
+    parser.add_argument(
+        "--threads", type=int, nargs="*", default=None, help="thread settings (default 1, all)"
+    )
+    parser.add_argument("--models", action="store_true", help="also time whole networks")
+    parser.add_argument("--no-suite", action="store_true", help="skip the layer suite")
+    parser.add_argument("--child", choices=["mimo", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--cases", nargs="*", default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--dtypes", nargs="*", default=["float32"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        if args.threads is None or len(args.threads) != 1:
+            parser.error("--child needs one --threads value")
+        args.threads = args.threads[0]
+        return child(args)
 
-    machine = h.Machine()
-    h.set_torch_threads(machine.threads)
+    cores = os.cpu_count() or 1
+    settings = args.threads or sorted({1, cores})
+    processes = args.processes or (1 if args.quick else 3)
     suite: tuple[Case, ...] = QUICK_SUITE if args.quick else SUITE
     if args.only:
-        suite = tuple(case for case in suite if case.name in args.only)
-    repeats = 3 if args.quick else 5
-    max_seconds = 0.5 if args.quick else 2.0
+        suite = tuple(case for case in (*SUITE, *QUICK_SUITE) if case.name in args.only)
+    dtypes = ["float32", "float64"]
+    machine = h.Machine(threads=max(settings))
     started = time.perf_counter()
+    load_before = load_average()
 
-    rows: list[dict[str, Any]] = []
-    for dtype in (np.float32, np.float64):
-        for case in suite:
-            rows.extend(
-                run_case(case, dtype, quick=args.quick, repeats=repeats, max_seconds=max_seconds)
+    sections: list[str] = []
+    payload: dict[str, Any] = {"machine": machine, "quick": args.quick, "tables": {}}
+    if not args.no_suite:
+        for threads in settings:
+            figures, chosen = measure_suite(suite, dtypes, threads, processes, quick=args.quick)
+            rows = suite_rows(suite, dtypes, figures, chosen)
+            result = summary(rows)
+            payload["tables"][str(threads)] = {"rows": rows, "summary": result}
+            sections.append(
+                f"## {threads} thread{'s' if threads > 1 else ''}\n\n"
+                + summary_markdown(result)
+                + "\n\n"
+                + auto_table(rows)
+                + "\n\nEvery path (float32, median over the processes):\n\n"
+                + paths_table(rows)
             )
-            print(f"  {np.dtype(dtype).name:<8} {case.label()}", file=sys.stderr, flush=True)
-    scaling_rows: list[dict[str, Any]] = []
-    if not args.no_scaling:
-        for dtype in (np.float32, np.float64):
-            scaling_rows.extend(scaling(dtype, steps=2 if args.quick else 4, repeats=5))
+    if args.models and machine.torch is None:
+        sections.append("## Whole networks\n\nPyTorch is not installed: no model table.")
+    elif args.models:
+        import bench_models  # noqa: PLC0415 - needs torch; only for --models
 
-    result = summary(rows)
+        model_rows = bench_models.measure(settings, processes, quick=args.quick)
+        payload["models"] = model_rows
+        sections.append(bench_models.markdown(model_rows))
     markdown = "\n\n".join(
-        part
-        for part in (
+        [
             "# mimo_conv forward benchmark",
             "Machine:\n\n"
             + machine.as_markdown()
-            + f"\n- peak RSS of the benchmark process: {format_bytes(h.peak_rss_bytes())}",
-            "Command: `python benchmarks/bench_conv.py" + (" --quick`" if args.quick else "`"),
-            '## Summary (method="auto")\n\n' + summary_markdown(result),
-            "## Per shape and method\n\n"
-            "Time ratios are mimo_conv's median over the other library's median (lower is "
-            'faster); "of GEMM" is the time of a bare GEMM of the same size on ready-made '
-            'operands over the method\'s time; "peak temp" is the largest amount of '
-            "temporary memory held at once (tracemalloc), the result excluded.\n\n"
-            + "\n\n".join(
-                f"### {case.label()}\n\n"
-                + results_table([r for r in rows if r["case"] == case.name])
-                for case in suite
-            ),
+            + f"\n- load average before the run: {load_before}; after: {load_average()}",
+            "Command: `python benchmarks/bench_conv.py"
+            + "".join(f" {arg}" for arg in (argv if argv is not None else sys.argv[1:]))
+            + "`",
             (
-                '## Scaling (method="auto", 3x3 conv doubling one dimension at a time)\n\n'
-                + scaling_table(scaling_rows)
-            )
-            if scaling_rows
-            else "",
+                f"Each figure: the median over {processes} process(es) per library of each "
+                "process's median; spread = (max - min) / median over the processes. Ratios are "
+                "ratios of those medians. \"auto / best\" is auto's time over the fastest path's; "
+                '"of GEMM" a bare GEMM of the same size over auto\'s time.'
+            ),
+            *sections,
             f"Total benchmark time: {time.perf_counter() - started:.0f} s.",
-        )
-        if part
+        ]
     )
     print(markdown)
     output = args.output
-    if output is None and not args.quick:
+    if output is None and not args.quick and not args.only:
         output = RESULTS / "latest"
     if output is not None:
-        payload = {
-            "machine": machine,
-            "quick": args.quick,
-            "rows": rows,
-            "scaling": scaling_rows,
-            "summary": result,
-        }
         h.write_results(output, payload, markdown)
     return 0
 

@@ -109,7 +109,12 @@ def test_tight_budget_switches_to_the_low_memory_path() -> None:
     wide = geometry(1, 64, 64, (3, 1002), padding=0)
     # One im2col row, 64 * 9 * 1000 * 4 B = 2.3 MB, does not fit 1 MB; shift's row
     # (64 + 64) * 1000 * 4 B with its re-laid-out kernels (147 KB) does.
-    choice = model.explain_choice(wide, F32, 10**6)
+    # depthwise's row, 2 * 64 * 1002 * 4 B per thread, fits on one thread.
+    previous = mc.set_threads(1)
+    try:
+        choice = model.explain_choice(wide, F32, 10**6)
+    finally:
+        mc.set_threads(previous)
     feasible = {cost.method: cost.feasible for cost in choice.candidates}
     assert feasible == {
         "naive": True,
@@ -119,6 +124,7 @@ def test_tight_budget_switches_to_the_low_memory_path() -> None:
         "gemm": False,
         "shift": True,
         "row_gemm": False,
+        "depthwise": True,
     }
     assert choice.chosen == "shift"
     gemm = next(cost for cost in choice.candidates if cost.method == "gemm")

@@ -27,6 +27,7 @@ from mimo_conv._classroom.textbook import (
 from mimo_conv._core.arguments import PADDING_MODES
 from mimo_conv._core.budget import get_memory_budget, memory_budget, set_memory_budget
 from mimo_conv._core.geometry import ConvGeometry, output_length
+from mimo_conv._core.workers import get_threads, set_threads
 from mimo_conv._engine.cost_model import explain_method
 from mimo_conv._gradients.backward import conv_backward
 from mimo_conv._ops.conv import conv, conv1d, conv2d, conv3d
@@ -70,9 +71,11 @@ __all__ = [
     "explain_method",
     "fold",
     "get_memory_budget",
+    "get_threads",
     "memory_budget",
     "output_length",
     "output_shape",
     "set_memory_budget",
+    "set_threads",
     "unfold",
 ]

@@ -43,6 +43,7 @@ from mimo_conv._core.budget import Chunking, InputCopyPlan, chunk_bytes, plan_in
 from mimo_conv._core.dtypes import DtypePlan
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.memory import format_bytes
+from mimo_conv._core.workers import get_threads
 from mimo_conv._engine.formulas import flop_count, predict_seconds
 from mimo_conv._engine.rendering import render_plan
 from mimo_conv._paths.registry import PATH_SPECS, PATHS
@@ -194,7 +195,9 @@ def plan_conv(
     >>> plan_conv(g, half, (f16, f16), True, 400_000).chosen  # in chunks of images
     'row_gemm'
     """
-    return _plan_cached(geometry, plan, operands, contiguous, budget, method)
+    # The thread count is part of the key: a path whose threads each hold a chunk's buffers
+    # (depthwise) plans smaller chunks for more threads.
+    return _plan_cached(geometry, plan, operands, contiguous, budget, method, get_threads())
 
 
 @lru_cache(maxsize=1024)
@@ -205,8 +208,10 @@ def _plan_cached(
     contiguous: bool,
     budget: int,
     method: str,
+    threads: int,
 ) -> ConvPlan:
     """:func:`plan_conv`, cached: costing every path takes more than a tiny convolution."""
+    del threads  # only a cache key: the paths read the setting themselves
     specs = PATHS if method == "auto" else (PATH_SPECS[method],)
     candidates = tuple(
         path_plan(spec, geometry, plan, operands, contiguous, budget) for spec in specs

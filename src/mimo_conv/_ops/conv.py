@@ -67,9 +67,11 @@ def conv(
         and needs a 1 x 1 kernel; ``"im2col"`` builds the column matrix of whole images;
         ``"gemm"`` copies windows into a chunked im2col buffer for one matrix product per
         chunk (the fast general path); ``"shift"`` sums one small product per kernel
-        tap (the low-memory path); ``"row_gemm"`` copies only the later kernel axes and
-        runs one product per tap of the first, over row-shifted views (``"fold"``, its old
-        name, still works with a ``DeprecationWarning``); ``"auto"`` picks the fastest path
+        tap (the low-memory path); ``"depthwise"`` does per-tap elementwise multiply-adds
+        over flat views (for few channels per group); ``"row_gemm"`` copies only the later
+        kernel axes and runs one product per tap of the first, over row-shifted views
+        (``"fold"``, its old name, still works with a ``DeprecationWarning``); ``"auto"``
+        picks the fastest path
         that fits the memory budget by a cost model (:func:`explain_method` prints the
         plan). All give the same result: bit for bit on integers, within rounding error on
         floats.

@@ -10,7 +10,7 @@ has the same signature, ``(x_padded, weight, geometry, chunking) -> out``: the p
 Examples
 --------
 >>> [spec.name for spec in PATHS]
-['naive', 'einsum', 'matmul', 'im2col', 'gemm', 'shift', 'row_gemm']
+['naive', 'einsum', 'matmul', 'im2col', 'gemm', 'shift', 'row_gemm', 'depthwise']
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mimo_conv._core.geometry import ConvGeometry
-from mimo_conv._paths import einsum, gemm, im2col, matmul, naive, row_gemm, shift
+from mimo_conv._paths import depthwise, einsum, gemm, im2col, matmul, naive, row_gemm, shift
 from mimo_conv._paths.spec import Correlate, PathSpec
 
 #: Every computational path, in the order tables list them (the cost model's ties go to
@@ -33,6 +33,7 @@ PATHS: tuple[PathSpec, ...] = (
     gemm.PATH,
     shift.PATH,
     row_gemm.PATH,
+    depthwise.PATH,
 )
 
 #: The records by name.

@@ -1,0 +1,201 @@
+"""Worker threads for the NumPy-side work of a path: copies and elementwise arithmetic.
+
+BLAS already runs a matrix product on every core, but NumPy's copies, multiplications and
+additions run on the thread that calls them. NumPy releases the GIL inside those loops, so a
+path can split such work into independent *tasks* that write disjoint parts of one output
+and run them on a few threads (:func:`run_tasks`).
+
+Reproducibility is by construction, not by luck: a path splits only over images, channels
+or taps whose results land in different output elements, and each task performs the same
+operations, in the same order, on each element as the single-threaded run does. So the
+result is bit for bit the same for every thread count, for floats as well as integers.
+
+The thread count is one process-wide setting (:func:`set_threads`, :func:`get_threads`); by
+default it is the BLAS thread count named by ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``
+or ``MKL_NUM_THREADS`` when one is set, else ``os.cpu_count()``. The threads come from one
+lazily created pool; a call whose tasks are small runs them on the calling thread, since
+handing a task to a thread costs tens of microseconds.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+#: Environment variables that set the BLAS thread count, read in this order for the default.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+#: Elements a task should touch before it is worth a thread: handing a task to the pool and
+#: waiting for it costs ~20-50 us on the benchmark machine, about the time NumPy takes to
+#: multiply and add 2**16 float32 elements.
+MIN_TASK_ELEMENTS = 2**16
+
+
+class _Settings:
+    """The process-wide thread setting and the pool, changed only under ``lock``."""
+
+    lock = threading.Lock()
+    threads: int | None = None
+    pool: ThreadPoolExecutor | None = None
+    pool_size = 0
+
+
+_settings = _Settings()
+
+
+def default_threads() -> int:
+    """Return the thread count used when :func:`set_threads` was never called.
+
+    The first of :data:`THREAD_VARIABLES` that holds a positive integer, else
+    ``os.cpu_count()`` (1 if unknown).
+
+    Examples
+    --------
+    >>> default_threads() >= 1
+    True
+    """
+    for name in THREAD_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
+
+
+def get_threads() -> int:
+    """Return the number of threads the paths may use for their NumPy-side work.
+
+    Examples
+    --------
+    >>> import mimo_conv as mc
+    >>> mc.get_threads() >= 1
+    True
+    """
+    threads = _settings.threads
+    return default_threads() if threads is None else threads
+
+
+def set_threads(threads: int | None) -> int | None:
+    """Set the number of threads for the paths' copies and elementwise work, process-wide.
+
+    Parameters
+    ----------
+    threads : int or None
+        A positive count, or None to return to the default (:func:`default_threads`). It
+        does not change BLAS's own threads (use ``threadpoolctl`` or the environment for
+        those). Results do not depend on it.
+
+    Returns
+    -------
+    int or None
+        The previous setting (None when it was the default).
+
+    Raises
+    ------
+    TypeError
+        If ``threads`` is not an int or None.
+    ValueError
+        If ``threads`` is not positive.
+
+    Examples
+    --------
+    >>> import mimo_conv as mc
+    >>> previous = mc.set_threads(1)
+    >>> mc.get_threads()
+    1
+    >>> mc.set_threads(previous)
+    1
+    """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
+        msg = f"threads must be a positive int or None, got {threads!r}"
+        raise TypeError(msg)
+    if threads is not None and threads < 1:
+        msg = f"threads must be a positive int or None, got {threads!r}"
+        raise ValueError(msg)
+    with _settings.lock:
+        previous, _settings.threads = _settings.threads, threads
+    return previous
+
+
+def task_count(elements: int, limit: int) -> int:
+    """How many tasks to split work of ``elements`` into, at most ``limit`` and the threads.
+
+    Each task gets at least :data:`MIN_TASK_ELEMENTS`, so small work stays in one task.
+
+    Examples
+    --------
+    >>> task_count(10, 8)
+    1
+    >>> task_count(2**30, 8) == min(8, get_threads())
+    True
+    """
+    return max(1, min(limit, get_threads(), elements // MIN_TASK_ELEMENTS))
+
+
+def run_tasks(tasks: Sequence[Callable[[], object]]) -> None:
+    """Run independent tasks on the worker threads and the caller; return when all are done.
+
+    The caller and ``get_threads() - 1`` pool threads take the tasks in order from one shared
+    counter, so the work stays balanced whatever the task count. Each task runs in a copy of
+    the caller's context (a memory budget set by the caller holds in it). The first exception
+    a task raises is re-raised here once every task has stopped, so no task is still writing
+    into an output when the caller sees the error; the remaining tasks are skipped.
+
+    Examples
+    --------
+    >>> results = [0] * 4
+    >>> def square(i):
+    ...     results[i] = i * i
+    >>> run_tasks([lambda i=i: square(i) for i in range(4)])
+    >>> results
+    [0, 1, 4, 9]
+    """
+    helpers = min(len(tasks), get_threads()) - 1
+    if helpers <= 0:
+        for task in tasks:
+            task()
+        return
+    counter = iter(range(len(tasks)))
+    take = threading.Lock()
+    errors: list[BaseException] = []
+
+    def drain() -> None:
+        while not errors:
+            with take:
+                number = next(counter, None)
+            if number is None:
+                return
+            try:
+                tasks[number]()
+            except BaseException as exc:  # re-raised by the caller below
+                errors.append(exc)
+
+    pool = _get_pool()
+    futures: list[Future[None]] = [
+        pool.submit(contextvars.copy_context().run, drain) for _ in range(helpers)
+    ]
+    drain()
+    for future in futures:
+        future.result()
+    if errors:
+        raise errors[0]
+
+
+def _get_pool() -> ThreadPoolExecutor:
+    """Return the shared pool, created on first use with ``get_threads() - 1`` workers.
+
+    A later, larger :func:`set_threads` replaces it; the old pool's threads finish their
+    tasks and exit.
+    """
+    wanted = max(1, get_threads() - 1)
+    with _settings.lock:
+        old = _settings.pool
+        if old is None or _settings.pool_size < wanted:
+            _settings.pool = ThreadPoolExecutor(wanted, thread_name_prefix="mimo_conv")
+            _settings.pool_size = wanted
+            if old is not None:
+                old.shutdown(wait=False)
+        assert _settings.pool is not None
+        return _settings.pool

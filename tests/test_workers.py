@@ -1,0 +1,151 @@
+"""The worker threads: the setting, the task runner, and results that ignore the thread count."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+import mimo_conv as mc
+from mimo_conv._core import workers
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads() -> object:
+    previous = mc.set_threads(None)
+    mc.set_threads(previous)
+    yield
+    mc.set_threads(previous)
+
+
+def test_default_follows_the_blas_environment_then_the_cpu_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in workers.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert workers.default_threads() == 6
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert workers.default_threads() == 1
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    assert workers.default_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")  # not a count: the next variable decides
+    assert workers.default_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert workers.default_threads() == 2
+
+
+def test_set_threads_returns_the_previous_setting_and_none_restores_the_default() -> None:
+    mc.set_threads(None)
+    assert mc.set_threads(3) is None
+    assert mc.get_threads() == 3
+    assert mc.set_threads(None) == 3
+    assert mc.get_threads() == workers.default_threads()
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(0, ValueError), (-2, ValueError), (2.0, TypeError), (True, TypeError), ("2", TypeError)],
+)
+def test_bad_thread_counts_are_rejected_and_change_nothing(value: object, error: type) -> None:
+    mc.set_threads(2)
+    with pytest.raises(error, match=rf"threads must be a positive int or None, got {value!r}"):
+        mc.set_threads(value)  # type: ignore[arg-type]
+    assert mc.get_threads() == 2
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_every_task_runs_once_and_the_pool_threads_share_them(threads: int) -> None:
+    mc.set_threads(threads)
+    seen: list[int] = []
+    names: set[str] = set()
+    lock = threading.Lock()
+
+    def task(number: int) -> None:
+        with lock:
+            seen.append(number)
+            names.add(threading.current_thread().name)
+
+    tasks: list[Callable[[], None]] = [lambda n=n: task(n) for n in range(50)]  # type: ignore[misc]
+    workers.run_tasks(tasks)
+    assert sorted(seen) == list(range(50))
+    assert len(names) <= threads
+
+
+def test_a_failing_task_is_reraised_after_the_others_stopped() -> None:
+    mc.set_threads(2)
+    running = threading.Event()
+    finished: list[int] = []
+
+    def slow() -> None:
+        running.set()
+        finished.append(1)
+
+    def failing() -> None:
+        running.wait(5)
+        msg = "task 1 failed"
+        raise RuntimeError(msg)
+
+    with pytest.raises(RuntimeError, match="task 1 failed"):
+        workers.run_tasks([slow, failing])
+    assert finished == [1]
+
+
+def test_tasks_see_the_callers_memory_budget() -> None:
+    mc.set_threads(2)
+    budgets: list[int] = []
+    lock = threading.Lock()
+
+    def record() -> None:
+        with lock:
+            budgets.append(mc.get_memory_budget())
+
+    with mc.memory_budget(12345):
+        workers.run_tasks([record] * 8)
+    assert budgets == [12345] * 8
+
+
+def test_small_work_is_not_split() -> None:
+    mc.set_threads(4)
+    assert workers.task_count(100, 64) == 1
+    assert workers.task_count(10 * workers.MIN_TASK_ELEMENTS, 64) == 4
+    assert workers.task_count(10 * workers.MIN_TASK_ELEMENTS, 3) == 3
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float32", "float64", "complex128"])
+def test_conv_results_are_identical_for_every_thread_count(dtype: str) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 64, 24, 24)).astype(dtype)
+    w = rng.standard_normal((64, 1, 3, 3)).astype(dtype)
+    if dtype == "int64":
+        x, w = rng.integers(-50, 50, x.shape), rng.integers(-50, 50, w.shape)
+    results = []
+    for threads in (1, 2, 3):
+        mc.set_threads(threads)
+        results.append(
+            [
+                mc.conv2d(x, w, padding=1, groups=64, method=method)
+                for method in ("depthwise", "gemm", "auto")
+            ]
+        )
+    for later in results[1:]:
+        for first, other in zip(results[0], later, strict=True):
+            assert np.array_equal(first, other)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float32", "complex64"])
+def test_gemm_tap_copies_on_several_threads_give_the_same_buffer(dtype: str) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.integers(-50, 50, (4, 32, 40, 40)).astype(dtype)
+    w = rng.integers(-50, 50, (16, 32, 3, 3)).astype(dtype)
+    results = []
+    for threads in (1, 2, 3):
+        mc.set_threads(threads)
+        results.append(mc.conv2d(x, w, stride=2, padding=1, method="gemm"))
+    assert workers.task_count(32 * 9 * 20 * 20 * 4, 9) > 1  # the copies were really split
+    for other in results[1:]:
+        assert np.array_equal(results[0], other)
+    assert np.array_equal(results[0], mc.conv2d(x, w, stride=2, padding=1, method="einsum"))
