@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from mimo_conv.testing.assertions import assert_conv_close
-from mimo_conv.testing.bounds import conv_error_bound
+from mimo_conv.testing.assertions import assert_close, assert_conv_close
+from mimo_conv.testing.bounds import bound, conv_error_bound
+from mimo_conv.testing.precision import PRESETS, Precision
 from mimo_conv.testing.problems import ELEMENT_KINDS as ELEMENT_KINDS
 from mimo_conv.testing.problems import PADDING_FORMS as PADDING_FORMS
 from mimo_conv.testing.problems import ConvProblem
@@ -45,7 +46,16 @@ from mimo_conv.testing.problems import ConvProblem
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
-__all__ = ["ConvProblem", "assert_conv_close", "conv_problems", "error_bound"]
+__all__ = [
+    "PRESETS",
+    "ConvProblem",
+    "Precision",
+    "assert_close",
+    "assert_conv_close",
+    "bound",
+    "conv_problems",
+    "error_bound",
+]
 
 _INSTALL_HINT = (
     "mimo_conv.testing.conv_problems needs hypothesis; install it with the testing extra: "
@@ -175,6 +185,7 @@ def error_bound(
     *,
     padding_mode: str = "zeros",
     dtype: DTypeLike | None = None,
+    precision: str | Precision | None = None,
 ) -> NDArray[np.floating[Any]]:
     """Elementwise bound on the rounding error of a convolution computed in any order.
 
@@ -198,6 +209,8 @@ def error_bound(
         As in :func:`mimo_conv.conv`.
     dtype : dtype, optional
         The dtype of the result bounded; default the one :func:`mimo_conv.conv` returns.
+    precision : str or Precision, optional
+        The precision model of the kernel (see :func:`bound`); overrides ``dtype``.
 
     Returns
     -------
@@ -216,7 +229,9 @@ def error_bound(
     True
     """
     if isinstance(x, ConvProblem):
-        return conv_error_bound(x.x, x.weight, x.bias, **x.conv_kwargs(), dtype=dtype)
+        return conv_error_bound(
+            x.x, x.weight, x.bias, **x.conv_kwargs(), dtype=dtype, precision=precision
+        )
     if weight is None:
         msg = "weight must be given unless x is a ConvProblem, got None"
         raise TypeError(msg)
@@ -230,4 +245,5 @@ def error_bound(
         groups,
         padding_mode=padding_mode,
         dtype=dtype,
+        precision=precision,
     )
