@@ -298,8 +298,13 @@ def magnitudes(call: OpCall) -> Magnitudes:
     left = left.astype(wide)
     right = None if right is None else right.astype(wide)
     products = np.asarray(call.run(left, right, None), dtype=wide)
-    ones_right = None if right is None else np.ones(right.shape)
-    count = np.asarray(call.run(np.ones(left.shape), ones_right, None), dtype=np.float64)
+    if call.op == "conv" and right is not None:
+        # Every output of a forward conv has C_in / groups * prod(kernel) terms (padded
+        # positions hold zeros or copies): no call needed.
+        count = np.full(products.shape, float(np.prod(right.shape[1:])))
+    else:
+        ones_right = None if right is None else np.ones(right.shape)
+        count = np.asarray(call.run(np.ones(left.shape), ones_right, None), dtype=np.float64)
     n = int(np.max(count, initial=0))
     # Each magnitude went through at most n + 3 roundings (|.| of a complex, the product,
     # n - 1 additions); 1 + 2 gamma_{n+16} covers them (and the arithmetic of compose()),

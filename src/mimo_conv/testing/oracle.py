@@ -226,8 +226,9 @@ def _exact_real(
         for a in operands
     )
     if ozaki_ok:
-        exact = ozaki_exact(call, max(mag.n, 1))
         limit = np.asarray(tolerance, dtype=np.float64) * _NEGLIGIBLE
+        smallest = float(limit.min(initial=np.inf)) / 4
+        exact = ozaki_exact(call, max(mag.n, 1), negligible=smallest if limit.size else 0.0)
         if exact.error.max(initial=0.0) == 0 or bool(np.all(exact.error <= limit)):
             return exact, None
     real, imag = fraction_exact(call)

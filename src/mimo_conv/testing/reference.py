@@ -111,7 +111,8 @@ def add(first: Exact, second: Exact | F64) -> Exact:
         error = first.error
     rounding = rounding + _U64 * np.abs(low2)
     hi, lo = two_sum(s, low2)
-    return Exact(hi, lo, error + rounding * (1 + 4 * _U64) + 2 * _ETA64, first.method)
+    # No underflow term: an addition whose result is subnormal is exact.
+    return Exact(hi, lo, error + rounding * (1 + 4 * _U64), first.method)
 
 
 def _grid_bits(array: F64) -> tuple[int, int]:
@@ -165,7 +166,7 @@ def beta_for(n: int) -> int:
     return (53 - math.ceil(math.log2(max(n, 1)))) // 2
 
 
-def ozaki_exact(call: OpCall, n: int, *, most: int = 6) -> Exact:
+def ozaki_exact(call: OpCall, n: int, *, most: int = 6, negligible: float = 0.0) -> Exact:
     """The exact result of a real float call, or within a bounded ``error`` (module doc).
 
     Parameters
@@ -175,6 +176,10 @@ def ozaki_exact(call: OpCall, n: int, *, most: int = 6) -> Exact:
         The largest number of terms of an output.
     most : int, optional
         Slices per operand at most.
+    negligible : float, optional
+        A pair of slices ``k, m`` whose part is at most ``n 2**(-beta (k + m))`` (scaled
+        back) is not computed when that is below ``negligible``; the bound is added to
+        ``error`` instead (the Ozaki scheme's usual saving).
 
     Raises
     ------
@@ -189,13 +194,22 @@ def ozaki_exact(call: OpCall, n: int, *, most: int = 6) -> Exact:
             raise ValueError(msg)
     beta = beta_for(n)
     left_slices, left_top, left_rest = split(left, beta, most)
+    right_slices: list[F64 | None]
     if right is None:
-        pairs = [(a, None) for a in left_slices]
-        right_top = 0
-        right_rest = None
+        right_slices, right_top, right_rest = [None], 0, None
     else:
-        right_slices, right_top, right_rest = split(right, beta, most)
-        pairs = [(a, b) for a in left_slices for b in right_slices]
+        found, right_top, right_rest = split(right, beta, most)
+        right_slices = list(found)
+    scale = left_top + right_top
+    pairs = []
+    dropped = 0.0
+    for k, a in enumerate(left_slices):
+        for m, b in enumerate(right_slices):
+            most_part = math.ldexp(n, scale - beta * (k + m))
+            if k + m > 0 and most_part < negligible:
+                dropped += most_part
+            else:
+                pairs.append((a, b))
     total: Exact | None = None
     for a, b in pairs:
         part = np.asarray(call.run(a, b, None), dtype=np.float64)
@@ -210,13 +224,16 @@ def ozaki_exact(call: OpCall, n: int, *, most: int = 6) -> Exact:
         )
         zero = np.zeros(np.shape(shape_source))
         total = Exact(zero, zero.copy(), zero.copy(), "ozaki")
-    scale = left_top + right_top
     # Scaling back by a power of two is exact unless it underflows (half a subnormal each).
     hi, lo = np.ldexp(total.hi, scale), np.ldexp(total.lo, scale)
     if not (np.all(np.isfinite(hi)) and np.all(np.isfinite(lo))):
         msg = "the exact result leaves the float64 range; use dtype=object inputs"
         raise ValueError(msg)
-    error = np.ldexp(total.error, scale) * (1 + 2 * _U64) + 2 * _ETA64
+    error = np.ldexp(total.error, scale) * (1 + 2 * _U64)
+    if scale < 0:
+        error = error + 2 * _ETA64  # hi and lo may each lose half a subnormal
+    if dropped:
+        error = error + dropped * (1 + 4 * _U64)
     truncated = bool(np.any(left_rest)) or (right_rest is not None and bool(np.any(right_rest)))
     if truncated:
         error = error + _truncation_bound(call, n, left, left_rest, right, right_rest)
