@@ -238,6 +238,10 @@ class BoundTerms:
         None for exact arithmetic (the bound is 0).
     n : int
         The largest number of terms of an output.
+    may_overflow : ndarray of bool or None
+        Where a correct kernel may overflow (a partial sum or the result can reach the
+        largest finite number of the accumulation or output format): there a non-finite
+        result is accepted, and a finite one must still be within the bound.
     """
 
     inputs: NDArray[Any]
@@ -247,6 +251,7 @@ class BoundTerms:
     total: NDArray[Any]
     precision: Precision | None
     n: int
+    may_overflow: NDArray[np.bool_] | None = None
 
     def dominant(self, index: tuple[int, ...]) -> str:
         """The name of the largest term at ``index``."""
@@ -419,7 +424,19 @@ def compose(mag: Magnitudes, precision: Precision | None) -> BoundTerms:
     if mag.complex_result:
         total = total * _SQRT2_UP
     total = total * (1 + 8 * _U64) + 8 * _ETA64
-    return BoundTerms(inputs, accumulation, underflow, output, total, precision, mag.n)
+    # Where a partial sum or the result could pass the largest finite number, a correct
+    # kernel may overflow; the bound holds wherever it did not (a finite result).
+    largest = min(acc.max, out.max)
+    reach = (total_in + accumulation + underflow + output) * (1 + 8 * _U64)
+    may_overflow = np.asarray(reach >= largest)
+    top_in = fmt_in.max * (1 + fmt_in.unit_roundoff("nearest"))
+    if max(mag.left_max, mag.right_max if bilinear else 0.0) >= top_in or (
+        has_bias and float(np.max(mag.bias, initial=0.0)) >= top_in
+    ):
+        may_overflow = np.ones(shape, dtype=bool)  # an input itself rounds to infinity
+    return BoundTerms(
+        inputs, accumulation, underflow, output, total, precision, mag.n, may_overflow
+    )
 
 
 def _precision_for(call: OpCall, precision: str | Precision | None) -> Precision | None:

@@ -136,7 +136,12 @@ class Oracle:
         observed, slack = self.errors(actual)
         limit = np.asarray(self.bound, dtype=np.float64) * bound_factor
         allowed = limit * (1 + 4 * _U64) + slack
-        return np.asarray(~(observed <= allowed))
+        exceeding = ~(observed <= allowed)
+        overflow = self.terms.may_overflow
+        if overflow is not None and overflow.any():
+            finite = np.isfinite(_as_float64(actual))
+            exceeding = exceeding & ~(overflow & ~finite)
+        return np.asarray(exceeding)
 
     def check(
         self,
