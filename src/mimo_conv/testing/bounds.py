@@ -207,6 +207,8 @@ class Magnitudes:
         if key not in self._held:
             array = (self.call.left, self.call.right, self.call.bias)[which]
             dtype = self.call.dtypes[which]
+            if dtype is not None and dtype.kind == "c":
+                dtype = np.dtype(dtype.char.lower())  # each part is in the real format
             name = None if dtype is None else format_name(dtype)
             if array is None or (name is not None and fmt.holds(FORMATS[name])):
                 held = True

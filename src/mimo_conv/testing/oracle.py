@@ -109,6 +109,10 @@ class Oracle:
             imag, slack_im = _difference(np.imag(result), imag_exact)
             observed = np.hypot(real, imag) * (1 - 2 * _U64)
             return observed, slack_re + slack_im
+        given = np.asarray(actual)
+        if given.dtype == np.longdouble and np.finfo(np.longdouble).precision > 15:
+            low = np.asarray(given - result.astype(np.longdouble), dtype=np.float64)
+            return _difference(result, self.exact, low)
         return _difference(result, self.exact)
 
     def error_ratios(self, actual: Any, *, bound_factor: float = 1.0) -> NDArray[np.float64]:
@@ -197,17 +201,22 @@ def _as_float64(actual: Any) -> NDArray[Any]:
 
 
 def _difference(
-    result: NDArray[Any], exact: Exact
+    result: NDArray[Any], exact: Exact, low: NDArray[Any] | None = None
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """``|result - (hi + lo)|`` rounded, and the slack covering that rounding and ``error``."""
+    """``|result + low - (hi + lo)|`` rounded, and the slack covering that rounding and ``error``.
+
+    ``low`` is what a longdouble result holds beyond its float64 rounding ``result``.
+    """
     with np.errstate(invalid="ignore", over="ignore"):
         d = result - exact.hi
         bb = d - result
         e = (result - (d - bb)) + (-exact.hi - bb)
+        if low is not None:
+            e = e + low
         t = e - exact.lo
         v = np.abs(d + t)
     v = np.where(np.isfinite(result), v, np.inf)
-    slack = exact.error * (1 + 4 * _U64) + 4 * _U64 * np.abs(t)
+    slack = exact.error * (1 + 4 * _U64) + 4 * _U64 * (np.abs(t) + np.abs(e))
     return np.asarray(v, dtype=np.float64), np.asarray(np.nan_to_num(slack), dtype=np.float64)
 
 
