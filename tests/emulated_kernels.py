@@ -53,7 +53,7 @@ def terms(call: OpCall, left: NDArray[Any], right: NDArray[Any] | None) -> list[
     side, axes_of = MASKS[call.op]
     masked = left if side == "left" else right
     assert masked is not None
-    axes = list(axes_of(masked.shape))
+    axes: list[int] = list(axes_of(masked.shape))  # type: ignore[no-untyped-call]
     found = []
     for mask in _masks(masked.shape, axes):
         if side == "left":
@@ -96,9 +96,7 @@ def emulate(
     right = to_input(call.right)
     assert left is not None
     parts = terms(call, left, right)
-    if call.right is not None and not products_exact:
-        parts = [to_acc(p) for p in parts]
-    elif flush:
+    if (call.right is not None and not products_exact) or flush:
         parts = [to_acc(p) for p in parts]
     bias = to_input(call.bias)
     if bias is not None and call.right is not None:
@@ -117,7 +115,7 @@ def emulate(
         # A block is summed exactly (math.fsum per element) and rounded once with the total.
         exact = chunk.sum(axis=0) if width == 1 else _fsum(chunk)
         total = to_acc(total + exact)
-    return round_to(total, model.output, rounding, flush=flush)
+    return round_to(total, model.output_format, rounding, flush=flush)
 
 
 def _fsum(chunk: NDArray[Any]) -> NDArray[np.float64]:

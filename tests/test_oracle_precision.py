@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mimo_conv as mc
+from emulated_kernels import emulate
 from mimo_conv import testing
 from mimo_conv.testing import (
     PRESETS,
@@ -36,7 +37,6 @@ from mimo_conv.testing import (
 )
 from mimo_conv.testing.oracle import oracle_for
 from mimo_conv.testing.precision import round_to
-from emulated_kernels import emulate
 
 SOAK = os.environ.get("HYPOTHESIS_PROFILE") == "soak"
 EXAMPLES = 500 if SOAK else 12
@@ -80,6 +80,7 @@ def _limit_elements(problem: ConvProblem, model: Precision) -> bool:
 def _scaled(problem: ConvProblem, model: Precision) -> ConvProblem:
     if not _limit_elements(problem, model):
         return problem
+
     # Values of at most 8 in magnitude: products and sums stay far below 448 and 65504.
     def squeeze(a: Any) -> Any:
         if a is None:
@@ -88,15 +89,23 @@ def _scaled(problem: ConvProblem, model: Precision) -> ConvProblem:
         return (a / np.float32(top) * 2).astype(np.float32)
 
     return ConvProblem(
-        squeeze(problem.x), squeeze(problem.weight), squeeze(problem.bias), problem.stride,
-        problem.padding, problem.dilation, problem.groups, problem.padding_mode,
+        squeeze(problem.x),
+        squeeze(problem.weight),
+        squeeze(problem.bias),
+        problem.stride,
+        problem.padding,
+        problem.dilation,
+        problem.groups,
+        problem.padding_mode,
         problem.out_shape,
     )
 
 
 @pytest.mark.parametrize("name", list(MODELS))
 @model_settings
-@given(problem=forward_problems, order=st.sampled_from(("random", "blocked")), seed=st.integers(0, 9))
+@given(
+    problem=forward_problems, order=st.sampled_from(("random", "blocked")), seed=st.integers(0, 9)
+)
 def test_emulated_correct_kernels_pass_in_every_model(
     name: str, problem: ConvProblem, order: str, seed: int
 ) -> None:
@@ -114,7 +123,9 @@ def test_emulated_correct_kernels_pass_in_every_model(
 
 @pytest.mark.parametrize("name", ["float32", "tf32", "bfloat16", "float16", "float32-toward-zero"])
 @model_settings
-@given(problem=backward_problems(dtypes=("float32",), max_channels=3, max_side=4, spatial_dims=(1, 2)))
+@given(
+    problem=backward_problems(dtypes=("float32",), max_channels=3, max_side=4, spatial_dims=(1, 2))
+)
 def test_emulated_gradients_pass(name: str, problem: BackwardProblem) -> None:
     model = MODELS[name]
     options = problem.kwargs()
@@ -140,7 +151,12 @@ def test_tightness_is_recorded(record_property: Any) -> None:
     medians = {name: statistics.median(values) for name, values in RATIOS.items() if values}
     for name, median in medians.items():
         record_property(f"median_ratio_{name}", median)
-        assert 0 <= median <= 1
+        largest = max(RATIOS[name])
+        print(
+            f"tightness {name}: median {median:.3g}, max {largest:.3g}, "
+            f"{len(RATIOS[name])} elements"
+        )
+        assert 0 <= median <= largest <= 1
 
 
 # --- rejection: planted bugs in every model ---------------------------------------------
@@ -183,7 +199,7 @@ def _bugs(x: np.ndarray, w: np.ndarray, b: np.ndarray, model: Precision) -> dict
 
 
 def emulate_round(values: np.ndarray, model: Precision) -> np.ndarray:
-    return round_to(np.asarray(values, dtype=np.float64), model.output)
+    return round_to(np.asarray(values, dtype=np.float64), model.output_format)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -205,7 +221,13 @@ def test_wrong_groups_are_caught() -> None:
         assert_close(right, "conv", x, w, b, padding=1, groups=2)
         with pytest.raises(AssertionError):
             assert_close(
-                emulate_round(swapped, model), "conv", x, w, b, padding=1, groups=2,
+                emulate_round(swapped, model),
+                "conv",
+                x,
+                w,
+                b,
+                padding=1,
+                groups=2,
                 precision=model,
             )
         del name
@@ -214,11 +236,11 @@ def test_wrong_groups_are_caught() -> None:
 @pytest.mark.parametrize(
     ("claimed", "kernel", "fits"),
     [
-        ("float32", dict(accumulate="bfloat16"), "float8_e4m3fn"),
-        ("float32", dict(accumulate="float16"), "float16"),
-        ("bfloat16-float32-out", dict(accumulate="bfloat16"), None),
-        ("float16", dict(accumulate="float16"), "float16-accumulate"),
-        ("float32", dict(precision="tf32"), "tf32"),
+        ("float32", {"accumulate": "bfloat16"}, "float16-accumulate"),
+        ("float32", {"accumulate": "float16"}, "float16-accumulate"),
+        ("bfloat16-float32-out", {"accumulate": "bfloat16"}, None),
+        ("float16", {"accumulate": "float16"}, "float16-accumulate"),
+        ("float32", {"precision": "tf32"}, "tf32"),
     ],
 )
 def test_precision_bugs_are_caught_and_diagnosed(
@@ -235,7 +257,10 @@ def test_precision_bugs_are_caught_and_diagnosed(
     assert f"precision {claimed}," in report
     assert f"they exceed the {claimed} model" in report
     if fits is not None:
-        assert fits in report.split("the errors fit the presets ")[1].split(";")[0]
+        sentence = report.split("the errors fit ")[1].split("); they exceed", maxsplit=1)[0]
+        tightest, rest = sentence.split(" (at most ")
+        fitting = {tightest, *rest.split("also the looser ")[-1].split(", ")}
+        assert fits in fitting
 
 
 def test_gradient_and_transposed_bugs_are_caught() -> None:
@@ -250,7 +275,9 @@ def test_gradient_and_transposed_bugs_are_caught() -> None:
         wrong_input = emulate_round(mc.grad.conv_input(x.shape, dropped, g, padding=1), model)
         with pytest.raises(AssertionError):
             assert_close(wrong_input, "conv_input", x.shape, w, g, padding=1, precision=model)
-        wrong_weight = emulate_round(mc.grad.conv_weight(x, w.shape, g[..., ::-1].copy(), padding=1), model)
+        wrong_weight = emulate_round(
+            mc.grad.conv_weight(x, w.shape, g[..., ::-1].copy(), padding=1), model
+        )
         with pytest.raises(AssertionError):
             assert_close(wrong_weight, "conv_weight", x, w.shape, g, padding=1, precision=model)
         flipped = emulate_round(mc.conv_transpose(x, w[..., ::-1, ::-1].copy(), stride=2), model)
@@ -309,18 +336,29 @@ def test_pytorch_low_precision_convs_and_gradients_pass(dtype: str) -> None:
     g_low = torch.from_numpy(g32).to(tdtype).float().numpy()
     assert_close(out.detach().float().numpy(), "conv", x_low, w_low, padding=1, precision=model)
     assert_close(out.detach().float().numpy(), "conv", x32, w32, padding=1, precision=model)
-    assert xt.grad is not None and wt.grad is not None
+    assert xt.grad is not None
+    assert wt.grad is not None
     # Measured: PyTorch 2.13's CPU float16 input gradient does not fit "one rounding of a
     # float32 sum" (the float16 model): it exceeds that bound 1.5x on this problem, and the
     # diagnosis says it fits float16 accumulation, the model it is checked against here.
     # The bfloat16 gradients fit the bfloat16 model.
     gradient_model = "float16-accumulate" if dtype == "float16" else "bfloat16"
     assert_close(
-        xt.grad.float().numpy(), "conv_input", x32.shape, w_low, g_low, padding=1,
+        xt.grad.float().numpy(),
+        "conv_input",
+        x32.shape,
+        w_low,
+        g_low,
+        padding=1,
         precision=gradient_model,
     )
     assert_close(
-        wt.grad.float().numpy(), "conv_weight", x_low, w32.shape, g_low, padding=1,
+        wt.grad.float().numpy(),
+        "conv_weight",
+        x_low,
+        w32.shape,
+        g_low,
+        padding=1,
         precision=gradient_model,
     )
 
@@ -335,7 +373,8 @@ def test_problems_expose_n() -> None:
 @given(problem=conv_problems(dtypes=("float32",), elements="exact", precision="bfloat16"))
 def test_exact_elements_make_a_correct_kernel_bit_exact(problem: ConvProblem) -> None:
     exact = mc.conv(
-        problem.x.astype(np.float64), problem.weight.astype(np.float64),
+        problem.x.astype(np.float64),
+        problem.weight.astype(np.float64),
         None if problem.bias is None else problem.bias.astype(np.float64),
         **problem.conv_kwargs(),
     )

@@ -290,7 +290,7 @@ def readme_blocks() -> list[str]:
 
 def run_readme_test(implementation: Callable[..., Any], *, dtype: str = "float32") -> None:
     """Run the README's hypothesis test against ``implementation`` (a few examples)."""
-    *_, test_block = readme_blocks()
+    test_block = readme_blocks()[1]
     source = test_block.replace('dtypes=["float32"]', f'dtypes=["{dtype}"]')
     assert (dtype == "float32") == (source == test_block)
     namespace: dict[str, Any] = {"my_conv2d": implementation}
@@ -376,7 +376,7 @@ def test_readme_example_accepts_a_correct_implementation() -> None:
 def test_readme_example_accepts_pytorch_float32() -> None:
     pytest.importorskip("torch")
     namespace: dict[str, Any] = {}
-    implementation_block, _ = readme_blocks()
+    implementation_block = readme_blocks()[0]
     exec(compile(implementation_block, str(README), "exec"), namespace)
     run_readme_test(namespace["my_conv2d"])
 
@@ -428,3 +428,13 @@ def test_non_finite_inputs_are_refused_with_a_clear_error() -> None:
     weight = np.ones((1, 1, 2))
     with pytest.raises(ValueError, match="exact reference needs finite inputs"):
         assert_conv_close(mc.conv(x, weight), x, weight)
+
+
+@pytest.mark.parametrize("name", ["test_my_conv2d_backward", "test_my_conv2d_bfloat16"])
+def test_readme_backward_and_bfloat16_examples_pass_against_pytorch(name: str) -> None:
+    pytest.importorskip("torch")
+    blocks = readme_blocks()
+    namespace: dict[str, Any] = {}
+    for block in (blocks[0], *blocks[2:]):
+        exec(compile(block, str(README), "exec"), namespace)
+    namespace[name]()  # the suite's hypothesis profile (60 examples in CI)

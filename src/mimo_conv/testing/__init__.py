@@ -106,8 +106,9 @@ def conv_problems(
         The choices of dtype of ``x``, ``weight`` and ``bias`` (one per problem):
         ``"float16"``, ``"float32"``, ``"float64"``, ``"complex64"``, ``"complex128"``,
         integer dtypes, or ``"object"`` (:class:`fractions.Fraction` and Python ints).
-    elements : {"floats", "integers", "cancellation", "subnormal", "exact"} or SearchStrategy, optional
-        The values: ``"floats"`` (any float of the dtype in a range that cannot overflow),
+    elements : str or SearchStrategy, optional
+        ``"floats"``, ``"integers"``, ``"cancellation"``, ``"subnormal"``, ``"exact"``, or a
+        strategy. The values: ``"floats"`` (any float of the dtype in a range that cannot overflow),
         ``"integers"`` (integer values small enough that every sum is exact in the dtype, so
         any correct implementation is bit-exact), ``"cancellation"`` (large values of both
         signs plus small ones: sums much smaller than their terms), ``"subnormal"`` (values
@@ -160,7 +161,7 @@ def conv_problems(
     ...     assert out.shape == problem.out_shape
     >>> test_shape()
     """
-    return _strategies().conv_problems_strategy(
+    return _strategies().conv_problems_strategy(  # type: ignore[no-any-return]
         spatial_dims=spatial_dims,
         batched=batched,
         dtypes=dtypes,
@@ -183,7 +184,7 @@ def conv_problems(
 
 
 def _strategies() -> Any:
-    """The strategies module, imported on first use (it needs hypothesis)."""
+    """Return the strategies module, imported on first use (it needs hypothesis)."""
     try:
         strategies = importlib.import_module("mimo_conv.testing.strategies")
     except ImportError as error:

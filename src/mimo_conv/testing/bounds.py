@@ -9,7 +9,8 @@ products in another (in any order or blocking) and rounds the sum to a third. Co
 with the exact result of the *original* inputs, its error is at most (``docs/testing.md``
 derives each line)::
 
-    E_in  = (u_a + u_b + u_a u_b) P + u_c |c| + n (e_a (1 + u_b) B + e_b (1 + u_a) A + e_a e_b) + e_c
+    E_in  = (u_a + u_b + u_a u_b) P + u_c |c|
+            + n (e_a (1 + u_b) B + e_b (1 + u_a) A + e_a e_b) + e_c
     E_acc = gamma_r(u) (M + E_in) + (n e + (k - 1) f) (1 + gamma_r(u))
     E_out = u_out (M + E_in + E_acc) + e_out              (only when the output is narrower)
     bound = (E_in + E_acc + E_out) (1 + slack) + tiny
@@ -256,7 +257,7 @@ class BoundTerms:
     may_overflow: NDArray[np.bool_] | None = None
 
     def dominant(self, index: tuple[int, ...]) -> str:
-        """The name of the largest term at ``index``."""
+        """Return the name of the largest term at ``index``."""
         values = [
             float(np.broadcast_to(getattr(self, name), self.total.shape)[index])
             for name in TERM_NAMES
@@ -271,10 +272,13 @@ def _abs_wide(array: NDArray[Any]) -> NDArray[Any]:
         flat = array.ravel().tolist()
         kind = np.complex128 if any(isinstance(v, complex) for v in flat) else np.float64
         array = np.asarray(values, dtype=kind).reshape(array.shape)
+    wide: NDArray[Any]
     if array.dtype.kind == "f" and np.finfo(array.dtype).precision > 15:
-        return np.abs(array).astype(np.longdouble)
+        wide = np.abs(array).astype(np.longdouble)
+        return wide
     if array.dtype.kind == "c" and array.dtype.itemsize > 16:
-        return np.abs(array).astype(np.longdouble)
+        wide = np.abs(array).astype(np.longdouble)
+        return wide
     kind = np.complex128 if array.dtype.kind == "c" else np.float64
     result: NDArray[Any] = np.abs(np.asarray(array, dtype=kind)).astype(np.float64)
     return result
@@ -318,7 +322,8 @@ def magnitudes(call: OpCall) -> Magnitudes:
     # and (n + 1) smallest subnormals cover the products that underflowed.
     info = np.finfo(wide)
     slack = 1 + 2 * gamma(n + 16, float(info.eps) / 2)
-    products = products * wide.type(slack) + (n + 1) * info.smallest_subnormal
+    tiny = float(info.smallest_subnormal) if wide == np.float64 else info.smallest_subnormal
+    products = np.asarray(np.multiply(products, slack) + np.multiply(n + 1, tiny), dtype=wide)
     bias_term = None
     if call.bias is not None and call.right is not None:
         spatial = call.right.ndim - 2
@@ -335,14 +340,14 @@ def magnitudes(call: OpCall) -> Magnitudes:
 
 
 def call_precision(call: OpCall) -> Precision | None:
-    """The default model of a call: its result computed as mimo_conv computes it.
+    """Return the default model of a call: its result computed as mimo_conv computes it.
 
     None when the arithmetic is exact (integers, exact object arrays).
 
     Examples
     --------
     >>> call_precision(parse_call("conv", (np.ones((1, 2), np.float16), np.ones((1, 1, 1))), {}))
-    Precision(inputs='float64', accumulate='float64', rounding='nearest', output='float64', flush_subnormals=False)
+    Precision(inputs='float64', accumulate='float64', rounding='nearest', ...)
     """
     dtypes = [d for d in call.dtypes if d is not None]
     names = [format_name(d) for d in dtypes]
@@ -367,6 +372,17 @@ def call_precision(call: OpCall) -> Precision | None:
     return default_precision(real)
 
 
+def _input_errors(mag: Magnitudes, precision: Precision) -> list[tuple[float, float]]:
+    """Return ``(u, e)`` of rounding each operand (left, right, bias) to the input format.
+
+    ``(0, 0)`` for an operand already in the format.
+    """
+    fmt = precision.input_format
+    rounding = precision.rounding
+    error = (fmt.unit_roundoff(rounding), fmt.underflow(rounding, flush=precision.flush_subnormals))
+    return [(0.0, 0.0) if mag.held(which, fmt) else error for which in range(3)]
+
+
 def compose(mag: Magnitudes, precision: Precision | None) -> BoundTerms:
     """Compose the bound of a call under a precision model from its :class:`Magnitudes`.
 
@@ -386,11 +402,7 @@ def compose(mag: Magnitudes, precision: Precision | None) -> BoundTerms:
     rounding = precision.rounding
     flush = precision.flush_subnormals
     fmt_in = precision.input_format
-    u_in, e_in = fmt_in.unit_roundoff(rounding), fmt_in.underflow(rounding, flush=flush)
-    held = [mag.held(which, fmt_in) for which in range(3)]
-    u_a, e_a = (0.0, 0.0) if held[0] else (u_in, e_in)
-    u_b, e_b = (0.0, 0.0) if held[1] else (u_in, e_in)
-    u_c, e_c = (0.0, 0.0) if held[2] else (u_in, e_in)
+    (u_a, e_a), (u_b, e_b), (u_c, e_c) = _input_errors(mag, precision)
     bilinear = mag.call.bilinear
     count = mag.count
     has_bias = mag.bias is not None
@@ -403,7 +415,7 @@ def compose(mag: Magnitudes, precision: Precision | None) -> BoundTerms:
         )
     else:
         inputs = u_a * products + count * e_a
-    if has_bias:
+    if mag.bias is not None:
         inputs = inputs + u_c * mag.bias + e_c
     u = acc.unit_roundoff(rounding)
     terms = count + (1 if has_bias else 0)
@@ -433,7 +445,7 @@ def compose(mag: Magnitudes, precision: Precision | None) -> BoundTerms:
     may_overflow = np.asarray(reach >= largest)
     top_in = fmt_in.max * (1 + fmt_in.unit_roundoff("nearest"))
     if max(mag.left_max, mag.right_max if bilinear else 0.0) >= top_in or (
-        has_bias and float(np.max(mag.bias, initial=0.0)) >= top_in
+        mag.bias is not None and float(np.max(mag.bias, initial=0.0)) >= top_in
     ):
         may_overflow = np.ones(shape, dtype=bool)  # an input itself rounds to infinity
     return BoundTerms(
@@ -456,7 +468,7 @@ def _precision_for(call: OpCall, precision: str | Precision | None) -> Precision
 def bound_terms(
     op: str, *args: Any, precision: str | Precision | None = None, **options: Any
 ) -> BoundTerms:
-    """The bound of ``op(*args, **options)`` term by term (see :func:`bound`).
+    """Return the bound of ``op(*args, **options)`` term by term (see :func:`bound`).
 
     Examples
     --------
@@ -476,7 +488,7 @@ def terms_for(call: OpCall, mag: Magnitudes, precision: str | Precision | None) 
 
 
 def _longdouble_terms(mag: Magnitudes) -> BoundTerms:
-    """longdouble inputs in their own precision: the same bound, in longdouble."""
+    """Longdouble inputs in their own precision: the same bound, in longdouble."""
     info = np.finfo(np.longdouble)
     u = float(info.eps) / 2
     terms = mag.count + (1 if mag.bias is not None else 0)
@@ -544,7 +556,7 @@ def conv_error_bound(
     dtype: DTypeLike | None = None,
     precision: str | Precision | None = None,
 ) -> NDArray[Any]:
-    """The bound of :func:`mimo_conv.conv`, with the older ``dtype=`` spelling.
+    """Return the bound of :func:`mimo_conv.conv`, with the older ``dtype=`` spelling.
 
     ``dtype`` names the result's dtype when ``precision`` is not given: its default model
     (float16: float32 accumulation and one rounding to float16).

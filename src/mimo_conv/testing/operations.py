@@ -151,12 +151,12 @@ class OpCall:
         return self.right is not None
 
     def operands(self) -> tuple[NDArray[Any], ...]:
-        """The operands that are given, in the order left, right, bias."""
+        """Return the operands that are given, in the order left, right, bias."""
         return tuple(a for a in (self.left, self.right, self.bias) if a is not None)
 
 
 def _as_operand(value: Any) -> tuple[NDArray[Any], np.dtype[Any]]:
-    """An ndarray the library takes, and the dtype the value had (ml_dtypes' kept)."""
+    """Return an ndarray the library takes, and the dtype the value had (ml_dtypes' kept)."""
     array = value if isinstance(value, np.ndarray) else np.asarray(value)
     if array.dtype.kind == "V" or type(array.dtype).__module__.startswith("ml_dtypes"):
         return array.astype(np.float32), array.dtype
@@ -181,7 +181,7 @@ def parse_call(op: str, args: tuple[Any, ...], options: dict[str, Any]) -> OpCal
     >>> parse_call("conv", (np.ones((1, 3)),), {})
     Traceback (most recent call last):
     ...
-    TypeError: conv() arguments do not match mimo_conv's conv(x, weight, ...): missing a required argument: 'weight'
+    TypeError: conv() arguments do not match mimo_conv's conv(x, weight, ...): missing a ...
     """
     if op not in OPERATIONS:
         msg = f"op must be one of {list(OPERATIONS)!r}, got {op!r}"
@@ -197,10 +197,10 @@ def parse_call(op: str, args: tuple[Any, ...], options: dict[str, Any]) -> OpCal
     given = dict(bound.arguments)
     given.pop("method", None)
     given.pop("memory_budget", None)
-    names = [name for name in (left_name, right_name, bias_name) if name is not None]
+    operand_names = [name for name in (left_name, right_name, bias_name) if name is not None]
     values: dict[str, NDArray[Any] | None] = {}
     dtypes: dict[str, np.dtype[Any]] = {}
-    for name in names:
+    for name in operand_names:
         raw = given.pop(name, None)
         if raw is None:
             values[name] = None

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mimo_conv._core.dtypes import plan_dtypes
 from mimo_conv.testing.bounds import (
     BoundTerms,
     Magnitudes,
@@ -39,7 +40,6 @@ from mimo_conv.testing.bounds import (
     terms_for,
 )
 from mimo_conv.testing.operations import OpCall, parse_call
-from mimo_conv._core.dtypes import plan_dtypes
 from mimo_conv.testing.precision import Precision, format_name
 from mimo_conv.testing.reference import (
     Exact,
@@ -165,7 +165,7 @@ class Oracle:
         Traceback (most recent call last):
         ...
         AssertionError: conv result differs from the exact result (exact arithmetic: the bound is 0)
-          1 of 2 elements exceed it; shape (1, 2), dtype int64, precision exact, n = 2 terms per output
+          1 of 2 elements exceed it; shape (1, 2), dtype int64, precision exact, n = 2 ...
           worst at index (0, 1): actual 6, exact 5
         """
         __tracebackhide__ = True
@@ -189,7 +189,7 @@ def _zero(like: Exact) -> Exact:
 
 
 def _as_float64(actual: Any) -> NDArray[Any]:
-    """The result's values in float64 (complex128), ml_dtypes arrays included, exactly."""
+    """Return the result's values in float64 (complex128), ml_dtypes arrays included, exactly."""
     result = np.asarray(actual)
     if result.dtype.kind == "c":
         return np.asarray(result, dtype=np.complex128)
@@ -203,7 +203,7 @@ def _as_float64(actual: Any) -> NDArray[Any]:
 def _difference(
     result: NDArray[Any], exact: Exact, low: NDArray[Any] | None = None
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """``|result + low - (hi + lo)|`` rounded, and the slack covering that rounding and ``error``.
+    """Return ``|result + low - (hi + lo)|`` rounded, and the slack for that and ``error``.
 
     ``low`` is what a longdouble result holds beyond its float64 rounding ``result``.
     """
@@ -233,7 +233,7 @@ def _equal_exact(actual: Any, expected: NDArray[Any]) -> NDArray[np.bool_]:
 def _exact_real(
     call: OpCall, mag: Magnitudes, tolerance: NDArray[Any]
 ) -> tuple[Exact, Exact | None]:
-    """The exact result: Ozaki when it applies and is tight enough, else fractions."""
+    """Return the exact result: Ozaki when it applies and is tight enough, else fractions."""
     operands = call.operands()
     ozaki_ok = all(
         a.dtype.kind in "fiub" and (a.dtype.kind != "f" or np.finfo(a.dtype).precision <= 15)
@@ -319,14 +319,14 @@ def _complex_ozaki(call: OpCall, mag: Magnitudes, terms: BoundTerms) -> Oracle:
 
 
 def expected_dtype(call: OpCall, precision: Precision | None) -> np.dtype[Any] | None:
-    """The dtype a result should have: the model's output format, or mimo_conv's.
+    """Return the dtype a result should have: the model's output format, or mimo_conv's.
 
     None when it cannot be named (an ml_dtypes format without ml_dtypes installed).
 
     Examples
     --------
     >>> call = parse_call("conv", (np.ones((1, 2), np.float16), np.ones((1, 1, 1), np.float16)), {})
-    >>> expected_dtype(call, None), expected_dtype(call, Precision("float16", "float32", output="float32"))
+    >>> expected_dtype(call, None), expected_dtype(call, Precision("float16", "float32"))
     (dtype('float16'), dtype('float32'))
     """
     if precision is None:
@@ -339,9 +339,14 @@ def expected_dtype(call: OpCall, precision: Precision | None) -> np.dtype[Any] |
         return np.dtype(name)
     try:
         import ml_dtypes  # noqa: PLC0415
-    except ImportError:
-        return None
-    return np.dtype(getattr(ml_dtypes, name))
+    except ImportError as error:
+        msg = (
+            f"checking a {name} result's dtype needs ml_dtypes; install it with the lowp "
+            'extra: pip install "mimo_conv[lowp]" (or pass check_dtype=False)'
+        )
+        raise ImportError(msg) from error
+    dtype: np.dtype[Any] = np.dtype(getattr(ml_dtypes, name))
+    return dtype
 
 
 _ML_NAMES = ("tf32", "bfloat16", "float8_e4m3fn", "float8_e5m2")

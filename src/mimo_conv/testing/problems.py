@@ -66,7 +66,7 @@ class ConvProblem:
         return int(math.prod(self.weight.shape[1:]))
 
     def args(self) -> tuple[Any, ...]:
-        """The positional arguments of :func:`mimo_conv.conv` (and ``assert_close("conv", ...)``)."""
+        """Return the positional arguments ``(x, weight, bias)`` of :func:`mimo_conv.conv`."""
         return (self.x, self.weight, self.bias)
 
     @property
@@ -124,7 +124,7 @@ class ConvProblem:
 
 
 def _terms(op: str, args: tuple[Any, ...], options: dict[str, Any]) -> int:
-    """The largest number of terms of an output of ``op`` (one call on ones, in float64)."""
+    """Return the largest number of terms of an output of ``op`` (one call on ones, in float64)."""
     return bound_terms(op, *args, **options).n
 
 
@@ -162,7 +162,7 @@ class TransposeProblem:
     out_shape: tuple[int, ...]
 
     def kwargs(self) -> dict[str, Any]:
-        """The options as keyword arguments of :func:`mimo_conv.conv_transpose` (and torch's)."""
+        """Return the options as keyword arguments of :func:`mimo_conv.conv_transpose`."""
         return {
             "stride": self.stride,
             "padding": self.padding,
@@ -172,7 +172,7 @@ class TransposeProblem:
         }
 
     def args(self) -> tuple[Any, ...]:
-        """The positional arguments ``(x, weight, bias)``."""
+        """Return the positional arguments ``(x, weight, bias)``."""
         return (self.x, self.weight, self.bias)
 
     @property
@@ -193,7 +193,8 @@ class BackwardProblem:
     Examples
     --------
     >>> import numpy as np
-    >>> f = ConvProblem(np.ones((1, 2, 4)), np.ones((1, 2, 3)), None, 1, 0, 1, 1, "zeros", (1, 1, 2))
+    >>> x, w = np.ones((1, 2, 4)), np.ones((1, 2, 3))
+    >>> f = ConvProblem(x, w, None, 1, 0, 1, 1, "zeros", (1, 1, 2))
     >>> p = BackwardProblem(f, np.ones((1, 1, 2)))
     >>> p.input_args()[0], p.n_input, p.n_weight, p.n_bias
     ((1, 2, 4), 2, 2, 2)
@@ -203,7 +204,7 @@ class BackwardProblem:
     grad_output: NDArray[Any]
 
     def kwargs(self) -> dict[str, Any]:
-        """The forward call's options, keyword arguments of the ``mimo_conv.grad`` functions."""
+        """Return the forward options, keyword arguments of the ``mimo_conv.grad`` functions."""
         return self.forward.conv_kwargs()
 
     def input_args(self) -> tuple[Any, ...]:

@@ -34,6 +34,7 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -167,7 +168,7 @@ def beta_for(n: int) -> int:
 
 
 def ozaki_exact(call: OpCall, n: int, *, most: int = 6, negligible: float = 0.0) -> Exact:
-    """The exact result of a real float call, or within a bounded ``error`` (module doc).
+    """Return the exact result of a real float call, or within a bounded ``error`` (module doc).
 
     Parameters
     ----------
@@ -211,8 +212,17 @@ def ozaki_exact(call: OpCall, n: int, *, most: int = 6, negligible: float = 0.0)
             else:
                 pairs.append((a, b))
     total: Exact | None = None
-    for a, b in pairs:
-        part = np.asarray(call.run(a, b, None), dtype=np.float64)
+    parts: Iterable[F64]
+    if (
+        call.op == "conv"
+        and right is not None
+        and len(pairs) > 1
+        and left.size * len(pairs) <= _STACK_LIMIT
+    ):
+        parts = _stacked_conv_parts(call, left_slices, right_slices)
+    else:
+        parts = (np.asarray(call.run(a, b, None), dtype=np.float64) for a, b in pairs)
+    for part in parts:
         total = (
             Exact(part, np.zeros_like(part), np.zeros_like(part), "ozaki")
             if total is None
@@ -244,6 +254,51 @@ def ozaki_exact(call: OpCall, n: int, *, most: int = 6, negligible: float = 0.0)
         )
         exact = add(exact, np.broadcast_to(bias, hi.shape).astype(np.float64))
     return exact
+
+
+#: Small conv calls run all slice pairs in one engine call (slices stacked along the batch
+#: and the output channels): one call's overhead instead of one per pair.
+_STACK_LIMIT = 1 << 15
+
+
+def _stacked_conv_parts(
+    call: OpCall, left_slices: list[F64], right_slices: list[F64 | None]
+) -> list[F64]:
+    """Return every slice pair's part of a conv, from one call.
+
+    ``x`` slices go along the batch axis, weight slices inside each group's output channels
+    (so the groups still line up).
+    """
+    weight = right_slices[0]
+    assert weight is not None
+    spatial = weight.ndim - 2
+    batched = left_slices[0].ndim == spatial + 2
+    xs = [s if batched else s[np.newaxis] for s in left_slices]
+    batch = xs[0].shape[0]
+    groups = _groups(call)
+    out_channels = weight.shape[0]
+    per_group = out_channels // groups if groups else 0
+    stacked_w = np.stack(
+        [np.reshape(np.asarray(w), (groups, per_group, *weight.shape[1:])) for w in right_slices],
+        axis=1,
+    ).reshape((groups * len(right_slices) * per_group, *weight.shape[1:]))
+    out = np.asarray(call.run(np.concatenate(xs), stacked_w, None), dtype=np.float64)
+    out = out.reshape((len(xs), batch, groups, len(right_slices), per_group, *out.shape[2:]))
+    parts = []
+    for k in range(len(xs)):
+        for m in range(len(right_slices)):
+            part = out[k, :, :, m].reshape((batch, out_channels, *out.shape[5:]))
+            parts.append(part if batched else part[0])
+    return parts
+
+
+def _groups(call: OpCall) -> int:
+    """Return the ``groups`` of a conv call: ``C_in / weight.shape[1]``."""
+    assert call.right is not None
+    spatial = call.right.ndim - 2
+    channel_axis = 1 if call.left.ndim == spatial + 2 else 0
+    per_group = call.right.shape[1]
+    return call.left.shape[channel_axis] // per_group if per_group else 1
 
 
 def _truncation_bound(
@@ -333,7 +388,7 @@ def parts(array: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any] | None]:
 
 
 def _rational_run(call: OpCall, left: NDArray[Any], right: NDArray[Any] | None) -> NDArray[Any]:
-    """The call on exact real operands, as an object array of fractions."""
+    """Return the call on exact real operands, as an object array of fractions."""
     left_ints, left_exp = scaled_integers(left)
     if right is None:
         product = call.run(left_ints, None, None)
@@ -346,7 +401,7 @@ def _rational_run(call: OpCall, left: NDArray[Any], right: NDArray[Any] | None) 
 
 
 def fraction_exact(call: OpCall) -> tuple[NDArray[Any], NDArray[Any] | None]:
-    """The exact real and imaginary parts as fractions (imag None for real operands).
+    """Return the exact real and imaginary parts as fractions (imag None for real operands).
 
     Examples
     --------
@@ -389,7 +444,7 @@ def _split_fraction(value: Fraction) -> tuple[float, float, float]:
 
 
 def from_fractions(values: NDArray[Any]) -> Exact:
-    """An :class:`Exact` (double-double) of an object array of fractions.
+    """Return an :class:`Exact` (double-double) of an object array of fractions.
 
     Examples
     --------

@@ -18,9 +18,9 @@ Examples
 >>> wrong = oracle.exact.hi.astype(np.float32) * np.float32(1 + 2**-10)
 >>> print(describe_failure(oracle, wrong, oracle.exceeding(wrong), 1.0))  # doctest: +ELLIPSIS
 conv result is farther from the exact result than the rounding-error bound
-  63 of 64 elements exceed it; shape (1, 4, 4, 4), dtype float32, precision float32, n = 72 terms per output
-  worst at index (0, 1, 3, 2): actual 18.25..., exact 18.23..., error 0.0178, bound 0.000228 (78.1x), dominated by the accumulation term
-  the errors fit the presets tf32, bfloat16, ...; they exceed the float32 model 78.1x
+  63 of 64 elements exceed it; shape (1, 4, 4, 4), dtype float32, precision float32, n = 72 ...
+  worst at index (0, 1, 3, 2): actual 18.25..., exact 18.23..., error 0.0178, bound 0.000228 ...
+  the errors fit tf32 (at most 0.34 of its bound; ...); they exceed the float32 model 78.1x
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ Oracle = Any
 
 
 def precision_name(precision: Precision | None) -> str:
-    """The preset's name, or the model spelled out; ``"exact"`` for None.
+    """Return the preset's name, or the model spelled out; ``"exact"`` for None.
 
     Examples
     --------
@@ -82,11 +82,18 @@ def preset_fits(oracle: Oracle, observed: NDArray[np.float64]) -> dict[str, floa
 
 
 def _fit_sentence(ratios: dict[str, float], model: str) -> str:
-    fitting = [name for name, ratio in ratios.items() if ratio <= 1]
+    # The tightest preset that fits has the largest ratio still <= 1.
+    fitting = sorted(
+        (name for name, ratio in ratios.items() if ratio <= 1), key=lambda k: -ratios[k]
+    )
     own = ratios.get(model)
     exceed = f"; they exceed the {model} model {own:.3g}x" if own is not None else ""
     if fitting:
-        return f"  the errors fit the presets {', '.join(fitting)}{exceed}"
+        looser = f"; also the looser {', '.join(fitting[1:])}" if fitting[1:] else ""
+        return (
+            f"  the errors fit {fitting[0]} (at most {ratios[fitting[0]]:.2g} of its bound"
+            f"{looser}){exceed}"
+        )
     closest = min(ratios, key=ratios.__getitem__) if ratios else None
     if closest is None:
         return ""
@@ -99,7 +106,7 @@ def _fit_sentence(ratios: dict[str, float], model: str) -> str:
 def describe_failure(
     oracle: Oracle, result: NDArray[Any], mask: NDArray[np.bool_], bound_factor: float
 ) -> str:
-    """The text of the ``AssertionError`` for a result exceeding its bound at ``mask``."""
+    """Return the text of the ``AssertionError`` for a result exceeding its bound at ``mask``."""
     op = oracle.call.op
     model = precision_name(oracle.terms.precision)
     count = int(mask.sum())
@@ -129,9 +136,11 @@ def describe_failure(
     lines = [
         f"{op} result is farther from the exact result than the rounding-error bound",
         f"  {count} of {result.size} elements exceed it{head}",
-        f"  worst at index {index}: actual {_show(result[index])}, exact {_show(exact)}, "
-        f"error {float(observed[index]):.3g}, bound {limit:.3g} ({float(ratios[index]):.3g}x), "
-        f"dominated by the {oracle.terms.dominant(index)} term",
+        (
+            f"  worst at index {index}: actual {_show(result[index])}, exact {_show(exact)}, "
+            f"error {float(observed[index]):.3g}, bound {limit:.3g} "
+            f"({float(ratios[index]):.3g}x), dominated by the {oracle.terms.dominant(index)} term"
+        ),
     ]
     if oracle.terms.precision is not None:
         sentence = _fit_sentence(preset_fits(oracle, observed), model)

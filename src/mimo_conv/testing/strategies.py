@@ -98,11 +98,11 @@ def exact_integer_limit(precision: Precision, terms: int) -> int:
     """
     digits = min(precision.accumulate_format.precision, precision.output_format.precision)
     top = 2**digits
-    limit = min(2 ** precision.input_format.precision, _INT_LIMIT)
+    limit = min(2**precision.input_format.precision, _INT_LIMIT)
     limit = min(limit, int(precision.input_format.max))
     while limit > 0 and terms * limit * limit + limit > top:
         limit = min(limit - 1, math.isqrt(top // max(terms + 1, 1)))
-    return max(limit, 0)
+    return int(max(limit, 0))
 
 
 def _element_strategy(
@@ -135,12 +135,12 @@ def _element_strategy(
     return _real_strategy(dtype, kind, terms)
 
 
-def _integer_bound(
-    dtype: np.dtype[Any], kind: str, terms: int, precision: Precision | None
-) -> int:
-    """The largest magnitude of integer elements of ``kind`` for ``dtype``."""
+def _integer_bound(dtype: np.dtype[Any], kind: str, terms: int, precision: Precision | None) -> int:
+    """Return the largest magnitude of integer elements of ``kind`` for ``dtype``."""
     if kind == "exact":
-        return exact_integer_limit(precision if precision is not None else _dtype_model(dtype), terms)
+        return exact_integer_limit(
+            precision if precision is not None else _dtype_model(dtype), terms
+        )
     if dtype.kind in "iu":
         info_i = np.iinfo(dtype)
         return int(min(-int(info_i.min), int(info_i.max), _INT_LIMIT))
@@ -152,7 +152,7 @@ def _integer_bound(
 
 
 def _float_limit(dtype: np.dtype[Any], terms: int) -> float:
-    """A power of two ``L`` with ``(terms + 1) L**2`` far below the largest finite value."""
+    """Return a power of two ``L`` with ``(terms + 1) L**2`` far below the largest finite value."""
     info = np.finfo(dtype)
     return 2.0 ** math.floor(
         math.log2(min(_FLOAT_LIMIT, math.sqrt(float(info.max) / (4 * (terms + 1)))))
@@ -200,13 +200,17 @@ def _real_strategy(dtype: np.dtype[Any], kind: str, terms: int) -> st.SearchStra
 
 
 def _dtype_model(dtype: np.dtype[Any]) -> Precision:
-    """The precision model of ``dtype`` computed as mimo_conv computes it (float64 if exact)."""
+    """Return the model of ``dtype`` computed as mimo_conv computes it (float64 if exact)."""
     model = default_precision(np.dtype(dtype.char.lower()) if dtype.kind == "c" else dtype)
     return model if model is not None else as_precision("float64")
 
 
 def _generated(
-    rng: np.random.Generator, dtype: np.dtype[Any], kind: str, terms: int, size: int,
+    rng: np.random.Generator,
+    dtype: np.dtype[Any],
+    kind: str,
+    terms: int,
+    size: int,
     precision: Precision | None,
 ) -> NDArray[Any]:
     """``size`` values of a named ``kind`` drawn by NumPy (the large-array path)."""
@@ -224,7 +228,9 @@ def _generated(
         values = rng.uniform(-limit, limit, size)
     elif kind == "cancellation":
         big = rng.choice([-limit, limit], size)
-        values = np.where(rng.random(size) < 0.5, big + rng.uniform(-1, 1, size), rng.uniform(-1, 1, size))
+        values = np.where(
+            rng.random(size) < 0.5, big + rng.uniform(-1, 1, size), rng.uniform(-1, 1, size)
+        )
     else:  # subnormal
         low, high = _subnormal_exponents(real)
         values = np.ldexp(rng.uniform(0.5, 1, size), rng.integers(low, high + 1, size))
@@ -406,17 +412,21 @@ def _problems(
 
 
 def _no_extra_terms(in_channels: int, kernels: list[int], out_shape: tuple[int, ...]) -> int:
-    """A forward problem's values need only its own ``n`` to stay exact and finite."""
+    """Return 0: a forward problem's values need only its own ``n`` to stay exact and finite."""
     del in_channels, kernels, out_shape
     return 0
 
 
 def _gradient_terms(in_channels: int, kernels: list[int], out_shape: tuple[int, ...]) -> int:
-    """Terms of the gradients: ``N * prod(out)`` for ``dL/dw``, up to ``C_out * prod(k) * 2**d``
-    for ``dL/dx`` (reflected borders count twice per axis)."""
+    """Return the terms of the gradients' sums (at most).
+
+    ``N * prod(out)`` for ``dL/dw``, up to ``C_out * prod(k) * 2**d`` for ``dL/dx``
+    (reflected borders count twice per axis).
+    """
     del in_channels
     positions = math.prod(out_shape) // max(out_shape[-len(kernels) - 1], 1)
-    return max(positions, out_shape[-len(kernels) - 1] * math.prod(kernels) * 2 ** len(kernels))
+    per_input = out_shape[-len(kernels) - 1] * math.prod(kernels) * 2 ** len(kernels)
+    return int(max(positions, per_input))
 
 
 def _compact(draw: st.DrawFn, values: list[int]) -> int | tuple[int, ...]:
@@ -554,7 +564,7 @@ def backward_problems_strategy(
 
 
 def _forward_kwargs(forward: dict[str, Any], model: Precision | None) -> dict[str, Any]:
-    """The keyword arguments of ``_problems`` from those of the public strategy."""
+    """Return the keyword arguments of ``_problems`` from those of the public strategy."""
     dims = forward["spatial_dims"]
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     forms = tuple(forward["padding_forms"])
@@ -602,7 +612,7 @@ def transpose_problems_strategy(
     bias: bool | None = None,
     precision: str | Precision | None = None,
 ) -> TransposeProblem:
-    """Valid :func:`mimo_conv.conv_transpose` problems, ``output_padding`` included.
+    """Return valid :func:`mimo_conv.conv_transpose` problems, ``output_padding`` included.
 
     Per axis: the input size, the kernel taps, the stride and dilation, an
     ``output_padding`` below ``max(stride, dilation)`` (PyTorch's rule), then a padding that
