@@ -1,4 +1,4 @@
-"""Strategies that scale: large problems from a seed, shrinking to the smallest, every op's problems."""
+"""Strategies that scale: large problems from a seed, shrinking to the smallest, every op."""
 
 from __future__ import annotations
 
