@@ -313,6 +313,12 @@ def magnitudes(call: OpCall) -> Magnitudes:
         # Every output of a forward conv has C_in / groups * prod(kernel) terms (padded
         # positions hold zeros or copies): no call needed.
         count = np.full(products.shape, float(np.prod(right.shape[1:])))
+    elif call.op in ("conv_weight", "conv_bias"):
+        # One term per image and output position, for every tap (or bias) alike.
+        grads = right if call.op == "conv_weight" else left
+        assert grads is not None
+        channels = products.shape[0]
+        count = np.full(products.shape, float(grads.size // channels) if channels else 0.0)
     else:
         ones_right = None if right is None else np.ones(right.shape)
         count = np.asarray(call.run(np.ones(left.shape), ones_right, None), dtype=np.float64)
