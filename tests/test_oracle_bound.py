@@ -191,6 +191,10 @@ def test_object_plan_reads_each_kind_of_python_number() -> None:
     plan = _object_plan(np.array([Fraction(1)], dtype=object), np.array([1j], dtype=object))
     assert plan is not None
     assert plan.compute == plan.output == np.complex128
+    # A rational first does not hide the float after it.
+    later = _object_plan(np.array([Fraction(1, 3), 0.5], dtype=object))
+    assert later is not None
+    assert later.compute == np.float64
     mixed = _object_plan(np.array([0.5, 1j], dtype=object))
     assert mixed is not None
     assert mixed.compute == np.complex128

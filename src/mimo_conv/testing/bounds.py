@@ -156,11 +156,6 @@ def _object_plan(*arrays: NDArray[Any] | None) -> DtypePlan | None:
     return DtypePlan(compute=dtype, output=dtype)
 
 
-def _longdouble_format() -> Format:
-    info = np.finfo(np.longdouble)
-    return Format("longdouble", info.nmant + 1, int(info.minexp), float("inf"))
-
-
 @dataclass(frozen=True, eq=False)
 class Magnitudes:
     """What the bound needs to know about one call, whatever the precision model.
