@@ -285,3 +285,95 @@ def test_terms_recompose_for_every_preset() -> None:
     )
     assert FORMATS["tf32"].holds(FORMATS["bfloat16"])
     assert not FORMATS["bfloat16"].holds(FORMATS["tf32"])
+
+
+def independent_linear_bound(values: np.ndarray, n: int, model: Precision) -> Fraction:
+    """The bound of a sum of ``n`` elements (conv_bias), from the formula, with Fractions."""
+    fmt_in, acc, out = model.input_format, model.accumulate_format, model.output_format
+    tz = model.rounding == "toward_zero"
+
+    def unit(f: Any) -> Fraction:
+        return Fraction(1, 2 ** (f.precision - (1 if tz else 0)))
+
+    def under(f: Any) -> Fraction:
+        exponent: int = f.emin if model.flush_subnormals else f.emin - f.precision + 1
+        eta = Fraction(2) ** exponent
+        return eta if model.flush_subnormals or tz else eta / 2
+
+    v = values.astype(np.float64)
+    held = bool(np.array_equal(round_to(v, fmt_in), v))
+    ua, ea = (Fraction(0), Fraction(0)) if held else (unit(fmt_in), under(fmt_in))
+    total = sum((abs(to_fraction(x)) for x in values.ravel()), Fraction(0))
+    e_in = ua * total + n * ea
+    g = exact_gamma(n - 1, unit(acc))
+    e_acc = g * (total + e_in)
+    e_under = (n - 1) * (Fraction(2) ** acc.emin if model.flush_subnormals else 0) * (1 + g)
+    e_out = Fraction(0)
+    if not out.holds(acc):
+        e_out = unit(out) * (total + e_in + e_acc + e_under) + under(out)
+    return e_in + e_acc + e_under + e_out
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_linear_ops_match_the_formula(name: str) -> None:
+    model = MODELS[name]
+    rng = np.random.default_rng(7)
+    grads = (rng.standard_normal((2, 3, 4)) / 3).astype(np.float64)
+    try:
+        got = bound("conv_bias", grads, precision=model)
+    except ValueError:
+        return
+    for channel in range(3):
+        expected = independent_linear_bound(grads[:, channel], 8, model)
+        value = Fraction(float(got[channel]))
+        assert expected <= value <= expected * INFLATION + Fraction(2) ** -1060, name
+
+
+def test_where_a_correct_kernel_may_overflow() -> None:
+    x = np.array([[60000.0, 1.0]], dtype=np.float32)
+    w = np.array([[[1.0]]], dtype=np.float32)
+    terms = bound_terms("conv", x, w, precision="float16")
+    assert terms.may_overflow is not None
+    assert terms.may_overflow.tolist() == [[False, False]]
+    double = np.array([[[2.0]]], dtype=np.float32)
+    big = bound_terms("conv", x, double, precision="float16")
+    assert big.may_overflow is not None
+    assert big.may_overflow.tolist() == [[True, False]]
+    huge_input = bound_terms("conv", np.array([[1e6, 1.0]], np.float32), w, precision="float16")
+    assert huge_input.may_overflow is not None
+    assert huge_input.may_overflow.all()  # an input itself rounds to infinity in float16
+    from mimo_conv.testing import assert_close  # noqa: PLC0415
+
+    assert_close(np.array([[np.inf, 2.0]]), "conv", x, double, precision="float16")
+    with pytest.raises(AssertionError):
+        assert_close(np.array([[120000.0, np.inf]]), "conv", x, double, precision="float16")
+
+
+def test_default_models_of_mixed_and_low_precision_operands() -> None:
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = np.ones((1, 2), dtype=ml_dtypes.bfloat16)
+    w = np.ones((1, 1, 1), dtype=ml_dtypes.bfloat16)
+    assert bound_terms("conv", x, w).precision == PRESETS["bfloat16"]
+    e5 = np.ones((1, 1, 1), dtype=ml_dtypes.float8_e5m2)
+    mixed = bound_terms("conv", x, e5).precision
+    assert mixed == Precision("float32", "float32")
+    assert bound_terms("conv", x, np.ones((1, 1, 1), np.float32)).precision == mixed
+    assert (
+        bound_terms("conv", np.ones((1, 2), np.float16), np.ones((1, 1, 1))).precision
+        == (PRESETS["float64"])
+    )
+
+
+def test_held_inputs_by_value_and_by_dtype() -> None:
+    exact_bf16 = np.array([[1.0, 0.5, 3.0]], dtype=np.float32)  # bfloat16 values
+    w = np.ones((1, 1, 2), dtype=np.float32)
+    mag = magnitudes(parse_call("conv", (exact_bf16, w), {}))
+    assert mag.held(0, FORMATS["bfloat16"])
+    inexact = magnitudes(parse_call("conv", (exact_bf16 / 3, w), {}))
+    assert not inexact.held(0, FORMATS["bfloat16"])
+    assert inexact.held(0, FORMATS["float32"])  # by dtype
+    assert inexact.held(2, FORMATS["float8_e5m2"])  # no bias: nothing to round
+    ints = magnitudes(parse_call("conv", (np.array([[1, 2]]), np.ones((1, 1, 1), int)), {}))
+    assert ints.held(0, FORMATS["float16"])  # 1 and 2 are float16 numbers
+    odd = magnitudes(parse_call("conv", (np.array([[1, 257]]), np.ones((1, 1, 1), int)), {}))
+    assert not odd.held(0, FORMATS["bfloat16"])  # 257 needs 9 bits
