@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ def test_gradients_agree_with_mimo_conv_grad() -> None:
     x = rng.integers(-3, 4, (2, 4, 6))
     w = rng.integers(-3, 4, (4, 2, 3))
     g = rng.integers(-3, 4, (2, 4, 3))
-    options = {"stride": 2, "padding": 1, "groups": 2, "padding_mode": "reflect"}
+    options: dict[str, Any] = {"stride": 2, "padding": 1, "groups": 2, "padding_mode": "reflect"}
     np.testing.assert_array_equal(
         operations.conv_input(x.shape, w, g, **options),
         mc.grad.conv_input(x.shape, w, g, **options),
