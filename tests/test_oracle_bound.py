@@ -377,3 +377,28 @@ def test_held_inputs_by_value_and_by_dtype() -> None:
     assert ints.held(0, FORMATS["float16"])  # 1 and 2 are float16 numbers
     odd = magnitudes(parse_call("conv", (np.array([[1, 257]]), np.ones((1, 1, 1), int)), {}))
     assert not odd.held(0, FORMATS["bfloat16"])  # 257 needs 9 bits
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_longdouble_bound_is_pinned(with_bias: bool) -> None:
+    info = np.finfo(np.longdouble)
+    if info.precision <= 15:
+        pytest.skip("longdouble is float64 on this platform")
+    x = np.array([[1, -2, 3, 5]], dtype=np.longdouble) / 7
+    w = np.array([[[1, 1, 2]]], dtype=np.longdouble) / 3
+    b = np.array([0.25], dtype=np.longdouble) if with_bias else None
+    got = bound("conv", x, w, b)
+    assert got.dtype == np.longdouble
+    u = to_fraction(info.eps) / 2
+    eta = to_fraction(info.smallest_subnormal)
+    for j in range(2):
+        products = sum(
+            (abs(to_fraction(x[0, j + t])) * abs(to_fraction(w[0, 0, t])) for t in range(3)),
+            Fraction(0),
+        )
+        total = products + (to_fraction(b[0]) if b is not None else 0)
+        k = 3 + (1 if with_bias else 0)
+        g = exact_gamma(k, u)  # k - 1 additions and the rounded product
+        expected = g * total + 3 * eta * (1 + g)
+        value = to_fraction(got[0, j])
+        assert expected <= value <= expected * (1 + Fraction(2) ** -50) + 64 * eta

@@ -322,7 +322,8 @@ def magnitudes(call: OpCall) -> Magnitudes:
     # n - 1 additions); 1 + 2 gamma_{n+16} covers them (and the arithmetic of compose()),
     # and (n + 1) smallest subnormals cover the products that underflowed.
     info = np.finfo(wide)
-    slack = 1 + 2 * gamma(n + 16, float(info.eps) / 2)
+    # In the magnitude dtype: 1 + 2e-18 is 1.0 as a Python float, not as a longdouble.
+    slack = wide.type(1) + wide.type(2) * wide.type(gamma(n + 16, float(info.eps) / 2))
     tiny = float(info.smallest_subnormal) if wide == np.float64 else info.smallest_subnormal
     products = np.asarray(np.multiply(products, slack) + np.multiply(n + 1, tiny), dtype=wide)
     bias_term = None
@@ -496,12 +497,13 @@ def _longdouble_terms(mag: Magnitudes) -> BoundTerms:
     roundings = np.maximum(terms - 1, 0) + (1 if mag.call.bilinear else 0) * (mag.count > 0)
     gamma(math.ceil(float(np.max(roundings, initial=0))), u)
     nu = roundings.astype(np.longdouble) * np.longdouble(u)
-    g = nu / (1 - nu) * np.longdouble(1 + 4 * u)
+    one = np.longdouble(1)
+    g = nu / (1 - nu) * (one + 4 * np.longdouble(u))
     zeros = np.zeros(mag.products.shape, dtype=np.longdouble)
     accumulation = g * mag.total
     eta = info.smallest_subnormal
     underflow = (mag.count * eta * (1 + g)) if mag.call.bilinear else zeros
-    total = (accumulation + underflow) * np.longdouble(1 + 8 * u) + 8 * eta
+    total = (accumulation + underflow) * (one + 8 * np.longdouble(u)) + 8 * eta
     if mag.complex_result:
         total = total * np.longdouble(_SQRT2_UP)
     return BoundTerms(zeros, accumulation, underflow, zeros, total, None, mag.n)
