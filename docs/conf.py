@@ -53,6 +53,7 @@ nitpick_ignore = [
     ("py:func", "weight_gradient_geometry"),
     ("py:func", "mimo_conv._engine.cost_model.workspace_bytes"),
     ("py:mod", "mimo_conv._core.dtypes"),
+    ("py:class", "Format"),  # the private number format behind Precision's attributes
 ]
 
 html_theme = "pydata_sphinx_theme"

@@ -124,7 +124,7 @@ def test_bound_holds_for_any_summation_order(problem: ConvProblem, order: str) -
 @given(conv_problems(spatial_dims=(1, 2), dtypes=("float32", "float64"), elements="cancellation"))
 def test_an_error_larger_than_the_bound_is_reported(problem: ConvProblem) -> None:
     reference = reference_for(problem.x, problem.weight, problem.bias, **problem.conv_kwargs())
-    exact = np.array([float(v) for v in reference.real.flat]).reshape(reference.out_shape)
+    exact = reference.exact()
     # Three bounds away from the exact value (and never rounded back into it).
     wrong = (exact + 3 * reference.bound + np.abs(exact) * 1e-3 + 1e-30).astype(problem.x.dtype)
     with pytest.raises(AssertionError, match=r"(?s)exceed it; shape .* worst at index"):
@@ -141,7 +141,7 @@ def test_the_report_names_shape_dtype_index_values_bound_and_count() -> None:
         assert_conv_close(actual, x, weight)
     report = str(caught.value)
     assert "2 of 6 elements exceed it" in report
-    assert "shape (2, 3), dtype float64, n = 6 terms per output" in report
+    assert "shape (2, 3), dtype float64, precision float64, n = 6 terms per output" in report
     assert "worst at index (1, 2)" in report
     assert f"actual {float(actual[1, 2])!r}" in report
     assert f"bound {error_bound(x, weight)[1, 2]:.3g}" in report
@@ -245,8 +245,7 @@ def cancelling_float32_problem() -> tuple[NDArray[np.float32], NDArray[np.float3
 
 def rounded_exact(x: NDArray[Any], weight: NDArray[Any]) -> NDArray[np.float32]:
     reference = reference_for(x, weight)
-    values = np.array([float(v) for v in reference.real.flat], dtype=np.float64)
-    return values.reshape(reference.out_shape).astype(np.float32)
+    return reference.exact().astype(np.float32)
 
 
 def test_fixed_tolerances_reject_a_correct_float32_result_on_a_large_reduction() -> None:
@@ -285,7 +284,7 @@ def readme_blocks() -> list[str]:
 
 def run_readme_test(implementation: Callable[..., Any], *, dtype: str = "float32") -> None:
     """Run the README's hypothesis test against ``implementation`` (a few examples)."""
-    *_, test_block = readme_blocks()
+    test_block = readme_blocks()[1]
     source = test_block.replace('dtypes=["float32"]', f'dtypes=["{dtype}"]')
     assert (dtype == "float32") == (source == test_block)
     namespace: dict[str, Any] = {"my_conv2d": implementation}
@@ -371,7 +370,7 @@ def test_readme_example_accepts_a_correct_implementation() -> None:
 def test_readme_example_accepts_pytorch_float32() -> None:
     pytest.importorskip("torch")
     namespace: dict[str, Any] = {}
-    implementation_block, _ = readme_blocks()
+    implementation_block = readme_blocks()[0]
     exec(compile(implementation_block, str(README), "exec"), namespace)
     run_readme_test(namespace["my_conv2d"])
 
@@ -423,3 +422,13 @@ def test_non_finite_inputs_are_refused_with_a_clear_error() -> None:
     weight = np.ones((1, 1, 2))
     with pytest.raises(ValueError, match="exact reference needs finite inputs"):
         assert_conv_close(mc.conv(x, weight), x, weight)
+
+
+@pytest.mark.parametrize("name", ["test_my_conv2d_backward", "test_my_conv2d_bfloat16"])
+def test_readme_backward_and_bfloat16_examples_pass_against_pytorch(name: str) -> None:
+    pytest.importorskip("torch")
+    blocks = readme_blocks()
+    namespace: dict[str, Any] = {}
+    for block in (blocks[0], *blocks[2:]):
+        exec(compile(block, str(README), "exec"), namespace)
+    namespace[name]()  # the suite's hypothesis profile (60 examples in CI)

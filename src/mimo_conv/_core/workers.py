@@ -83,9 +83,9 @@ def set_threads(threads: int | None) -> int | None:
     Parameters
     ----------
     threads : int or None
-        A positive count, or None to return to the default (:func:`default_threads`). It
-        does not change BLAS's own threads (use ``threadpoolctl`` or the environment for
-        those). Results do not depend on it.
+        A positive count, or None to return to the default (the BLAS thread setting,
+        else the number of cores). It does not change BLAS's own threads (use
+        ``threadpoolctl`` or the environment for those). Results do not depend on it.
 
     Returns
     -------

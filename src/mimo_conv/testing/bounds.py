@@ -1,46 +1,82 @@
-"""The forward error bound of a convolution computed in floating point, in any summation order.
+"""The forward error bound of every operation, for a kernel working in a given precision.
 
-Every output element is a dot product of ``n = C_in / groups * prod(kernel)`` products plus,
-optionally, a bias. Higham (*Accuracy and Stability of Numerical Algorithms*, 2nd ed.,
-section 3.1) shows that a dot product computed in **any** order (sequential, pairwise,
-blocked BLAS, with or without fused multiply-adds) with unit roundoff ``u`` satisfies::
+Every output element of the operations :mod:`mimo_conv.testing` checks is a sum of ``n``
+terms: products ``a_i b_i`` of two operands (``conv``, ``conv_transpose`` and the two
+gradients; plus a bias term for the first two) or single elements ``a_i`` (``conv_bias``,
+``fold``; ``unfold`` copies, ``n = 1``). A kernel described by a
+:class:`~mimo_conv.testing.precision.Precision` rounds its inputs to one format, sums the
+products in another (in any order or blocking) and rounds the sum to a third. Compared
+with the exact result of the *original* inputs, its error is at most (``docs/testing.md``
+derives each line)::
 
-    |fl(x . w) - x . w| <= gamma_n * sum_i |x_i| |w_i|,    gamma_n = n u / (1 - n u).
+    E_in  = (u_a + u_b + u_a u_b) P + u_c |c|
+            + n (e_a (1 + u_b) B + e_b (1 + u_a) A + e_a e_b) + e_c
+    E_acc = gamma_r(u) (M + E_in) + (n e + (k - 1) f) (1 + gamma_r(u))
+    E_out = u_out (M + E_in + E_acc) + e_out              (only when the output is narrower)
+    bound = (E_in + E_acc + E_out) (1 + slack) + tiny
 
-This module turns that into an elementwise bound for a whole convolution:
+with ``P = sum |a_i| |b_i|``, ``M = P + |c|`` (``c`` the bias), ``A``/``B`` the largest
+``|a|``/``|b|``, ``u_a``, ``e_a`` the relative and absolute error of rounding ``a`` to the
+input format (0 when ``a`` is already in it), ``k = n + (1 if bias)`` terms,
+``r = k - 1 + (0 if the products are exact in the accumulation format else 1)`` roundings
+per term (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., section 3.1
+and Lemma 3.1, for any order; a block FMA that sums a block exactly and rounds once has
+fewer, so it is covered: Blanchard, Higham, Lopez, Mary and Pranesh, SIAM J. Sci.
+Comput. 42(3), 2020), ``gamma_r(u) = r u / (1 - r u)``, ``e`` the underflow error of a
+product, ``f`` that of a sum (0 with gradual underflow: a sum whose result is subnormal is
+exact; ``2**emin`` with flush-to-zero). ``u = 2**-p`` rounding to nearest, ``2**(1 - p)``
+toward zero.
 
-* the magnitudes ``M = conv(|x|, |w|) + |b|`` are computed in float64 (``longdouble`` for
-  ``longdouble`` inputs), never in the low precision, and inflated for their own rounding;
-* a bias is one more term: ``gamma_{n+1}``;
-* underflow: a product that falls into the subnormal range is rounded with an absolute
-  error of at most half the smallest subnormal ``eta``, so ``n * eta * (1 + gamma)`` is
-  added (twice what is needed, because ``eta / 2`` is not representable; additions are
-  exact when their result is subnormal, so they add nothing), and the bound's own float64
-  arithmetic adds a few float64 subnormals;
-* complex: the real and the imaginary part are each a real dot product of ``2n`` terms whose
-  magnitudes sum to at most ``sum |x_i| |w_i|`` (Cauchy-Schwarz), so the modulus of the
-  error is at most ``sqrt(2)`` times the real bound for ``2n`` terms;
-* a result rounded once more to a narrower dtype (float16 computed in float32) adds that
-  rounding: ``u_out * (M + bound) + eta_out / 2``;
-* exact arithmetic (int64, or object arrays of Python ints and fractions) has bound 0.
+The magnitudes ``P`` and ``n`` are computed once per call in float64 by the library's own
+operation on ``|a|``, ``|b|`` and ones (:class:`Magnitudes`), inflated for their own
+rounding (the ``slack``), so composing the bound for another precision (the diagnosis
+tries every preset) costs only elementwise arithmetic (:func:`compose`).
 
-Cost: one float64 convolution of the magnitudes (the same multiply-adds as the call).
+Complex inputs (the default precision only): each part is a real sum of ``2n`` terms of
+total magnitude at most ``P``, so the modulus of the error is at most ``sqrt(2)`` times the
+real bound for ``2n`` terms. Exact arithmetic (integers, Python ints and fractions in
+object arrays) has bound 0.
+
+Examples
+--------
+>>> x = np.ones((1, 4), dtype=np.float32)
+>>> w = np.ones((1, 1, 4), dtype=np.float32)
+>>> float(bound("conv", x, w)[0, 0])  # gamma_4 * 4 = 16 u / (1 - 4 u), u = 2**-24
+9.5367...e-07
+>>> float(bound("conv", x, w, precision="bfloat16")[0, 0])  # exact inputs, fp32 sum, bf16 out
+0.015625...
 """
 
 from __future__ import annotations
 
+import math
 import numbers
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from mimo_conv._core.dtypes import DtypePlan, plan_dtypes
-from mimo_conv._core.operands import prepare_call
-from mimo_conv._ops.conv import conv
+from mimo_conv.testing.operations import OpCall, parse_call
+from mimo_conv.testing.precision import (
+    FORMATS,
+    Format,
+    Precision,
+    as_precision,
+    default_precision,
+    format_name,
+    round_to,
+)
 
 #: ``sqrt(2)`` rounded up: float64 ``1.4142135623730951`` is above the true value.
 _SQRT2_UP = 1.4142135623730951
+#: float64's unit roundoff and smallest subnormal: the bound's own arithmetic.
+_U64 = 2.0**-53
+_ETA64 = 2.0**-1074
+
+#: The names of the terms of the bound, in the order :class:`BoundTerms` holds them.
+TERM_NAMES = ("inputs", "accumulation", "underflow", "output")
 
 
 def gamma(n: int, unit_roundoff: float) -> float:
@@ -51,7 +87,7 @@ def gamma(n: int, unit_roundoff: float) -> float:
     n : int
         Number of rounded operations a term goes through.
     unit_roundoff : float
-        ``u``, half the machine epsilon of the working precision.
+        ``u``: ``2**-p`` rounding to nearest, ``2**(1 - p)`` toward zero.
 
     Returns
     -------
@@ -78,8 +114,34 @@ def gamma(n: int, unit_roundoff: float) -> float:
     return nu / (1 - nu)
 
 
+def gammas(counts: NDArray[Any], unit_roundoff: float) -> NDArray[np.float64]:
+    """Elementwise :func:`gamma` of an array of counts (float64, rounded up a little).
+
+    Examples
+    --------
+    >>> gammas(np.array([0.0, 3.0]), 2.0**-24)[1] >= gamma(3, 2.0**-24)
+    np.True_
+    """
+    largest = float(np.max(counts, initial=0.0))
+    gamma(math.ceil(largest), unit_roundoff)  # refuses n u >= 1
+    nu = counts * unit_roundoff
+    result: NDArray[np.float64] = nu / (1 - nu) * (1 + 4 * _U64)
+    return result
+
+
 def _object_plan(*arrays: NDArray[Any] | None) -> DtypePlan | None:
-    """Return the float plan of object arrays holding inexact numbers (None if exact)."""
+    """Return the float plan of object arrays holding inexact numbers (None if exact).
+
+    Examples
+    --------
+    >>> from fractions import Fraction
+    >>> _object_plan(np.array([Fraction(1, 3), 2], dtype=object)) is None
+    True
+    >>> _object_plan(np.array([0.5, 2], dtype=object)).compute
+    dtype('float64')
+    >>> _object_plan(np.array([0.5j], dtype=object), None).compute
+    dtype('complex128')
+    """
     kinds: set[str] = set()
     for array in arrays:
         if array is None or array.dtype.kind != "O":
@@ -94,10 +156,394 @@ def _object_plan(*arrays: NDArray[Any] | None) -> DtypePlan | None:
     return DtypePlan(compute=dtype, output=dtype)
 
 
-def _magnitude_dtype(plan: DtypePlan) -> np.dtype[Any]:
-    """float64, or longdouble when the call computes in something wider than float64."""
-    precision = np.finfo(plan.compute).precision
-    return np.dtype(np.longdouble if precision > np.finfo(np.float64).precision else np.float64)
+@dataclass(frozen=True, eq=False)
+class Magnitudes:
+    """What the bound needs to know about one call, whatever the precision model.
+
+    Attributes
+    ----------
+    products : ndarray
+        ``P``: ``sum |a_i| |b_i|`` (or ``sum |a_i|``) per output, rounded up.
+    bias : ndarray or None
+        ``|c|``, broadcast against the output.
+    count : ndarray
+        ``n``: terms per output (products, the bias not counted).
+    left_max, right_max : float
+        ``A`` and ``B``: the largest ``|a|`` and ``|b|``.
+    complex_result : bool
+    call : OpCall
+    """
+
+    products: NDArray[Any]
+    bias: NDArray[Any] | None
+    count: NDArray[Any]
+    left_max: float
+    right_max: float
+    complex_result: bool
+    call: OpCall
+    _held: dict[tuple[int, str], bool] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """The largest number of terms of an output."""
+        return int(np.max(self.count, initial=0))
+
+    @property
+    def total(self) -> NDArray[Any]:
+        """``M = P + |c|``."""
+        return self.products if self.bias is None else self.products + self.bias
+
+    def held(self, which: int, fmt: Format) -> bool:
+        """Whether operand ``which`` (0 left, 1 right, 2 bias) is exactly in ``fmt``.
+
+        By its dtype (a float32 array is in float32) or, failing that, by its values (a
+        float32 array of bfloat16 values is in bfloat16).
+        """
+        key = (which, fmt.name)
+        if key not in self._held:
+            array = (self.call.left, self.call.right, self.call.bias)[which]
+            dtype = self.call.dtypes[which]
+            if dtype is not None and dtype.kind == "c":
+                dtype = np.dtype(dtype.char.lower())  # each part is in the real format
+            name = None if dtype is None else format_name(dtype)
+            if array is None or (name is not None and fmt.holds(FORMATS[name])):
+                held = True
+            elif (
+                array.dtype.kind in "fiu"
+                and fmt.name != "longdouble"
+                and (array.dtype.kind != "f" or np.finfo(array.dtype).precision <= 15)
+            ):
+                values = np.asarray(array, dtype=np.float64)
+                held = bool(np.array_equal(round_to(values, fmt), values))
+            else:
+                held = False
+            self._held[key] = held
+        return self._held[key]
+
+
+@dataclass(frozen=True, eq=False)
+class BoundTerms:
+    """The bound of one call under one precision model, term by term.
+
+    Attributes
+    ----------
+    inputs, accumulation, underflow, output : ndarray
+        The error from rounding the inputs, from the rounded products and sums (relative),
+        from underflow of products and sums (absolute), and from the final rounding.
+    total : ndarray
+        The bound: their sum, inflated for the bound's own float64 arithmetic.
+    precision : Precision or None
+        None for exact arithmetic (the bound is 0).
+    n : int
+        The largest number of terms of an output.
+    may_overflow : ndarray of bool or None
+        Where a correct kernel may overflow (a partial sum or the result can reach the
+        largest finite number of the accumulation or output format): there a non-finite
+        result is accepted, and a finite one must still be within the bound.
+    """
+
+    inputs: NDArray[Any]
+    accumulation: NDArray[Any]
+    underflow: NDArray[Any]
+    output: NDArray[Any]
+    total: NDArray[Any]
+    precision: Precision | None
+    n: int
+    may_overflow: NDArray[np.bool_] | None = None
+
+    def dominant(self, index: tuple[int, ...]) -> str:
+        """Return the name of the largest term at ``index``."""
+        values = [
+            float(np.broadcast_to(getattr(self, name), self.total.shape)[index])
+            for name in TERM_NAMES
+        ]
+        return TERM_NAMES[int(np.argmax(values))]
+
+
+def _abs_wide(array: NDArray[Any]) -> NDArray[Any]:
+    """``|array|`` in float64, longdouble for longdouble (within an ulp for complex)."""
+    if array.dtype.kind == "O":
+        values = array.tolist()
+        flat = array.ravel().tolist()
+        kind = np.complex128 if any(isinstance(v, complex) for v in flat) else np.float64
+        array = np.asarray(values, dtype=kind).reshape(array.shape)
+    wide: NDArray[Any]
+    if array.dtype.kind == "f" and np.finfo(array.dtype).precision > 15:
+        wide = np.abs(array).astype(np.longdouble)
+        return wide
+    if array.dtype.kind == "c" and array.dtype.itemsize > 16:
+        wide = np.abs(array).astype(np.longdouble)
+        return wide
+    kind = np.complex128 if array.dtype.kind == "c" else np.float64
+    result: NDArray[Any] = np.abs(np.asarray(array, dtype=kind)).astype(np.float64)
+    return result
+
+
+def _has_complex(array: NDArray[Any]) -> bool:
+    if array.dtype.kind == "c":
+        return True
+    return array.dtype.kind == "O" and any(isinstance(v, complex) for v in array.ravel().tolist())
+
+
+def magnitudes(call: OpCall) -> Magnitudes:
+    """Compute ``P``, ``|c|``, ``n``, ``A`` and ``B`` of a call in float64 (two calls of it).
+
+    Examples
+    --------
+    >>> m = magnitudes(parse_call("conv", (np.array([[1.0, -2.0, 3.0]]), np.ones((1, 1, 2))), {}))
+    >>> m.products.tolist(), m.n
+    ([[3.0..., 5.0...]], 2)
+    """
+    left = _abs_wide(call.left)
+    right = None if call.right is None else _abs_wide(call.right)
+    wide = (
+        np.dtype(np.longdouble)
+        if np.longdouble in (left.dtype, getattr(right, "dtype", None))
+        else np.dtype(np.float64)
+    )
+    left = left.astype(wide)
+    right = None if right is None else right.astype(wide)
+    products = np.asarray(call.run(left, right, None), dtype=wide)
+    if call.op == "conv" and right is not None:
+        # Every output of a forward conv has C_in / groups * prod(kernel) terms (padded
+        # positions hold zeros or copies): no call needed.
+        count = np.full(products.shape, float(np.prod(right.shape[1:])))
+    elif call.op in ("conv_weight", "conv_bias"):
+        # One term per image and output position, for every tap (or bias) alike.
+        grads = right if call.op == "conv_weight" else left
+        assert grads is not None
+        channels = products.shape[0]
+        count = np.full(products.shape, float(grads.size // channels) if channels else 0.0)
+    else:
+        ones_right = None if right is None else np.ones(right.shape)
+        count = np.asarray(call.run(np.ones(left.shape), ones_right, None), dtype=np.float64)
+    n = int(np.max(count, initial=0))
+    # Each magnitude went through at most n + 3 roundings (|.| of a complex, the product,
+    # n - 1 additions); 1 + 2 gamma_{n+16} covers them (and the arithmetic of compose()),
+    # and (n + 1) smallest subnormals cover the products that underflowed.
+    info = np.finfo(wide)
+    # In the magnitude dtype: 1 + 2e-18 is 1.0 as a Python float, not as a longdouble.
+    slack = wide.type(1) + wide.type(2) * wide.type(gamma(n + 16, float(info.eps) / 2))
+    tiny = float(info.smallest_subnormal) if wide == np.float64 else info.smallest_subnormal
+    products = np.asarray(np.multiply(products, slack) + np.multiply(n + 1, tiny), dtype=wide)
+    bias_term = None
+    if call.bias is not None and call.right is not None:
+        spatial = call.right.ndim - 2
+        bias_term = _abs_wide(call.bias).astype(wide).reshape((-1,) + (1,) * spatial)
+    return Magnitudes(
+        products=products,
+        bias=bias_term,
+        count=count,
+        left_max=float(np.max(left, initial=0.0)),
+        right_max=float(np.max(right, initial=0.0)) if right is not None else 1.0,
+        complex_result=any(_has_complex(a) for a in call.operands()),
+        call=call,
+    )
+
+
+def call_precision(call: OpCall) -> Precision | None:
+    """Return the default model of a call: its result computed as mimo_conv computes it.
+
+    None when the arithmetic is exact (integers, exact object arrays).
+
+    Examples
+    --------
+    >>> call_precision(parse_call("conv", (np.ones((1, 2), np.float16), np.ones((1, 1, 1))), {}))
+    Precision(inputs='float64', accumulate='float64', rounding='nearest', ...)
+    """
+    dtypes = [d for d in call.dtypes if d is not None]
+    names = [format_name(d) for d in dtypes]
+    if all(name is not None and name not in ("float64", "float32", "float16") for name in names):
+        # ml_dtypes operands alone: as PyTorch computes them (float32 accumulation).
+        if len(set(names)) == 1:
+            return default_precision(dtypes[0])
+        return Precision(inputs="float32", accumulate="float32")
+    if any(name is not None and name not in ("float64", "float32", "float16") for name in names):
+        return Precision(inputs="float32", accumulate="float32")
+    plan = plan_dtypes(*(a.dtype for a in call.operands()))
+    if plan.compute.kind == "O":
+        object_plan = _object_plan(*call.operands())
+        if object_plan is None:
+            return None
+        plan = object_plan
+    if plan.compute.kind in "iub":
+        return None
+    real = np.dtype(plan.output.char.lower()) if plan.output.kind == "c" else plan.output
+    if real == np.longdouble and np.finfo(np.longdouble).precision > 15:
+        return None  # handled by compose's longdouble branch
+    return default_precision(real)
+
+
+def _input_errors(mag: Magnitudes, precision: Precision) -> list[tuple[float, float]]:
+    """Return ``(u, e)`` of rounding each operand (left, right, bias) to the input format.
+
+    ``(0, 0)`` for an operand already in the format.
+    """
+    fmt = precision.input_format
+    rounding = precision.rounding
+    error = (fmt.unit_roundoff(rounding), fmt.underflow(rounding, flush=precision.flush_subnormals))
+    return [(0.0, 0.0) if mag.held(which, fmt) else error for which in range(3)]
+
+
+def compose(mag: Magnitudes, precision: Precision | None) -> BoundTerms:
+    """Compose the bound of a call under a precision model from its :class:`Magnitudes`.
+
+    Examples
+    --------
+    >>> call = parse_call("conv", (np.ones((1, 3)), np.ones((1, 1, 3))), {})
+    >>> terms = compose(magnitudes(call), as_precision("tf32"))
+    >>> terms.dominant((0, 0))
+    'accumulation'
+    """
+    shape = mag.products.shape
+    zeros = np.zeros(shape, dtype=mag.products.dtype)
+    if precision is None:
+        return BoundTerms(zeros, zeros, zeros, zeros, zeros, None, mag.n)
+    acc = precision.accumulate_format
+    out = precision.output_format
+    rounding = precision.rounding
+    flush = precision.flush_subnormals
+    fmt_in = precision.input_format
+    (u_a, e_a), (u_b, e_b), (u_c, e_c) = _input_errors(mag, precision)
+    bilinear = mag.call.bilinear
+    count = mag.count
+    has_bias = mag.bias is not None
+    products = mag.products
+    if mag.complex_result:
+        count = 2 * count  # each part: a real sum of 2n terms of total magnitude <= P
+    if bilinear:
+        inputs = (u_a + u_b + u_a * u_b) * products + count * (
+            e_a * (1 + u_b) * mag.right_max + e_b * (1 + u_a) * mag.left_max + e_a * e_b
+        )
+    else:
+        inputs = u_a * products + count * e_a
+    if mag.bias is not None:
+        inputs = inputs + u_c * mag.bias + e_c
+    u = acc.unit_roundoff(rounding)
+    terms = count + (1 if has_bias else 0)
+    product_rounds = 0 if (not bilinear or precision.products_exact) else 1
+    roundings = np.maximum(terms - 1, 0) + product_rounds * (count > 0)
+    g = gammas(roundings, u)
+    total_in = mag.total + inputs
+    accumulation = g * total_in
+    e_product = acc.underflow(rounding, flush=flush) if bilinear else 0.0
+    e_sum = acc.smallest_normal if flush else 0.0
+    underflow = (count * e_product + np.maximum(terms - 1, 0) * e_sum) * (1 + g)
+    if out.holds(acc):
+        output = zeros
+    else:
+        u_out = out.unit_roundoff(rounding)
+        output = u_out * (total_in + accumulation + underflow) + out.underflow(
+            rounding, flush=flush
+        )
+    total = inputs + accumulation + underflow + output
+    if mag.complex_result:
+        total = total * _SQRT2_UP
+    total = total * (1 + 8 * _U64) + 8 * _ETA64
+    # Where a partial sum or the result could pass the largest finite number, a correct
+    # kernel may overflow; the bound holds wherever it did not (a finite result).
+    largest = min(acc.max, out.max)
+    reach = (total_in + accumulation + underflow + output) * (1 + 8 * _U64)
+    may_overflow = np.asarray(reach >= largest)
+    top_in = fmt_in.max * (1 + fmt_in.unit_roundoff("nearest"))
+    if max(mag.left_max, mag.right_max if bilinear else 0.0) >= top_in or (
+        mag.bias is not None and float(np.max(mag.bias, initial=0.0)) >= top_in
+    ):
+        may_overflow = np.ones(shape, dtype=bool)  # an input itself rounds to infinity
+    return BoundTerms(
+        inputs, accumulation, underflow, output, total, precision, mag.n, may_overflow
+    )
+
+
+def _precision_for(call: OpCall, precision: str | Precision | None) -> Precision | None:
+    if precision is None:
+        return call_precision(call)
+    model = as_precision(precision)
+    if any(_has_complex(a) for a in call.operands()):
+        msg = (
+            f"precision= models real arithmetic; got complex operands with precision={precision!r}"
+        )
+        raise ValueError(msg)
+    return model
+
+
+def bound_terms(
+    op: str, *args: Any, precision: str | Precision | None = None, **options: Any
+) -> BoundTerms:
+    """Return the bound of ``op(*args, **options)`` term by term (see :func:`bound`).
+
+    Examples
+    --------
+    >>> bound_terms("conv_bias", np.ones((2, 1, 3)), precision="float16-accumulate").n
+    6
+    """
+    call = parse_call(op, args, options)
+    return terms_for(call, magnitudes(call), precision)
+
+
+def terms_for(call: OpCall, mag: Magnitudes, precision: str | Precision | None) -> BoundTerms:
+    """:func:`compose` for a ``precision=`` argument, the longdouble default included."""
+    model = _precision_for(call, precision)
+    if model is None and mag.products.dtype == np.longdouble:
+        return _longdouble_terms(mag)
+    return compose(mag, model)
+
+
+def _longdouble_terms(mag: Magnitudes) -> BoundTerms:
+    """Longdouble inputs in their own precision: the same bound, in longdouble."""
+    info = np.finfo(np.longdouble)
+    u = float(info.eps) / 2
+    terms = mag.count + (1 if mag.bias is not None else 0)
+    roundings = np.maximum(terms - 1, 0) + (1 if mag.call.bilinear else 0) * (mag.count > 0)
+    gamma(math.ceil(float(np.max(roundings, initial=0))), u)
+    nu = roundings.astype(np.longdouble) * np.longdouble(u)
+    one = np.longdouble(1)
+    g = nu / (1 - nu) * (one + 4 * np.longdouble(u))
+    zeros = np.zeros(mag.products.shape, dtype=np.longdouble)
+    accumulation = g * mag.total
+    eta = info.smallest_subnormal
+    underflow = (mag.count * eta * (1 + g)) if mag.call.bilinear else zeros
+    total = (accumulation + underflow) * (one + 8 * np.longdouble(u)) + 8 * eta
+    if mag.complex_result:
+        total = total * np.longdouble(_SQRT2_UP)
+    return BoundTerms(zeros, accumulation, underflow, zeros, total, None, mag.n)
+
+
+def bound(
+    op: str, *args: Any, precision: str | Precision | None = None, **options: Any
+) -> NDArray[Any]:
+    """Elementwise bound on ``|computed - exact|`` of ``op(*args, **options)``.
+
+    Parameters
+    ----------
+    op : {"conv", "conv_transpose", "conv_input", "conv_weight", "conv_bias", "unfold", "fold"}
+    *args, **options
+        Exactly the arguments of the matching function (:func:`mimo_conv.conv`,
+        :func:`mimo_conv.conv_transpose`, :func:`mimo_conv.grad.conv_input`, ...); the
+        operands are taken as exact values.
+    precision : str or Precision, optional
+        The arithmetic of the kernel being bounded: a preset name
+        (:data:`mimo_conv.testing.PRESETS`) or a :class:`Precision`. Default: the inputs'
+        own, as mimo_conv computes them (float16 and bfloat16 accumulate in float32).
+
+    Returns
+    -------
+    ndarray of float64 (longdouble for longdouble inputs), the result's shape
+        Zeros for exact arithmetic; non-finite where an operand in the sum is not.
+
+    Raises
+    ------
+    ValueError
+        When ``r u >= 1`` for the accumulation format (no bound of this form: e.g. 2,048
+        terms accumulated in float16), or for an unknown preset (the message lists them).
+
+    Examples
+    --------
+    >>> g = np.ones((1, 1, 3), dtype=np.float32)
+    >>> bound("conv_input", (1, 1, 4), np.ones((1, 1, 2), np.float32), g).tolist()
+    [[[5.96...e-08, 2.38...e-07, 2.38...e-07, 5.96...e-08]]]
+    """
+    return bound_terms(op, *args, precision=precision, **options).total
 
 
 def conv_error_bound(
@@ -111,111 +557,42 @@ def conv_error_bound(
     *,
     padding_mode: str = "zeros",
     dtype: DTypeLike | None = None,
-) -> NDArray[np.floating[Any]]:
-    """Elementwise bound on the rounding error of a convolution, for any summation order.
+    precision: str | Precision | None = None,
+) -> NDArray[Any]:
+    """Return the bound of :func:`mimo_conv.conv`, with the older ``dtype=`` spelling.
 
-    Parameters
-    ----------
-    x, weight, bias, stride, padding, dilation, groups, padding_mode
-        As in :func:`mimo_conv.conv`; the inputs are taken as exact values.
-    dtype : dtype, optional
-        The dtype of the result being bounded. Default: the dtype :func:`mimo_conv.conv`
-        returns for these inputs. float16 is bounded as computed in float32 and rounded
-        once, as :func:`mimo_conv.conv` computes it.
-
-    Returns
-    -------
-    ndarray of float64 (longdouble for longdouble inputs), shape of the conv's output
-        ``|computed - exact| <= bound`` elementwise (for complex results, the modulus).
-        Zeros for exact arithmetic; non-finite where an input in the window is non-finite.
+    ``dtype`` names the result's dtype when ``precision`` is not given: its default model
+    (float16: float32 accumulation and one rounding to float16).
 
     Examples
     --------
-    Three float32 products, summed in any order:
-
     >>> x = np.array([[1.0, 2.0, 3.0]], dtype=np.float32)
     >>> w = np.array([[[1.0, -1.0, 0.5]]], dtype=np.float32)
     >>> conv_error_bound(x, w)  # gamma_3 * (1 + 2 + 1.5) = 4.5 * 3 * 2**-24 / (1 - 3 * 2**-24)
     array([[8.0466...e-07]])
-
-    Integer arithmetic is exact:
-
     >>> conv_error_bound([[1, 2, 3]], [[[1, -1]]])
     array([[0., 0.]])
     """
-    x_array, weight_array, bias_array, geometry, plan = prepare_call(
+    if precision is None and dtype is not None:
+        model = default_precision(np.dtype(dtype))
+        name = format_name(np.dtype(dtype))
+        precision = model if model is not None else None
+        if model is None and name is None and np.dtype(dtype).kind in "iu":
+            call = parse_call(
+                "conv",
+                (x, weight, bias, stride, padding, dilation, groups),
+                {"padding_mode": padding_mode},
+            )
+            return np.zeros(magnitudes(call).products.shape)
+    return bound(
+        "conv",
         x,
         weight,
         bias,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
+        stride,
+        padding,
+        dilation,
+        groups,
         padding_mode=padding_mode,
+        precision=precision,
     )
-    if dtype is not None:
-        plan = plan_dtypes(np.dtype(dtype))
-    if plan.compute.kind == "O":
-        object_plan = _object_plan(x_array, weight_array, bias_array)
-        if object_plan is None:
-            return np.zeros(geometry.out_shape)
-        plan = object_plan
-    if plan.compute.kind in "iu":
-        return np.zeros(geometry.out_shape)
-
-    magnitude = _magnitude_dtype(plan)
-    n = geometry.terms_per_output
-    kwargs = {
-        "stride": stride,
-        "padding": padding,
-        "dilation": dilation,
-        "groups": groups,
-        "padding_mode": padding_mode,
-    }
-    # |x| and |w| in the magnitude dtype: exact for real inputs, within an ulp for complex.
-    abs_x = np.abs(np.asarray(x_array, dtype=_complex_or_real(x_array, magnitude)))
-    abs_w = np.abs(np.asarray(weight_array, dtype=_complex_or_real(weight_array, magnitude)))
-    # A direct summation path: its own rounding is covered by the inflation below.
-    total = conv(abs_x.astype(magnitude), abs_w.astype(magnitude), method="einsum", **kwargs)
-    if bias_array is not None:
-        abs_b = np.abs(np.asarray(bias_array, dtype=_complex_or_real(bias_array, magnitude)))
-        total = total + abs_b.astype(magnitude).reshape((-1,) + (1,) * geometry.spatial_dims)
-    info_mag = np.finfo(magnitude)
-    u_mag = float(info_mag.eps) / 2
-    # The magnitudes went through at most n + 3 roundings each (|.| of a complex, the product,
-    # n - 1 additions, the bias); the bound's own arithmetic below adds a few more. A factor
-    # 1 + 2 gamma_{n+16} in the magnitude precision covers them all (at least float64's: the
-    # factors gamma below are Python floats), and (n + 1) smallest subnormals cover products
-    # of magnitudes that underflowed.
-    slack = 1 + 2 * gamma(n + 16, max(u_mag, 2.0**-53))
-    under_mag = (n + 1) * info_mag.smallest_subnormal
-    total = total * magnitude.type(slack) + under_mag
-
-    complex_result = plan.compute.kind == "c"
-    info = np.finfo(plan.compute)
-    u, eta = float(info.eps) / 2, float(info.smallest_subnormal)
-    products = 2 * n if complex_result else n
-    terms = products + (1 if bias_array is not None else 0)
-    g = gamma(terms, u)
-    # n eta (1 + g) >= n (eta / 2) (1 + g): eta / 2 itself may not be representable.
-    bound = g * total + products * eta * (1 + g)
-    if complex_result:
-        bound = bound * _SQRT2_UP
-    if plan.output != plan.compute:
-        out_info = np.finfo(plan.output)
-        u_out, eta_out = float(out_info.eps) / 2, float(out_info.smallest_subnormal)
-        bound = bound + u_out * (total + bound) + eta_out
-    # Each operation above may also underflow, by at most half a subnormal of the magnitude
-    # dtype: a few of those cover them (the final addition is exact or relatively covered).
-    bound = bound * magnitude.type(slack) + 8 * info_mag.smallest_subnormal
-    result: NDArray[np.floating[Any]] = np.asarray(bound, dtype=magnitude)
-    return result
-
-
-def _complex_or_real(array: NDArray[Any], magnitude: np.dtype[Any]) -> np.dtype[Any]:
-    """Return the dtype to read ``array`` in before ``|.|``: complex for complex values."""
-    if array.dtype.kind == "c" or (
-        array.dtype.kind == "O" and any(isinstance(v, complex) for v in array.flat)
-    ):
-        return np.result_type(magnitude, np.complex64)
-    return magnitude

@@ -19,7 +19,14 @@ from hypothesis import strategies as st
 from numpy.typing import DTypeLike, NDArray
 
 from mimo_conv._core.arguments import PADDING_MODES
-from mimo_conv.testing.problems import ELEMENT_KINDS, PADDING_FORMS, ConvProblem
+from mimo_conv.testing.precision import Precision, as_precision, default_precision
+from mimo_conv.testing.problems import (
+    ELEMENT_KINDS,
+    PADDING_FORMS,
+    BackwardProblem,
+    ConvProblem,
+    TransposeProblem,
+)
 
 _TORCH_FORMS = ("int", "per_axis", "valid", "same")
 #: Integer values never exceed this magnitude (the style guide's ``integers(-100, 100)``).
@@ -69,8 +76,35 @@ def _largest_fitting(
     return max(fitting)
 
 
+def exact_integer_limit(precision: Precision, terms: int) -> int:
+    """Largest ``B`` with ``terms * B**2 + B`` exact in the model's accumulation and output.
+
+    The benchdnn rule: integer inputs of magnitude at most ``B``, representable in the input
+    format, whose every partial sum (at most ``terms`` products and a bias) is an integer of
+    magnitude at most ``2**p`` of the accumulation and the output formats. 0 when even
+    ``B = 1`` does not fit (then the strategy draws zeros).
+
+    Examples
+    --------
+    >>> exact_integer_limit(as_precision("bfloat16"), 9)
+    5
+    >>> exact_integer_limit(as_precision("float16-accumulate"), 4096)
+    0
+    """
+    digits = min(precision.accumulate_format.precision, precision.output_format.precision)
+    top = 2**digits
+    limit = min(2**precision.input_format.precision, _INT_LIMIT)
+    limit = min(limit, int(precision.input_format.max))
+    while limit > 0 and terms * limit * limit + limit > top:
+        limit = min(limit - 1, math.isqrt(top // max(terms + 1, 1)))
+    return int(max(limit, 0))
+
+
 def _element_strategy(
-    dtype: np.dtype[Any], kind: str | st.SearchStrategy[Any], terms: int
+    dtype: np.dtype[Any],
+    kind: str | st.SearchStrategy[Any],
+    terms: int,
+    precision: Precision | None = None,
 ) -> st.SearchStrategy[Any]:
     """Python numbers of the ``kind`` for arrays of ``dtype``, ``terms`` products per sum."""
     if not isinstance(kind, str):
@@ -78,6 +112,10 @@ def _element_strategy(
     if kind not in ELEMENT_KINDS:
         msg = f"elements must be one of {ELEMENT_KINDS!r} or a strategy, got {kind!r}"
         raise ValueError(msg)
+    if kind == "exact":
+        model = precision if precision is not None else _dtype_model(dtype)
+        bound = exact_integer_limit(model, terms)
+        return st.integers(-bound, bound)
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         return st.integers(max(int(info.min), -_INT_LIMIT), min(int(info.max), _INT_LIMIT))
@@ -92,36 +130,58 @@ def _element_strategy(
     return _real_strategy(dtype, kind, terms)
 
 
+def _integer_bound(dtype: np.dtype[Any], kind: str, terms: int, precision: Precision | None) -> int:
+    """Return the largest magnitude of integer elements of ``kind`` for ``dtype``."""
+    if kind == "exact":
+        return exact_integer_limit(
+            precision if precision is not None else _dtype_model(dtype), terms
+        )
+    if dtype.kind in "iu":
+        info_i = np.iinfo(dtype)
+        return int(min(-int(info_i.min), int(info_i.max), _INT_LIMIT))
+    if dtype.kind == "O":
+        return _INT_LIMIT
+    # n B^2 + B <= 2^p: every partial sum is an integer the output dtype holds exactly.
+    exact_limit = 2 ** (np.finfo(dtype).nmant + 1)
+    return max(1, min(_INT_LIMIT, math.isqrt(exact_limit // (terms + 1))))
+
+
+def _float_limit(dtype: np.dtype[Any], terms: int) -> float:
+    """Return a power of two ``L`` with ``(terms + 1) L**2`` far below the largest finite value."""
+    info = np.finfo(dtype)
+    return 2.0 ** math.floor(
+        math.log2(min(_FLOAT_LIMIT, math.sqrt(float(info.max) / (4 * (terms + 1)))))
+    )
+
+
+def _subnormal_exponents(dtype: np.dtype[Any]) -> tuple[int, int]:
+    """Exponents whose products land in the subnormal range of the accumulation dtype.
+
+    Magnitudes near the square root of the smallest normal of the accumulation dtype; for
+    float16 results near float16's own subnormals, where the final rounding is absolute.
+    """
+    if dtype == np.float16:
+        return -13, -5
+    accumulate = np.finfo(np.float32) if dtype == np.float16 else np.finfo(dtype)
+    smallest_normal_exp = int(math.log2(float(accumulate.smallest_normal)))
+    return smallest_normal_exp // 2 - 12, smallest_normal_exp // 2 + 4
+
+
 def _real_strategy(dtype: np.dtype[Any], kind: str, terms: int) -> st.SearchStrategy[Any]:
     """Python floats for a real float ``dtype`` (float16/32/64 or longdouble)."""
     info = np.finfo(dtype)
     width: Literal[16, 32, 64] = 16 if dtype == np.float16 else 32 if dtype == np.float32 else 64
-    # Accumulation happens in float32 for float16: products and sums live there.
-    accumulate = np.finfo(np.float32) if dtype == np.float16 else info
     if kind == "integers":
-        # n B^2 + B <= 2^p: every partial sum is an integer the output dtype holds exactly.
-        exact_limit = 2 ** (info.nmant + 1)
-        bound = max(1, min(_INT_LIMIT, math.isqrt(exact_limit // (terms + 1))))
+        bound = _integer_bound(dtype, kind, terms, None)
         return st.integers(-bound, bound)
-    # (terms + 1) * limit^2 stays below the largest finite value: no overflow anywhere.
-    # A power of two, so that every float width represents it exactly.
-    limit = 2.0 ** math.floor(
-        math.log2(min(_FLOAT_LIMIT, math.sqrt(float(info.max) / (4 * (terms + 1)))))
-    )
+    limit = _float_limit(dtype, terms)
     if kind == "floats":
         return st.floats(-limit, limit, width=width)
     if kind == "cancellation":
         signs = st.sampled_from([-limit, limit])
         small = st.floats(-1, 1, width=width)
         return st.one_of(signs, st.builds(operator.add, signs, small), small)
-    # "subnormal": magnitudes near the square root of the smallest normal of the
-    # accumulation dtype, so products land in its subnormal range; for float16 results
-    # near float16's own subnormals, where the final rounding is absolute.
-    if dtype == np.float16:
-        low, high = -13, -5
-    else:
-        smallest_normal_exp = int(math.log2(float(accumulate.smallest_normal)))
-        low, high = smallest_normal_exp // 2 - 12, smallest_normal_exp // 2 + 4
+    low, high = _subnormal_exponents(dtype)
     tiny = float(info.smallest_subnormal)
     magnitudes = st.one_of(
         st.builds(
@@ -134,11 +194,70 @@ def _real_strategy(dtype: np.dtype[Any], kind: str, terms: int) -> st.SearchStra
     return st.builds(operator.mul, st.sampled_from([1.0, -1.0]), magnitudes)
 
 
-def _array(
-    draw: st.DrawFn, dtype: np.dtype[Any], shape: tuple[int, ...], elements: st.SearchStrategy[Any]
+def _dtype_model(dtype: np.dtype[Any]) -> Precision:
+    """Return the model of ``dtype`` computed as mimo_conv computes it (float64 if exact)."""
+    model = default_precision(np.dtype(dtype.char.lower()) if dtype.kind == "c" else dtype)
+    return model if model is not None else as_precision("float64")
+
+
+def _generated(
+    rng: np.random.Generator,
+    dtype: np.dtype[Any],
+    kind: str,
+    terms: int,
+    size: int,
+    precision: Precision | None,
 ) -> NDArray[Any]:
-    """Draw an array of ``shape``: a list of Python numbers converted to ``dtype``."""
+    """``size`` values of a named ``kind`` drawn by NumPy (the large-array path)."""
+    real = np.dtype(dtype.char.lower()) if dtype.kind == "c" else dtype
+    if kind in ("integers", "exact") or dtype.kind in "iuO":
+        strategy_bound = _integer_bound(real, kind, terms, precision)
+        low = 0 if dtype.kind == "u" else -strategy_bound
+        top = min(int(np.iinfo(dtype).max), _INT_LIMIT) if dtype.kind == "u" else strategy_bound
+        values: NDArray[Any] = rng.integers(low, top + 1, size)
+        if dtype.kind == "O":
+            return np.array([int(v) for v in values], dtype=object)
+        return values.astype(dtype)
+    limit = _float_limit(real, terms * (2 if dtype.kind == "c" else 1))
+    if kind == "floats":
+        values = rng.uniform(-limit, limit, size)
+    elif kind == "cancellation":
+        big = rng.choice([-limit, limit], size)
+        values = np.where(
+            rng.random(size) < 0.5, big + rng.uniform(-1, 1, size), rng.uniform(-1, 1, size)
+        )
+    else:  # subnormal
+        low, high = _subnormal_exponents(real)
+        values = np.ldexp(rng.uniform(0.5, 1, size), rng.integers(low, high + 1, size))
+        values = values * rng.choice([-1.0, 1.0], size)
+    # Edge values, as hypothesis would draw them: zeros, the limits, the smallest subnormal.
+    tiny = float(np.finfo(real).smallest_subnormal)
+    edges = np.array([0.0, tiny, -tiny] if kind == "subnormal" else [0.0, limit, -limit, tiny])
+    values = np.where(rng.random(size) < 0.1, rng.choice(edges, size), values)
+    if dtype.kind == "c":
+        return (values + 1j * rng.permutation(values)).astype(dtype)
+    return values.astype(dtype)
+
+
+def _array(
+    draw: st.DrawFn,
+    dtype: np.dtype[Any],
+    shape: tuple[int, ...],
+    elements: st.SearchStrategy[Any],
+    kind: str | st.SearchStrategy[Any] = "floats",
+    terms: int = 1,
+    precision: Precision | None = None,
+) -> NDArray[Any]:
+    """Draw an array of ``shape``: element by element, or from a seed when it is large."""
     size = math.prod(shape)
+    # Small arrays: element by element or (what shrinking prefers, False first) from a seed,
+    # so a shrinking shape keeps nonzero values and a failure stays a failure.
+    # Named kinds always come from one drawn seed: every array is one draw, so a shape that
+    # shrinks shifts no later draw, and the shrunk problem keeps nonzero values.
+    if isinstance(kind, str):
+        seed = draw(st.integers(0, 2**32 - 1))
+        generated = _generated(np.random.default_rng(seed), dtype, kind, terms, size, precision)
+        return generated.reshape(shape)
     values = draw(st.lists(elements, min_size=size, max_size=size))
     if dtype.kind == "O":
         array = np.empty(size, dtype=object)
@@ -233,15 +352,21 @@ def _problems(
     max_padding: int,
     bias: bool | None,
     allow_empty: bool,
+    precision: Precision | None = None,
+    extra_terms: Any = None,
 ) -> ConvProblem:
+    if extra_terms is None:
+        extra_terms = _no_extra_terms
     dims = draw(st.sampled_from(spatial_dims))
     is_batched = draw(st.booleans()) if batched is None else batched
     lowest = 0 if allow_empty else 1
     batch = draw(st.integers(lowest, max_batch)) if is_batched else None
-    group_count = draw(st.integers(1, max_channels)) if groups else 1
-    per_group = max_channels // group_count
-    in_per_group = draw(st.integers(1, per_group))
-    out_per_group = draw(st.integers(lowest, per_group))
+    # Channels per group first, then the groups that fit: shrinking the groups to 1 then
+    # changes no other draw.
+    in_per_group = draw(st.integers(1, max_channels))
+    out_per_group = draw(st.integers(lowest, max_channels))
+    fitting = max_channels // max(in_per_group, out_per_group, 1)
+    group_count = draw(st.integers(1, fitting)) if groups else 1
     form = draw(st.sampled_from(padding_forms))
     mode = draw(st.sampled_from(padding_modes))
 
@@ -271,11 +396,13 @@ def _problems(
     terms = in_per_group * math.prod(kernels)
 
     dtype = draw(st.sampled_from(dtypes))
-    values = _element_strategy(dtype, elements, terms)
-    x = _array(draw, dtype, x_shape, values)
-    weight = _array(draw, dtype, weight_shape, values)
+    terms = max(terms, extra_terms(in_channels, kernels, (*leading, out_channels, *out_spatial)))
+    values = _element_strategy(dtype, elements, terms, precision)
+    spec = (elements, terms, precision)
+    x = _array(draw, dtype, x_shape, values, *spec)
+    weight = _array(draw, dtype, weight_shape, values, *spec)
     has_bias = draw(st.booleans()) if bias is None else bias
-    bias_array = _array(draw, dtype, (out_channels,), values) if has_bias else None
+    bias_array = _array(draw, dtype, (out_channels,), values, *spec) if has_bias else None
     return ConvProblem(
         x=x,
         weight=weight,
@@ -287,6 +414,24 @@ def _problems(
         padding_mode=mode,
         out_shape=(*leading, out_channels, *out_spatial),
     )
+
+
+def _no_extra_terms(in_channels: int, kernels: list[int], out_shape: tuple[int, ...]) -> int:
+    """Return 0: a forward problem's values need only its own ``n`` to stay exact and finite."""
+    del in_channels, kernels, out_shape
+    return 0
+
+
+def _gradient_terms(in_channels: int, kernels: list[int], out_shape: tuple[int, ...]) -> int:
+    """Return the terms of the gradients' sums (at most).
+
+    ``N * prod(out)`` for ``dL/dw``, up to ``C_out * prod(k) * 2**d`` for ``dL/dx``
+    (reflected borders count twice per axis).
+    """
+    del in_channels
+    positions = math.prod(out_shape) // max(out_shape[-len(kernels) - 1], 1)
+    per_input = out_shape[-len(kernels) - 1] * math.prod(kernels) * 2 ** len(kernels)
+    return int(max(positions, per_input))
 
 
 def _compact(draw: st.DrawFn, values: list[int]) -> int | tuple[int, ...]:
@@ -315,6 +460,7 @@ def conv_problems_strategy(
     bias: bool | None,
     torch_compatible: bool,
     allow_empty: bool,
+    precision: str | Precision | None = None,
 ) -> st.SearchStrategy[ConvProblem]:
     """Check the options of :func:`mimo_conv.testing.conv_problems` and build the strategy.
 
@@ -360,6 +506,10 @@ def conv_problems_strategy(
     if not dtypes:
         msg = f"dtypes must be a non-empty sequence of dtypes, got {dtypes!r}"
         raise ValueError(msg)
+    model = None if precision is None else as_precision(precision)
+    if isinstance(elements, str) and elements not in ELEMENT_KINDS:
+        msg = f"elements must be one of {ELEMENT_KINDS!r} or a strategy, got {elements!r}"
+        raise ValueError(msg)
     return _problems(
         spatial_dims=dims,
         batched=batched,
@@ -377,4 +527,155 @@ def conv_problems_strategy(
         max_padding=max_padding,
         bias=bias,
         allow_empty=allow_empty,
+        precision=model,
+    )
+
+
+def backward_problems_strategy(
+    forward: dict[str, Any], precision: str | Precision | None
+) -> st.SearchStrategy[BackwardProblem]:
+    """Forward problems of :func:`conv_problems_strategy` with a drawn ``grad_output``.
+
+    The values are bounded for the gradients' larger sums (``N * prod(out)`` terms for the
+    weight gradient), so that every sum stays finite, and exact for ``"integers"``/``"exact"``.
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> options = dict(spatial_dims=1, batched=True, dtypes=("float32",), elements="floats",
+    ...     max_batch=2, max_side=6, max_channels=2, max_kernel=3, stride=True, dilation=True,
+    ...     groups=True, padding_forms=("int",), padding_modes=("zeros",), max_padding=1,
+    ...     bias=None, torch_compatible=False, allow_empty=False)
+    >>> @given(backward_problems_strategy(options, None))
+    ... def test_shapes(problem):
+    ...     assert problem.grad_output.shape == problem.forward.out_shape
+    >>> test_shapes()
+    """
+    conv_problems_strategy(**forward, precision=precision)  # validates the options
+    model = None if precision is None else as_precision(precision)
+    elements = forward["elements"]
+
+    @st.composite
+    def build(draw: st.DrawFn) -> BackwardProblem:
+        problem = draw(_problems(**_forward_kwargs(forward, model), extra_terms=_gradient_terms))
+        kernels = list(problem.weight.shape[2:])
+        terms = max(problem.n, _gradient_terms(0, kernels, problem.out_shape))
+        dtype = problem.x.dtype
+        values = _element_strategy(dtype, elements, terms, model)
+        grad = _array(draw, dtype, problem.out_shape, values, elements, terms, model)
+        return BackwardProblem(problem, grad)
+
+    return build()
+
+
+def _forward_kwargs(forward: dict[str, Any], model: Precision | None) -> dict[str, Any]:
+    """Return the keyword arguments of ``_problems`` from those of the public strategy."""
+    dims = forward["spatial_dims"]
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    forms = tuple(forward["padding_forms"])
+    modes = tuple(forward["padding_modes"])
+    if forward.get("torch_compatible"):
+        forms = tuple(form for form in forms if form in _TORCH_FORMS)
+        modes = tuple(mode for mode in modes if mode == "zeros")
+    return {
+        "spatial_dims": dims,
+        "batched": forward["batched"],
+        "dtypes": tuple(np.dtype(d) for d in forward["dtypes"]),
+        "elements": forward["elements"],
+        "max_batch": forward["max_batch"],
+        "max_side": forward["max_side"],
+        "max_channels": forward["max_channels"],
+        "max_kernel": forward["max_kernel"],
+        "max_stride": 2 if forward["stride"] else 1,
+        "max_dilation": 2 if forward["dilation"] else 1,
+        "groups": forward["groups"],
+        "padding_forms": forms,
+        "padding_modes": modes,
+        "max_padding": forward["max_padding"],
+        "bias": forward["bias"],
+        "allow_empty": forward["allow_empty"],
+        "precision": model,
+    }
+
+
+@st.composite
+def transpose_problems_strategy(
+    draw: st.DrawFn,
+    *,
+    spatial_dims: tuple[int, ...] = (1, 2),
+    batched: bool | None = None,
+    dtypes: tuple[Any, ...] = ("float64", "float32"),
+    elements: str | st.SearchStrategy[Any] = "floats",
+    max_batch: int = 2,
+    max_side: int = 5,
+    max_channels: int = 4,
+    max_kernel: int = 3,
+    max_stride: int = 2,
+    max_dilation: int = 2,
+    max_padding: int = 2,
+    groups: bool = True,
+    bias: bool | None = None,
+    precision: str | Precision | None = None,
+) -> TransposeProblem:
+    """Return valid :func:`mimo_conv.conv_transpose` problems, ``output_padding`` included.
+
+    Per axis: the input size, the kernel taps, the stride and dilation, an
+    ``output_padding`` below ``max(stride, dilation)`` (PyTorch's rule), then a padding that
+    leaves at least one output element. Nothing is filtered.
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> import mimo_conv as mc
+    >>> @given(transpose_problems_strategy())
+    ... def test_shape(problem):
+    ...     out = mc.conv_transpose(*problem.args(), **problem.kwargs())
+    ...     assert out.shape == problem.out_shape
+    >>> test_shape()
+    """
+    model = None if precision is None else as_precision(precision)
+    dims = draw(st.sampled_from(tuple(spatial_dims)))
+    is_batched = draw(st.booleans()) if batched is None else batched
+    batch = draw(st.integers(1, max_batch)) if is_batched else None
+    in_per_group = draw(st.integers(1, max_channels))
+    out_per_group = draw(st.integers(1, max_channels))
+    fitting = max_channels // max(in_per_group, out_per_group)
+    group_count = draw(st.integers(1, fitting)) if groups else 1
+    sizes, kernels, strides, dilations, extras, pads, outs = [], [], [], [], [], [], []
+    for _ in range(dims):
+        size = draw(st.integers(1, max_side))
+        taps = draw(st.integers(1, max_kernel))
+        step = draw(st.integers(1, max_stride))
+        spacing = draw(st.integers(1, max_dilation)) if taps > 1 else 1
+        extra = draw(st.integers(0, max(step, spacing) - 1))
+        full = (size - 1) * step + spacing * (taps - 1) + extra + 1
+        pad = draw(st.integers(0, min(max_padding, (full - 1) // 2)))
+        sizes.append(size)
+        kernels.append(taps)
+        strides.append(step)
+        dilations.append(spacing)
+        extras.append(extra)
+        pads.append(pad)
+        outs.append(full - 2 * pad)
+    in_channels = group_count * in_per_group
+    out_channels = group_count * out_per_group
+    leading = () if batch is None else (batch,)
+    terms = in_per_group * math.prod(kernels)
+    dtype = np.dtype(draw(st.sampled_from(tuple(dtypes))))
+    values = _element_strategy(dtype, elements, terms, model)
+    spec = (elements, terms, model)
+    x = _array(draw, dtype, (*leading, in_channels, *sizes), values, *spec)
+    weight = _array(draw, dtype, (in_channels, out_per_group, *kernels), values, *spec)
+    has_bias = draw(st.booleans()) if bias is None else bias
+    bias_array = _array(draw, dtype, (out_channels,), values, *spec) if has_bias else None
+    return TransposeProblem(
+        x=x,
+        weight=weight,
+        bias=bias_array,
+        stride=_compact(draw, strides),
+        padding=_compact(draw, pads),
+        output_padding=_compact(draw, extras),
+        groups=group_count,
+        dilation=_compact(draw, dilations),
+        out_shape=(*leading, out_channels, *outs),
     )

@@ -1,0 +1,352 @@
+"""The oracle: the exact result of a call, its tolerance, and the comparison of a result with it.
+
+:func:`oracle_for` reads a call once (:func:`~mimo_conv.testing.operations.parse_call`),
+computes the magnitudes the bound needs and the exact result
+(:mod:`mimo_conv.testing.reference`), and returns an :class:`Oracle` whose
+:meth:`~Oracle.check` compares any number of results, vectorised:
+
+* exact arithmetic (integers, Python ints and fractions): the result must be equal;
+* floats: ``|actual - exact| <= bound`` elementwise, where ``exact`` is known as a
+  double-double ``hi + lo`` within ``error``. The difference is computed with one TwoSum and
+  two roundings, so the comparison rejects a result only when even the most favourable
+  reading of those roundings (a relative ``4 u`` of float64) and of the reference's
+  ``error`` exceeds the bound: a correct kernel is never rejected.
+
+Examples
+--------
+>>> import mimo_conv as mc
+>>> x = np.array([[0.1, 0.2, 0.3]], dtype=np.float32)
+>>> w = np.array([[[1.0, 1.0]]], dtype=np.float32)
+>>> oracle = oracle_for("conv", (x, w), {})
+>>> oracle.check(mc.conv(x, w))
+>>> oracle.n, oracle.exact.method
+(2, 'ozaki')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mimo_conv._core.dtypes import plan_dtypes
+from mimo_conv.testing.bounds import (
+    BoundTerms,
+    Magnitudes,
+    call_precision,
+    magnitudes,
+    terms_for,
+)
+from mimo_conv.testing.operations import OpCall, parse_call
+from mimo_conv.testing.precision import Precision, format_name
+from mimo_conv.testing.reference import (
+    Exact,
+    add,
+    fraction_exact,
+    from_fractions,
+    ozaki_exact,
+)
+from mimo_conv.testing.report import describe_failure
+
+_U64 = 2.0**-53
+#: The Ozaki reference's error must stay below this fraction of the bound, else fractions.
+_NEGLIGIBLE = 1 / 64
+
+
+@dataclass(frozen=True, eq=False)
+class Oracle:
+    """Everything needed to judge results of one call.
+
+    Attributes
+    ----------
+    call : OpCall
+    magnitudes : Magnitudes
+    terms : BoundTerms
+        The bound under the precision model, term by term.
+    exact : Exact or None
+        The real part of the exact result (None for exact arithmetic).
+    exact_imag : Exact or None
+        The imaginary part, for complex results.
+    expected : ndarray or None
+        The exact result of exact arithmetic (integers, fractions), else None.
+    """
+
+    call: OpCall
+    magnitudes: Magnitudes
+    terms: BoundTerms
+    exact: Exact | None
+    exact_imag: Exact | None
+    expected: NDArray[Any] | None
+
+    @property
+    def n(self) -> int:
+        """The largest number of terms of an output."""
+        return self.magnitudes.n
+
+    @property
+    def bound(self) -> NDArray[Any]:
+        """The elementwise bound (the reference's own error not included)."""
+        return self.terms.total
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        """The shape of the result."""
+        return tuple(self.magnitudes.products.shape)
+
+    def errors(self, actual: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Observed ``|actual - exact|`` (float64, inf if not finite) and its slack.
+
+        ``slack`` is what the comparison allows on top of the bound for the rounding of the
+        difference and the reference's own error.
+        """
+        result = _as_float64(actual)
+        assert self.exact is not None
+        if np.iscomplexobj(result) or self.exact_imag is not None:
+            real, slack_re = _difference(np.real(result), self.exact)
+            imag_exact = self.exact_imag if self.exact_imag is not None else _zero(self.exact)
+            imag, slack_im = _difference(np.imag(result), imag_exact)
+            observed = np.hypot(real, imag) * (1 - 2 * _U64)
+            return observed, slack_re + slack_im
+        given = np.asarray(actual)
+        if given.dtype == np.longdouble and np.finfo(np.longdouble).precision > 15:
+            low = np.asarray(given - result.astype(np.longdouble), dtype=np.float64)
+            return _difference(result, self.exact, low)
+        return _difference(result, self.exact)
+
+    def error_ratios(self, actual: Any, *, bound_factor: float = 1.0) -> NDArray[np.float64]:
+        """Observed error divided by the bound, elementwise (inf where the result is not finite).
+
+        Examples
+        --------
+        >>> oracle = oracle_for("conv", (np.array([[0.1, 0.2]]), np.array([[[1.0, 1.0]]])), {})
+        >>> float(oracle.error_ratios(np.array([[0.1 + 0.2]]))[0, 0])
+        0.41...
+        """
+        if self.expected is not None:
+            equal = _equal_exact(actual, self.expected)
+            return np.where(equal, 0.0, np.inf)
+        observed, _ = self.errors(actual)
+        limit = np.asarray(self.bound, dtype=np.float64) * bound_factor
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ratios = np.where(observed == 0, 0.0, observed / limit)
+        return np.asarray(np.nan_to_num(ratios, nan=np.inf, posinf=np.inf), dtype=np.float64)
+
+    def exceeding(self, actual: Any, *, bound_factor: float = 1.0) -> NDArray[np.bool_]:
+        """Where ``actual`` is farther from the exact result than the bound allows."""
+        if self.expected is not None:
+            return ~_equal_exact(actual, self.expected)
+        observed, slack = self.errors(actual)
+        limit = np.asarray(self.bound, dtype=np.float64) * bound_factor
+        allowed = limit * (1 + 4 * _U64) + slack
+        exceeding = ~(observed <= allowed)
+        overflow = self.terms.may_overflow
+        if overflow is not None and overflow.any():
+            finite = np.isfinite(_as_float64(actual))
+            exceeding = exceeding & ~(overflow & ~finite)
+        return np.asarray(exceeding)
+
+    def check(
+        self,
+        actual: Any,
+        *,
+        check_dtype: bool = False,
+        bound_factor: float = 1.0,
+        expected_dtype: Any = None,
+    ) -> None:
+        """Raise ``AssertionError`` with a diagnosis unless ``actual`` is within the bound.
+
+        Examples
+        --------
+        >>> oracle = oracle_for("conv", ([[1, 2, 3]], [[[1, 1]]]), {})
+        >>> oracle.check(np.array([[3, 5]]))
+        >>> oracle.check(np.array([[3, 6]]))
+        Traceback (most recent call last):
+        ...
+        AssertionError: conv result differs from the exact result (exact arithmetic: the bound is 0)
+          1 of 2 elements exceed it; shape (1, 2), dtype int64, precision exact, n = 2 ...
+          worst at index (0, 1): actual 6, exact 5
+        """
+        __tracebackhide__ = True
+        result = np.asarray(actual)
+        op = self.call.op
+        if result.shape != self.out_shape:
+            msg = f"{op} result has the wrong shape: expected {self.out_shape}, got {result.shape}"
+            raise AssertionError(msg)
+        if check_dtype and expected_dtype is not None and result.dtype != expected_dtype:
+            msg = f"{op} result has the wrong dtype: expected {expected_dtype}, got {result.dtype}"
+            raise AssertionError(msg)
+        mask = self.exceeding(result, bound_factor=bound_factor)
+        if not mask.any():
+            return
+        raise AssertionError(describe_failure(self, result, mask, bound_factor))
+
+
+def _zero(like: Exact) -> Exact:
+    zero = np.zeros_like(like.hi)
+    return Exact(zero, zero, zero, like.method)
+
+
+def _as_float64(actual: Any) -> NDArray[Any]:
+    """Return the result's values in float64 (complex128), ml_dtypes arrays included, exactly."""
+    result = np.asarray(actual)
+    if result.dtype.kind == "c":
+        return np.asarray(result, dtype=np.complex128)
+    if result.dtype.kind == "O":
+        values = result.ravel().tolist()
+        kind = np.complex128 if any(isinstance(v, complex) for v in values) else np.float64
+        return np.asarray(values, dtype=kind).reshape(result.shape)
+    return np.asarray(result.astype(np.float64), dtype=np.float64)
+
+
+def _difference(
+    result: NDArray[Any], exact: Exact, low: NDArray[Any] | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Return ``|result + low - (hi + lo)|`` rounded, and the slack for that and ``error``.
+
+    ``low`` is what a longdouble result holds beyond its float64 rounding ``result``.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = result - exact.hi
+        bb = d - result
+        e = (result - (d - bb)) + (-exact.hi - bb)
+        if low is not None:
+            e = e + low
+        t = e - exact.lo
+        v = np.abs(d + t)
+    v = np.where(np.isfinite(result), v, np.inf)
+    slack = exact.error * (1 + 4 * _U64) + 4 * _U64 * (np.abs(t) + np.abs(e))
+    return np.asarray(v, dtype=np.float64), np.asarray(np.nan_to_num(slack), dtype=np.float64)
+
+
+def _equal_exact(actual: Any, expected: NDArray[Any]) -> NDArray[np.bool_]:
+    """Elementwise exact equality (Python's int/float/Fraction comparison)."""
+    result = np.asarray(actual)
+    if result.dtype.kind in "iub" and expected.dtype.kind in "iub":
+        return np.asarray(result == expected)
+    left = np.asarray(result, dtype=object)
+    right = np.asarray(expected, dtype=object)
+    return np.asarray(np.frompyfunc(lambda a, b: a == b, 2, 1)(left, right), dtype=bool)
+
+
+def _exact_real(
+    call: OpCall, mag: Magnitudes, tolerance: NDArray[Any]
+) -> tuple[Exact, Exact | None]:
+    """Return the exact result: Ozaki when it applies and is tight enough, else fractions."""
+    operands = call.operands()
+    ozaki_ok = all(
+        a.dtype.kind in "fiub" and (a.dtype.kind != "f" or np.finfo(a.dtype).precision <= 15)
+        for a in operands
+    )
+    if ozaki_ok:
+        limit = np.asarray(tolerance, dtype=np.float64) * _NEGLIGIBLE
+        smallest = float(limit.min(initial=np.inf)) / 4
+        exact = ozaki_exact(call, max(mag.n, 1), negligible=smallest if limit.size else 0.0)
+        if exact.error.max(initial=0.0) == 0 or bool(np.all(exact.error <= limit)):
+            return exact, None
+    real, imag = fraction_exact(call)
+    return from_fractions(real), None if imag is None else from_fractions(imag)
+
+
+def oracle_for(
+    op: str,
+    args: tuple[Any, ...],
+    options: dict[str, Any],
+    precision: str | Precision | None = None,
+) -> Oracle:
+    """Read a call once and compute its exact result and its bound.
+
+    Parameters
+    ----------
+    op : str
+        One of :data:`mimo_conv.testing.operations.OPERATIONS`.
+    args, options
+        The positional and keyword arguments of that operation's function.
+    precision : str or Precision, optional
+        The model of the kernel under test (default: the inputs' own precision).
+
+    Examples
+    --------
+    >>> oracle_for("unfold", (np.ones((1, 1, 2, 2), np.float32), 2), {}).n
+    1
+    """
+    call = parse_call(op, args, options)
+    mag = magnitudes(call)
+    terms = terms_for(call, mag, precision)
+    if terms.precision is None and terms.total.dtype != np.longdouble:
+        exact_kinds = all(a.dtype.kind in "iubO" for a in call.operands())
+        if exact_kinds and call_precision(call) is None:
+            expected = np.asarray(call.run(call.left, call.right, call.bias))
+            return Oracle(call, mag, terms, None, None, expected)
+    if mag.complex_result:
+        if _fast_complex(call):
+            return _complex_ozaki(call, mag, terms)
+        real, imag = fraction_exact(call)
+        imag_exact = None if imag is None else from_fractions(imag)
+        return Oracle(call, mag, terms, from_fractions(real), imag_exact, None)
+    exact, imag_exact = _exact_real(call, mag, terms.total)
+    return Oracle(call, mag, terms, exact, imag_exact, None)
+
+
+def _fast_complex(call: OpCall) -> bool:
+    return all(a.dtype.kind in "fc" for a in call.operands())
+
+
+def _complex_ozaki(call: OpCall, mag: Magnitudes, terms: BoundTerms) -> Oracle:
+    """Complex operands: four real calls per pair of parts, each by the Ozaki scheme."""
+    left = np.asarray(call.left)
+    right = None if call.right is None else np.asarray(call.right)
+    l_re, l_im = np.real(left).astype(np.float64), np.imag(left).astype(np.float64)
+    n = max(mag.n, 1)
+
+    def real_call(a: NDArray[Any], b: NDArray[Any] | None, bias: NDArray[Any] | None) -> Exact:
+        sub = OpCall(call.op, a, b, bias, (a.dtype, None if b is None else b.dtype, None), call.run)
+        return ozaki_exact(sub, n)
+
+    b_re = b_im = None
+    if call.bias is not None:
+        bias = np.asarray(call.bias)
+        b_re, b_im = np.real(bias).astype(np.float64), np.imag(bias).astype(np.float64)
+    if right is None:
+        return Oracle(
+            call, mag, terms, real_call(l_re, None, None), real_call(l_im, None, None), None
+        )
+    r_re, r_im = np.real(right).astype(np.float64), np.imag(right).astype(np.float64)
+    real = add(real_call(l_re, r_re, b_re), real_call(l_im, r_im, None).negative())
+    imag = add(real_call(l_re, r_im, b_im), real_call(l_im, r_re, None))
+    return Oracle(call, mag, terms, real, imag, None)
+
+
+def expected_dtype(call: OpCall, precision: Precision | None) -> np.dtype[Any] | None:
+    """Return the dtype a result should have: the model's output format, or mimo_conv's.
+
+    None when it cannot be named (an ml_dtypes format without ml_dtypes installed).
+
+    Examples
+    --------
+    >>> call = parse_call("conv", (np.ones((1, 2), np.float16), np.ones((1, 1, 1), np.float16)), {})
+    >>> expected_dtype(call, None), expected_dtype(call, Precision("float16", "float32"))
+    (dtype('float16'), dtype('float32'))
+    """
+    if precision is None:
+        native = [d for d in call.dtypes if d is not None and format_name(d) not in _ML_NAMES]
+        if len(native) < len([d for d in call.dtypes if d is not None]):
+            return None
+        return plan_dtypes(*native).output
+    name = str(precision.output)
+    if name not in _ML_NAMES:
+        return np.dtype(name)
+    try:
+        import ml_dtypes  # noqa: PLC0415
+    except ImportError as error:
+        msg = (
+            f"checking a {name} result's dtype needs ml_dtypes; install it with the lowp "
+            'extra: pip install "mimo_conv[lowp]" (or pass check_dtype=False)'
+        )
+        raise ImportError(msg) from error
+    dtype: np.dtype[Any] = np.dtype(getattr(ml_dtypes, name))
+    return dtype
+
+
+_ML_NAMES = ("tf32", "bfloat16", "float8_e4m3fn", "float8_e5m2")
