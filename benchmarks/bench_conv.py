@@ -53,7 +53,7 @@ LARGE = ("resnet-3x3", "deep-3x3", "stride-2", "stem-7x7", "pointwise-1x1", "dil
 #: timed only where a group has at most this many (minutes of dense-layer timings saved).
 DEPTHWISE_MAX_CHANNELS = 8
 #: Every path mimo_conv offers besides "auto"; those that do not apply are skipped per shape.
-PATHS = ("matmul", "gemm", "fold", "shift", "einsum", "depthwise", "im2col", "naive")
+PATHS = ("matmul", "gemm", "row_gemm", "shift", "einsum", "depthwise", "im2col", "naive")
 
 
 @dataclass(frozen=True)

@@ -401,6 +401,23 @@ def _draw_outputs(problem: WorkedExample, element: tuple[int, int, int]) -> Figu
     return figure
 
 
+def _check_1x1_kernel(view: str, K: ArrayLike) -> None:
+    """Refuse, before anything is computed, a kernel the 1 x 1 view cannot draw.
+
+    Examples
+    --------
+    >>> _check_1x1_kernel("1x1", np.ones((2, 3, 1, 1)))
+    >>> _check_1x1_kernel("1x1", np.ones((2, 3, 2, 2)))
+    Traceback (most recent call last):
+    ...
+    ValueError: view='1x1' draws a 1 x 1 kernel, got K of shape (2, 3, 2, 2)
+    """
+    shape = np.shape(K)
+    if view == "1x1" and tuple(shape[-2:]) != (1, 1):
+        msg = f"view='1x1' draws a 1 x 1 kernel, got K of shape {shape}"
+        raise ValueError(msg)
+
+
 def _draw_1x1(problem: WorkedExample, element: tuple[int, int, int]) -> Figure:
     """Draw the 1 x 1 picture: at one pixel, a fully connected layer across the channels."""
     o, i, j = element
@@ -590,6 +607,7 @@ def draw_conv(
     """
     x, k = _inputs(X, K, view)
     _require_matplotlib()
+    _check_1x1_kernel(view, k)
     problem = work_out(x, k, bias, stride, padding, dilation, element=element)
     chosen = (0, 0, 0) if element is None else check_element(element, problem.result.shape)
     figure = _render(problem, view, chosen)
@@ -648,6 +666,7 @@ def animate_conv(
         msg = f"frames_per_second must be at least 1, got {frames_per_second!r}"
         raise ValueError(msg)
     x, k = _inputs(X, K, view)
+    _check_1x1_kernel(view, k)
     problem = work_out(x, k, bias, stride, padding, dilation)
     elements = [(o, i, j) for o, i, j in np.ndindex(*problem.result.shape)]
     # Every frame must have the same size: drawn once each, then all widened to the widest.
