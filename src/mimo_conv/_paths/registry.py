@@ -42,11 +42,6 @@ PATH_SPECS: dict[str, PathSpec] = {spec.name: spec for spec in PATHS}
 #: The path functions by name.
 METHODS: dict[str, Correlate] = {spec.name: spec.correlate for spec in PATHS}
 
-#: Factor by which a path's worst rounding error may exceed the dot-product bound
-#: ``gamma_n * conv(|x|, |w|)`` (Higham, section 3.1) that the property tests check, from
-#: each record's ``error_bound_factor``.
-ERROR_BOUND_FACTORS: dict[str, float] = {spec.name: spec.error_bound_factor for spec in PATHS}
-
 #: Every value ``method=`` accepts (besides the deprecated spellings of
 #: :data:`DEPRECATED_NAMES`).
 METHOD_NAMES: tuple[str, ...] = ("auto", *METHODS)
