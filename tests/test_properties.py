@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
@@ -367,7 +367,16 @@ def test_generated_problems_cover_every_option(rank: int) -> None:
     assert seen["mode"] == set(mc.PADDING_MODES)
     assert seen["form"] == {"valid", "same", "full", "int", "tuple"}
     assert seen["stride"] == {1, 2}
-    assert seen["groups"] == {False, True}
+    assert False in seen["groups"]
+    # About one problem in eleven has groups > 1 (the channels must divide by the count);
+    # a derandomized run of 100 examples, which starts from the simplest ones, can miss it,
+    # so search for one: find() raises NoSuchExample if the generator never draws it.
+    grouped = find(
+        conv_problems(spatial_dims=rank, dtypes=("int64",), elements="integers"),
+        lambda problem: problem.groups > 1,
+        settings=settings(max_examples=2000, database=None),
+    )
+    assert grouped.x.shape[-rank - 1] % grouped.groups == 0
 
 
 def test_pinned_problems_are_valid() -> None:

@@ -10,7 +10,8 @@ exact). ``method=`` and ``memory_budget=`` are accepted and validated as by
 :func:`mimo_conv.conv`, and both gradients run on the chosen forward path (each is itself a
 forward convolution): ``conv_weight`` correlates the input with ``grad_output``,
 ``conv_input`` correlates ``grad_output`` (zeros inserted by the stride) with the flipped
-kernels; ``conv_input``'s ``"auto"`` is a scatter of the windows' gradients instead. Both
+kernels; ``conv_input``'s ``"auto"`` is a scatter of the windows' gradients instead,
+unless the cost model predicts the correlation faster. Both
 keep their temporaries within the memory budget.
 
 ``mimo_conv.conv_backward`` computes all three at once.

@@ -117,7 +117,8 @@ def conv_backward(
         Any value :func:`mimo_conv.conv` accepts, validated the same way (the same
         ``ValueError``s). It selects the forward path that computes ``grad_weight``
         (:func:`mimo_conv.grad.conv_weight`) and the one that computes ``grad_x``
-        (:func:`mimo_conv.grad.conv_input`: ``"auto"`` is the scatter, a named path the
+        (:func:`mimo_conv.grad.conv_input`: ``"auto"`` is the scatter or the engine route,
+        whichever the cost model predicts faster, a named path the
         correlation of the zero-inserted ``grad_output`` by the flipped kernels).
     memory_budget : int, optional
         Largest temporary buffer, in bytes, for this call, as in :func:`mimo_conv.conv`;

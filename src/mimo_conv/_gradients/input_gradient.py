@@ -3,7 +3,8 @@
 First the gradient of the padded input, then the adjoint of the padding
 (:func:`~mimo_conv._core.padding_adjoint.unpad_adjoint`) folds its border back into the
 input, so reflect, replicate, circular and symmetric padding route their gradient to the
-elements they copied. ``method="auto"`` scatters ``w^T g`` back through the windows:
+elements they copied. ``method="auto"`` scatters ``w^T g`` back through the windows
+(unless, for floats, the cost model predicts the engine route faster):
 one matrix product per group gives, for every window position, the gradient of each
 tap of the window (``(C_in * prod(k), L)`` columns), and
 :func:`~mimo_conv._core.columns.fold_taps` adds the columns into the padded input (col2im).
@@ -29,9 +30,12 @@ from mimo_conv._core.dtypes import DtypePlan, check_integer_range, plan_dtypes, 
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.memory import check_output_fits, format_bytes
 from mimo_conv._core.padding_adjoint import copies_per_element, unpad_adjoint
+from mimo_conv._engine.constants import COPY_BYTES_PER_SECOND
 from mimo_conv._engine.execute import plan_for, run_conv
+from mimo_conv._engine.formulas import flop_count, predict_seconds
 from mimo_conv._engine.plan import ConvPlan, plan_conv
 from mimo_conv._paths.registry import check_method
+from mimo_conv._paths.spec import Work
 
 
 def scatter_windows(
@@ -257,8 +261,10 @@ def input_gradient(
     :func:`~mimo_conv._core.padding_adjoint.unpad_adjoint`) on chunks of images sized by
     :func:`~mimo_conv._core.budget.units_per_chunk`, so the column buffer, the padded gradient
     and the converted ``grad_output`` of one chunk stay within the memory budget; when those
-    of one image do not fit it takes the engine route below on the path the cost model picks
-    (:func:`mimo_conv._engine.cost_model.choose_method`) instead. A named ``method`` (validated by
+    of one image do not fit, or (floats only) when the cost model predicts the engine route
+    faster (:func:`scatter_seconds` against :func:`engine_seconds`: a thin product ``w^T g``,
+    as with few output channels, runs far below BLAS's rate), it takes the engine route below
+    on the path the cost model picks instead. A named ``method`` (validated by
     :func:`mimo_conv._paths.registry.check_method`, as the forward pass does) takes the engine
     route on that path: :func:`_engine_input_gradient`. Chunks split the batch, never a
     sum, so the result does not depend on the budget (bit for bit, floats too); integer
@@ -327,10 +333,21 @@ def plan_input_gradient(
     """
     per_image = scatter_bytes_per_image(geometry, plan)
     if method == "auto" and per_image <= budget:
-        return InputGradientRoute(
+        scatter = InputGradientRoute(
             units_per_chunk(per_image, "column buffer of one image", budget), None, budget
         )
-    batch = geometry.batch_size
+        if plan.compute.kind not in "fc":
+            return scatter  # exact arithmetic: the scatter, which needs no zero insertion
+        # Floats: the engine route when the cost model predicts it faster (a thin product
+        # w^T g, as with a dilated kernel and few output channels, is slow in BLAS).
+        engine = _engine_route(geometry, plan, method, budget)
+        if engine is None or engine.inner is None:
+            return scatter
+        engine_time = engine_seconds(geometry, engine.inner, engine.images)
+        return scatter if scatter_seconds(geometry, plan) <= engine_time else engine
+    route = _engine_route(geometry, plan, method, budget)
+    if route is not None:
+        return route
     inner = input_gradient_geometry(geometry)
     inner_plan = DtypePlan(compute=plan.compute, output=plan.compute)
     own = engine_bytes_per_image(geometry, plan)
@@ -340,13 +357,6 @@ def plan_input_gradient(
         part = dataclasses.replace(inner, batch_size=images)
         return plan_conv(part, inner_plan, operands, True, max(1, room), method)
 
-    # As the forward engine sizes its input copy: chunks of images whose own buffers take
-    # at most half the budget, else one image if the path still fits beside it.
-    for images in dict.fromkeys((min(batch, (budget // 2) // own), 1)):
-        if images >= 1 and budget > images * own:
-            planned = forward(images, budget - images * own)
-            if planned.chosen is not None:
-                return InputGradientRoute(images, planned, budget)
     alone = forward(1, 2**62)  # what the path needs beside one image's own buffers
     needed = own + min(cost.needs for cost in alone.candidates if cost.needs > 0)
     msg = (
@@ -358,6 +368,75 @@ def plan_input_gradient(
         "memory_budget=..."
     )
     raise MemoryError(msg)
+
+
+def _engine_route(
+    geometry: ConvGeometry, plan: DtypePlan, method: str, budget: int
+) -> InputGradientRoute | None:
+    """Plan the engine route of :func:`plan_input_gradient` within ``budget`` (None: none fits).
+
+    As the forward engine sizes its input copy: chunks of images whose own buffers take at
+    most half the budget, else one image if the path still fits beside it.
+    """
+    batch = geometry.batch_size
+    inner = input_gradient_geometry(geometry)
+    inner_plan = DtypePlan(compute=plan.compute, output=plan.compute)
+    own = engine_bytes_per_image(geometry, plan)
+    operands = (plan.compute, plan.compute)
+    for images in dict.fromkeys((min(batch, (budget // 2) // own), 1)):
+        if images >= 1 and budget > images * own:
+            part = dataclasses.replace(inner, batch_size=images)
+            planned = plan_conv(part, inner_plan, operands, True, budget - images * own, method)
+            if planned.chosen is not None:
+                return InputGradientRoute(images, planned, budget)
+    return None
+
+
+def scatter_seconds(geometry: ConvGeometry, plan: DtypePlan) -> float:
+    """Predicted time of the scatter route, by the engine's cost formulas.
+
+    One product ``w^T g`` per image and group (rows ``C_in/groups * prod(k)``, inner
+    ``C_out/groups``), then one strided addition per tap into the padded gradient, and the
+    padding's adjoint.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(
+    ...     batch_size=2, in_channels=16, out_channels=16, groups=1, input_shape=(64, 64),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(2, 2), padding=((2, 2), (2, 2)),
+    ... )
+    >>> f32 = plan_dtypes(np.dtype(np.float32))
+    >>> 1e-4 < scatter_seconds(g, f32) < 1e-1
+    True
+    """
+    g, item = geometry, plan.compute.itemsize
+    taps, positions = math.prod(g.kernel_shape), math.prod(g.output_shape)
+    columns = g.batch_size * g.in_channels * taps * positions
+    images = g.batch_size * g.in_channels
+    moved = item * (
+        3 * columns + images * (2 * math.prod(g.padded_shape) + 2 * math.prod(g.input_shape))
+    )
+    work = Work(
+        bytes_moved=moved,
+        calls=taps + 6,
+        products=g.batch_size * g.groups,
+        product_rows=g.in_channels_per_group * taps,
+        product_inner=g.out_channels_per_group,
+        elementwise=g.out_channels_per_group == 1,
+        note="scatter",
+    )
+    return predict_seconds(work, flop_count(g, plan), plan)
+
+
+def engine_seconds(geometry: ConvGeometry, inner: ConvPlan, images: int) -> float:
+    """Predicted time of the engine route: the plan of its chunks of ``images``, plus its copies.
+
+    The copies are the zero-inserted ``grad_output`` and the padded gradient of every image
+    (:func:`engine_bytes_per_image`), each written once and read once.
+    """
+    chunk_count = -(-geometry.batch_size // max(1, images))
+    own = engine_bytes_per_image(geometry, inner.plan) * geometry.batch_size
+    return chunk_count * inner.cost.seconds + 2 * own / COPY_BYTES_PER_SECOND
 
 
 def scatter_bytes_per_image(geometry: ConvGeometry, plan: DtypePlan) -> int:

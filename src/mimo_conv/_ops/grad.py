@@ -144,7 +144,8 @@ def conv_input(
         Validated exactly as :func:`mimo_conv.conv` validates it (same ``ValueError``s;
         ``"matmul"`` needs a 1 x 1 kernel). A named path computes the gradient as a
         forward cross-correlation on that path (see Notes). ``"auto"`` is the scatter
-        described in the Notes when one image's columns fit the memory budget (the
+        described in the Notes when one image's columns fit the memory budget and (for
+        floats) the cost model does not predict the correlation faster (the
         correlation multiplies the inserted zeros too: ``prod(stride)`` times the work;
         at stride 1 the two were within about 20 % of each other on ResNet-like layers,
         either way), and otherwise the correlation on the path the cost model picks.

@@ -265,7 +265,8 @@ def conv_transpose(
         Independent channel groups; must divide ``C_in``.
     method : str, optional
         The computational path, as for :func:`mimo_conv.grad.conv_input` (a transposed
-        convolution is that input gradient): ``"auto"`` scatters the windows' gradients;
+        convolution is that input gradient): ``"auto"`` scatters the windows' gradients
+        (or correlates, when the cost model predicts that faster for floats);
         a forward path's name (``"gemm"``, ``"row_gemm"``, ...) correlates ``x``, with
         ``stride - 1`` zeros inserted between its elements, with the flipped kernels on
         that path.
