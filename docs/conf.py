@@ -106,6 +106,10 @@ def draw_figures() -> None:
     )
     mc.draw_conv(view="outputs", element=(1, 1, 0), file=out / "book_outputs.png")
     mc.draw_conv(view="1x1", element=(1, 2, 1), file=out / "one_by_one.png")
+    depthwise = np.array([[[[1, 0], [0, 1]]], [[[0, 1], [1, 0]]], [[[1, 1], [0, -1]]]])
+    x = np.arange(27).reshape(3, 3, 3) % 7
+    mc.draw_conv(x, depthwise, groups=3, element=(1, 0, 1), file=out / "depthwise.png")
+    mc.draw_conv(padding=1, padding_mode="reflect", file=out / "book_reflect.png")
 
 
 draw_figures()

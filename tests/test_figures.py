@@ -243,3 +243,194 @@ def test_figure_command_bad_values_exit_2(
     assert message in captured.err
     assert captured.out == ""
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+# --------------------------------------------------------------------------------------
+# Groups and padding modes
+
+#: Four input channels in two groups, two output channels per group.
+GROUPED_X = np.arange(36).reshape(4, 3, 3) % 7
+GROUPED_K = np.array(
+    [
+        [[[1, 0], [0, 1]], [[0, 1], [1, 0]]],
+        [[[1, 1], [0, 0]], [[0, 0], [1, 1]]],
+        [[[2, 0], [0, -1]], [[1, -1], [0, 1]]],
+        [[[0, 1], [0, 1]], [[1, 0], [1, 0]]],
+    ]
+)  # (c_o=4, c_i/groups=2, 2, 2)
+
+
+def test_grouped_inputs_view_sums_only_the_groups_channels(tmp_path: Path) -> None:
+    path = tmp_path / "grouped.svg"
+    mc.draw_conv(GROUPED_X, GROUPED_K, groups=2, element=(2, 1, 0), file=path)
+    texts = svg_texts(path)
+    # Y[2] is in group 1 (outputs 2, 3), which meets input channels 2 and 3 with K[2, 0]
+    # and K[2, 1]; each partial result is that one channel correlated with its kernel.
+    partials = [mc.corr2d(GROUPED_X[2 + n], GROUPED_K[2, n]) for n in range(2)]
+    for n in range(2):
+        assert contains_run(texts, numbers(GROUPED_K[2, n]))
+        assert contains_run(texts, numbers(partials[n]))
+    total = partials[0] + partials[1]
+    assert np.array_equal(total, mc.conv(GROUPED_X, GROUPED_K, groups=2)[2])
+    assert contains_run(texts, numbers(total))
+    assert f"{partials[0][1, 0]} + {partials[1][1, 0]} = {total[1, 0]}" in texts
+    # By hand: X[2] = [[4, 5, 6], [0, 1, 2], [3, 4, 5]] (arange(18, 27) % 7), its window at
+    # (1, 0) is [[0, 1], [3, 4]], with K[2, 0] = [[2, 0], [0, -1]]: 4 * (-1) = -4.
+    assert "channel 2: 0·2 + 1·0 + 3·0 + 4·-1 = -4" in texts
+    # Channels 0 and 1 take no part: drawn greyed, with a note, and no kernel.
+    assert "not in group 1: X[0] feeds only Y[0]..Y[1]" in texts
+    assert "not in group 1: X[1] feeds only Y[0]..Y[1]" in texts
+    assert not any(text.startswith(("channel 0:", "channel 1:")) for text in texts)
+    assert "K[2, 2]" not in texts
+    assert texts[0].startswith(f"Y[2, 1, 0] = {total[1, 0]}: groups=2: Y[2] is in group 1")
+
+
+def test_depthwise_reads_as_one_channel_per_output(tmp_path: Path) -> None:
+    inputs, outputs = tmp_path / "dw.svg", tmp_path / "dw_outputs.svg"
+    x = GROUPED_X[:3]
+    k = GROUPED_K[:3, :1]  # (3, 1, 2, 2): one kernel per input channel
+    mc.draw_conv(x, k, groups=3, element=(1, 0, 1), file=inputs)
+    texts = svg_texts(inputs)
+    assert (
+        "groups=3 (depthwise): Y[1] is in group 1, so only input channel 1 takes part" in (texts[0])
+    )
+    assert contains_run(texts, numbers(mc.corr2d(x[1], k[1, 0])))
+    assert "one channel: nothing to add" in texts
+    mc.draw_conv(x, k, groups=3, view="outputs", file=outputs)
+    texts = svg_texts(outputs)
+    for o in range(3):
+        assert f"K[{o}, 0] (X[{o}])" in texts  # each kernel drawn under its input channel
+        assert contains_run(texts, numbers(mc.corr2d(x[o], k[o, 0])))
+
+
+def test_reflect_padding_shows_the_reflected_values(tmp_path: Path) -> None:
+    path = tmp_path / "reflect.svg"
+    mc.draw_conv(padding=1, padding_mode="reflect", element=(0, 0, 0), file=path)
+    texts = svg_texts(path)
+    for c in range(2):
+        # np.pad's "reflect" mirrors about the edge without repeating it, as PyTorch does.
+        padded = np.pad(BOOK_X[c], 1, mode="reflect")
+        assert contains_run(texts, numbers(padded))
+        assert contains_run(texts, numbers(mc.corr2d(padded, BOOK_K3[0, c])))
+    # By hand: X[0]'s reflected top-left corner is [[4, 3], [1, 0]]; with K = [[0, 1], [2, 3]]
+    # channel 0 gives 0 + 3 + 2 + 0 = 5; X[1]'s is [[5, 4], [2, 1]] with K + 1: 5 + 8 + 6 + 4.
+    assert "channel 0: 4·0 + 3·1 + 1·2 + 0·3 = 5" in texts
+    assert "channel 1: 5·1 + 4·2 + 2·3 + 1·4 = 23" in texts
+    assert "5 + 23 = 28" in texts
+    expected = mc.conv(BOOK_X, BOOK_K3, padding=1, padding_mode="reflect")[0]
+    assert expected[0, 0] == 28
+    assert contains_run(texts, numbers(expected))
+    assert "X[0] padded (reflect)" in texts
+    assert "<pattern" in path.read_text(encoding="utf-8")  # still hatched
+    assert any("padding (reflect: mirrored about the edge)" in text for text in texts)
+
+
+@pytest.mark.parametrize("mode", ["replicate", "circular", "symmetric"])
+def test_every_padding_mode_draws_its_padding(mode: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{mode}.svg"
+    mc.draw_conv(padding=1, padding_mode=mode, view="outputs", file=path)
+    texts = svg_texts(path)
+    for c in range(2):
+        # NumPy's names for the same modes: edge, wrap, symmetric.
+        if mode == "replicate":
+            padded = np.pad(BOOK_X[c], 1, mode="edge")
+        elif mode == "circular":
+            padded = np.pad(BOOK_X[c], 1, mode="wrap")
+        else:
+            padded = np.pad(BOOK_X[c], 1, mode="symmetric")
+        assert contains_run(texts, numbers(padded))
+    result = mc.conv(BOOK_X, BOOK_K3, padding=1, padding_mode=mode)
+    for o in range(3):
+        assert contains_run(texts, numbers(result[o]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"X": [1, 2, 3], "K": [1, -1]}, ValueError, "figures draw 2-d convolutions"),
+        (
+            {"X": np.ones((1, 2, 3, 3)), "K": np.ones((1, 2, 2, 2))},
+            ValueError,
+            r"figures draw 2-d convolutions.*X of shape \(1, 2, 3, 3\)",
+        ),
+        ({"groups": 3}, ValueError, "groups=3 does not divide"),
+        ({"groups": True}, TypeError, "groups must be an int, got True"),
+        ({"padding_mode": "mirror"}, ValueError, "padding_mode must be one of .*'mirror'"),
+        ({"padding": 3, "padding_mode": "reflect"}, ValueError, "padding_mode='reflect' needs"),
+        (
+            {"X": np.ones((4, 3, 3)), "K": np.ones((2, 4, 2, 2)), "groups": 2},
+            ValueError,
+            r"Given groups=2, weight of shape \(2, 4, 2, 2\), expected x .* to have 8 channels",
+        ),
+        (
+            {"X": np.ones((2, 3, 3)), "K": np.ones((2, 1, 1, 1)), "view": "1x1", "groups": 2},
+            ValueError,
+            "view='1x1' draws groups=1",
+        ),
+    ],
+    ids=[
+        "1-d",
+        "batched",
+        "groups",
+        "groups-bool",
+        "mode",
+        "reflect-too-wide",
+        "kernel-vs-groups",
+        "1x1-groups",
+    ],
+)
+def test_unsupported_problems_are_refused_before_any_work(
+    kwargs: dict[str, object], error: type, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "never.svg"
+    with pytest.raises(error, match=message):
+        mc.draw_conv(file=path, **kwargs)  # type: ignore[arg-type]
+    assert not path.exists()
+
+
+def test_animation_takes_groups_and_padding_mode(tmp_path: Path) -> None:
+    image = pytest.importorskip("PIL.Image")
+    path = mc.animate_conv(
+        tmp_path / "dw.gif", GROUPED_X, GROUPED_K, groups=2, padding=1, padding_mode="circular"
+    )
+    with image.open(path) as gif:
+        assert gif.n_frames == 4 * 4 * 4  # Y of shape (4, 4, 4)
+
+
+def test_figure_command_groups_and_padding_mode(tmp_path: Path) -> None:
+    path = tmp_path / "cli.svg"
+    x, k = "[[[1, 2], [3, 4]], [[5, 6], [7, 8]]]", "[[[[1, 0]]], [[[0, 1]]]]"
+    args = ["figure", "-o", str(path), "--x", x, "--weight", k, "--groups", "2"]
+    assert main([*args, "--padding", "1", "--padding-mode", "replicate", "--element", "1,0,0"]) == 0
+    texts = svg_texts(path)
+    # X[1] replicate-padded: its top-left 1 x 2 window is [5, 5]; K[1, 0] = [0, 1] gives 5.
+    assert contains_run(texts, numbers(np.pad([[5, 6], [7, 8]], 1, mode="edge")))
+    assert "channel 1: 5·0 + 5·1 = 5" in texts
+    assert "not in group 1: X[0] feeds only Y[0]" in texts
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--groups", "3"], "groups=3 does not divide"),
+        (["--padding-mode", "mirror"], "invalid choice: 'mirror'"),
+        (["--padding", "3", "--padding-mode", "reflect"], "padding_mode='reflect' needs"),
+    ],
+    ids=["groups", "mode", "reflect-too-wide"],
+)
+def test_figure_command_refuses_bad_groups_and_modes(
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    status: object
+    try:
+        status = main(["figure", *args])
+    except SystemExit as exit_:  # argparse refuses an unknown choice itself
+        status = exit_.code
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

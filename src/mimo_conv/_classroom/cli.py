@@ -29,6 +29,7 @@ from mimo_conv._classroom.demo import run_demo
 from mimo_conv._classroom.exercises import answer_exercises
 from mimo_conv._classroom.textbook import BOOK_K3, BOOK_X
 from mimo_conv._classroom.walkthrough import walkthrough
+from mimo_conv._core.arguments import PADDING_MODES
 
 #: Shown under ``--help`` of ``explain`` (``{prog}`` is the program's name).
 EXPLAIN_EXAMPLES = """\
@@ -51,6 +52,9 @@ examples:
   {prog} figure --view outputs --padding 1   one row per output channel
   {prog} figure --view 1x1                   a 1 x 1 kernel as a matrix (Fig. 6.4.2)
   {prog} figure -o steps.gif                 an animation of every output element
+  {prog} figure --groups 2 --x "[[[1, 2], [3, 4]], [[5, 6], [7, 8]]]" \\
+      --weight "[[[[1, 0], [0, 1]]], [[[0, 1], [1, 0]]]]"   depthwise: a kernel per channel
+  {prog} figure --padding 1 --padding-mode reflect   padding by mirrored values
 
 Needs matplotlib: pip install "mimo_conv[plot]".
 """
@@ -258,6 +262,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     _add_problem_arguments(figure)
     figure.add_argument(
+        "--groups", type=int, default=1, help="channel groups (C_in for a depthwise conv)"
+    )
+    figure.add_argument(
+        "--padding-mode",
+        choices=PADDING_MODES,
+        default="zeros",
+        help="what fills the padding: zeros (the default), reflect, replicate, circular, symmetric",
+    )
+    figure.add_argument(
         "--view",
         choices=("inputs", "outputs", "1x1"),
         default="inputs",
@@ -380,15 +393,22 @@ def _run_figure(arguments: argparse.Namespace, out: TextIO) -> int:
         arguments.stride,
         arguments.padding,
         arguments.dilation,
+        arguments.groups,
     )
     try:
         if path.suffix.lower() == ".gif":
             if arguments.element is not None:
                 print("figure: an animation shows every element; drop --element", file=sys.stderr)
                 return 2
-            animate_conv(path, *problem, view=arguments.view)
+            animate_conv(path, *problem, view=arguments.view, padding_mode=arguments.padding_mode)
         else:
-            draw_conv(*problem, view=arguments.view, element=arguments.element, file=path)
+            draw_conv(
+                *problem,
+                view=arguments.view,
+                padding_mode=arguments.padding_mode,
+                element=arguments.element,
+                file=path,
+            )
     except ImportError as error:
         print(f"figure: {error}", file=sys.stderr)
         return 1

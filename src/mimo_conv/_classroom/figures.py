@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 #: The views :func:`draw_conv` can draw.
 VIEWS = ("inputs", "outputs", "1x1")
 
+#: How the refusal of an input that is not 2-d starts.
+FIGURES_DRAW = "figures draw"
+
 #: The book's 1 x 1 example has shapes (3, 3, 3) and (2, 3, 1, 1) and standard normal
 #: values; the figure uses small integers of the same shapes so that a class can read them.
 BOOK_1X1_X = np.array(
@@ -54,6 +57,15 @@ BOOK_1X1_X = np.array(
     ]
 )
 BOOK_1X1_K = np.array([[[[1]], [[2]], [[-1]]], [[[0]], [[1]], [[3]]]])
+
+#: What each padding mode puts in the padding, for the legend.
+PADDING_WORDS = {
+    "zeros": "zeros",
+    "reflect": "reflect: mirrored about the edge",
+    "symmetric": "symmetric: mirrored, the edge repeated",
+    "replicate": "replicate: the edge value repeated",
+    "circular": "circular: wrapped from the opposite side",
+}
 
 #: Inches per cell of the figure, and the colours: the window and what it makes are
 #: shaded orange; padding is grey and hatched, so neither relies on colour alone.
@@ -110,8 +122,12 @@ class _Canvas:
         fill: dict[tuple[int, int], str] | None = None,
         hatched: set[tuple[int, int]] | None = None,
         framed: set[tuple[int, int]] | None = None,
+        faint: bool = False,
     ) -> None:
-        """Draw a matrix of numbers with its top-left corner at ``(x0, y0)``."""
+        """Draw a matrix of numbers with its top-left corner at ``(x0, y0)``.
+
+        ``faint`` greys the numbers and the title (a channel that takes no part).
+        """
         from matplotlib.patches import Rectangle  # noqa: PLC0415 - optional extra
 
         fill, hatched, framed = fill or {}, hatched or set(), framed or set()
@@ -134,7 +150,7 @@ class _Canvas:
                     x0 + c + 0.5,
                     y0 + r + 0.5,
                     format_number(values[r, c]),
-                    color=FAINT if pad and (r, c) not in fill else TEXT,
+                    color=FAINT if faint or (pad and (r, c) not in fill) else TEXT,
                     fontstyle="italic" if pad else "normal",
                     bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6, "alpha": 0.8}
                     if pad
@@ -151,7 +167,7 @@ class _Canvas:
                     linewidth=2.2,
                 )
             )
-        self.text(x0 + cols / 2, y0 - 0.35, title, va="bottom")
+        self.text(x0 + cols / 2, y0 - 0.35, title, va="bottom", color=FAINT if faint else TEXT)
 
     def frame(self, x0: float, y0: float, rows: int, cols: int, *, dashed: bool) -> None:
         """Outline a block of cells (the window's extent)."""
@@ -213,7 +229,12 @@ def _fit(figure: Figure, min_width: float = 0.0) -> float:
 def _options(problem: WorkedExample) -> str:
     """Write the call's options in one line."""
     g = problem.geometry
-    return f"stride {g.stride}, padding {g.padding}, dilation {g.dilation}"
+    text = f"stride {g.stride}, padding {g.padding}, dilation {g.dilation}"
+    if g.groups > 1:
+        text += f", groups {g.groups}"
+    if g.is_padded and g.padding_mode != "zeros":
+        text += f", padding_mode {g.padding_mode!r}"
+    return text
 
 
 def _heading(canvas: _Canvas, text: str, problem: WorkedExample) -> None:
@@ -226,27 +247,28 @@ def _legend(canvas: _Canvas, x: float, y: float, problem: WorkedExample) -> None
     """Explain the marks, in words (the picture must read without colour)."""
     parts = ["shaded, framed: the window's taps"]
     if problem.geometry.is_padded:
-        parts.append("hatched grey: padding (zeros)")
+        parts.append(f"hatched grey: padding ({PADDING_WORDS[problem.geometry.padding_mode]})")
     if any(d > 1 for d in problem.geometry.dilation):
         parts.append("dashed: the window's extent (dilated)")
     parts.append(f"triangles: where windows start (stride {problem.geometry.stride})")
     canvas.text(x, y, ";  ".join(parts), ha="left", fontsize=canvas.font * 0.8, color=FAINT)
 
 
-def _products(problem: WorkedExample, o: int, c: int, i: int, j: int) -> str:
-    """``0*0 + 1*1 + 3*2 + 4*3 = 19`` for channel ``c`` of output ``(o, i, j)``."""
+def _products(problem: WorkedExample, o: int, n: int, i: int, j: int) -> str:
+    """``0*0 + 1*1 + 3*2 + 4*3 = 19`` for the ``n``-th channel of output ``(o, i, j)``'s group."""
+    c = problem.channels(o)[n]
     terms = [
         f"{format_number(v)}·{format_number(w)}"
         for v, w in zip(
             problem.windows[c, i, j].ravel().tolist(),
-            problem.k[o, c].ravel().tolist(),
+            problem.k[o, n].ravel().tolist(),
             strict=True,
         )
     ]
     if len(terms) > 9:
         terms = [*terms[:4], "…", *terms[-2:]]
     return (
-        " + ".join(terms).replace("+ -", "- ") + f" = {format_number(problem.partial[o, c, i, j])}"
+        " + ".join(terms).replace("+ -", "- ") + f" = {format_number(problem.partial[o, n, i, j])}"
     )
 
 
@@ -261,21 +283,41 @@ def _input_marks(
 
 
 def _draw_padded_input(
-    canvas: _Canvas, x0: float, y0: float, problem: WorkedExample, c: int, i: int, j: int
+    canvas: _Canvas,
+    x0: float,
+    y0: float,
+    problem: WorkedExample,
+    c: int,
+    i: int,
+    j: int,
+    *,
+    taking_part: bool = True,
 ) -> None:
-    """Draw a padded input channel with the window of output ``(i, j)`` and stride marks."""
+    """Draw a padded input channel with the window of output ``(i, j)`` and stride marks.
+
+    A channel not ``taking_part`` (outside the group drawn) is greyed, without a window.
+    """
     fill, hatched, taps = _input_marks(problem, c, i, j)
-    title = f"X[{c}]" + (" padded" if problem.geometry.is_padded else "")
-    dilated = any(d > 1 for d in problem.geometry.dilation)
+    geometry = problem.geometry
+    title = f"X[{c}]"
+    if geometry.is_padded:
+        mode = geometry.padding_mode
+        title += " padded" + ("" if mode == "zeros" else f" ({mode})")
+    if geometry.groups > 1:
+        title += f", group {c // problem.k.shape[1]}"
+    dilated = any(d > 1 for d in geometry.dilation)
     canvas.grid(
         x0,
         y0,
         problem.padded[c],
         title=title,
-        fill=fill,
+        fill=fill if taking_part else {},
         hatched=hatched,
-        framed=taps if dilated else set(),
+        framed=taps if dilated and taking_part else set(),
+        faint=not taking_part,
     )
+    if not taking_part:
+        return
     top, left, bottom, right = problem.window(i, j)
     canvas.frame(x0 + left, y0 + top, bottom - top + 1, right - left + 1, dashed=dilated)
     oh, ow = problem.geometry.output_shape
@@ -284,9 +326,14 @@ def _draw_padded_input(
 
 
 def _draw_inputs(problem: WorkedExample, element: tuple[int, int, int]) -> Figure:
-    """Draw the multi-input picture: a row per input channel, then their sum."""
+    """Draw the multi-input picture: a row per input channel, then their sum.
+
+    With groups, only the input channels of output channel ``o``'s group take part; the
+    others are drawn greyed, with a note saying which output channels they feed.
+    """
     o, i, j = element
     c_i = problem.x.shape[0]
+    members = problem.channels(o)
     ph, pw = problem.padded.shape[1:]
     kh, kw = problem.k.shape[2:]
     oh, ow = problem.geometry.output_shape
@@ -299,41 +346,42 @@ def _draw_inputs(problem: WorkedExample, element: tuple[int, int, int]) -> Figur
     texts += [format_number(v) for v in (*problem.k.ravel(), *problem.partial.ravel())]
     figure, canvas = _new_figure(width, height, _font(texts))
     value = format_number(problem.result[o, i, j])
-    _heading(
-        canvas,
-        f"Y[{o}, {i}, {j}] = {value}: each input channel meets its own kernel, then the "
-        "channels are added",
-        problem,
-    )
+    _heading(canvas, f"Y[{o}, {i}, {j}] = {value}: {_inputs_story(problem, o)}", problem)
     cell = {(i, j): WINDOW}
     for c in range(c_i):
         y0 = 1.6 + c * row_height + 0.6
-        _draw_padded_input(canvas, columns[0], y0, problem, c, i, j)
         middle = y0 + kh / 2
+        taking_part = c in members
+        _draw_padded_input(canvas, columns[0], y0, problem, c, i, j, taking_part=taking_part)
+        if not taking_part:
+            _not_in_group(canvas, columns[1] - 0.75, middle, problem, o, c)
+            continue
+        n = c - members.start
         canvas.text(columns[1] - 0.75, middle, "⋆", fontsize=canvas.font * 3)
         canvas.grid(
             columns[1],
             y0,
-            problem.k[o, c],
-            title=f"K[{o}, {c}]",
+            problem.k[o, n],
+            title=f"K[{o}, {n}]",
             fill=dict.fromkeys(np.ndindex(kh, kw), KERNEL),
         )
         canvas.text(columns[2] - 0.75, middle, "=", fontsize=canvas.font * 1.6)
-        canvas.grid(columns[2], y0, problem.partial[o, c], title=f"X[{c}] ⋆ K[{o}, {c}]", fill=cell)
-        if c:
+        canvas.grid(columns[2], y0, problem.partial[o, n], title=f"X[{c}] ⋆ K[{o}, {n}]", fill=cell)
+        if n:
             canvas.text(columns[2] + ow / 2, y0 - 1.3, "+", fontsize=canvas.font * 2)
         canvas.text(
             columns[0],
             y0 + max(ph, kh, oh) + 0.55,
-            f"channel {c}: {_products(problem, o, c, i, j)}",
+            f"channel {c}: {_products(problem, o, n, i, j)}",
             ha="left",
             fontsize=canvas.font * 0.9,
         )
-    sum_y = 1.6 + (c_i * row_height) / 2 - oh / 2
-    sums = " + ".join(format_number(problem.partial[o, c, i, j]) for c in range(c_i))
+    middle_row = (members.start + members.stop - 1) / 2
+    sum_y = 1.6 + middle_row * row_height + 0.6 + max(ph, kh, oh) / 2 - oh / 2
+    sums = " + ".join(format_number(problem.partial[o, n, i, j]) for n in range(len(members)))
     if problem.bias is not None:
         sums += f" + {format_number(problem.bias[o])} (bias)"
-    elif c_i == 1:
+    elif len(members) == 1:
         sums = "one channel: nothing to add"
     canvas.text(sum_x - 1.0, sum_y + oh / 2, "Σ", fontsize=canvas.font * 2)
     canvas.grid(sum_x, sum_y, problem.result[o], title=f"Y[{o}]", fill=cell)
@@ -341,6 +389,50 @@ def _draw_inputs(problem: WorkedExample, element: tuple[int, int, int]) -> Figur
     canvas.text(sum_x + ow / 2, sum_y + oh + 0.6, total, fontsize=canvas.font * 0.9)
     _legend(canvas, 0.3, height - 0.6, problem)
     return figure
+
+
+def _inputs_story(problem: WorkedExample, o: int) -> str:
+    """Say which input channels output channel ``o`` sums (all, or its group's)."""
+    groups, members = problem.geometry.groups, problem.channels(o)
+    if groups == 1:
+        return "each input channel meets its own kernel, then the channels are added"
+    kind = " (depthwise)" if groups == problem.x.shape[0] else ""
+    verb = "takes" if len(members) == 1 else "take"
+    return (
+        f"groups={groups}{kind}: Y[{o}] is in group {problem.group(o)}, so only input "
+        f"{_channel_words(members)} {verb} part"
+    )
+
+
+def _not_in_group(
+    canvas: _Canvas, x: float, y: float, problem: WorkedExample, o: int, c: int
+) -> None:
+    """Say, beside input channel ``c``, that it is in another group than output ``o``."""
+    per_output_group = problem.k.shape[0] // problem.geometry.groups
+    group = c // problem.k.shape[1]
+    feeds = range(group * per_output_group, (group + 1) * per_output_group)
+    canvas.text(
+        x,
+        y,
+        f"not in group {problem.group(o)}: X[{c}] feeds only {_output_words(feeds)}",
+        ha="left",
+        color=FAINT,
+        fontstyle="italic",
+    )
+
+
+def _channel_words(channels: range) -> str:
+    """``channel 2`` or ``channels 2..3``."""
+    if len(channels) == 1:
+        return f"channel {channels.start}"
+    return f"channels {channels.start}..{channels.stop - 1}"
+
+
+def _output_words(outputs: range) -> str:
+    """``Y[2]`` or ``Y[2]..Y[3]``."""
+    if len(outputs) == 1:
+        return f"Y[{outputs.start}]"
+    return f"Y[{outputs.start}]..Y[{outputs.stop - 1}]"
 
 
 def _draw_outputs(problem: WorkedExample, element: tuple[int, int, int]) -> Figure:
@@ -359,23 +451,26 @@ def _draw_outputs(problem: WorkedExample, element: tuple[int, int, int]) -> Figu
     texts = [format_number(v) for v in (*problem.padded.ravel(), *problem.result.ravel())]
     texts += [format_number(v) for v in problem.k.ravel()]
     figure, canvas = _new_figure(width, height, _font(texts))
-    _heading(
-        canvas,
-        f"Y has {c_o} output channels: output channel o has its own kernels K[o], one per "
-        "input channel",
-        problem,
-    )
+    groups = problem.geometry.groups
+    if groups == 1:
+        story = "output channel o has its own kernels K[o], one per input channel"
+    else:
+        story = (
+            f"groups={groups}: output channel o has kernels K[o] only for the "
+            f"{problem.k.shape[1]} input channel(s) of its group, drawn under them"
+        )
+    _heading(canvas, f"Y has {c_o} output channels: {story}", problem)
     for c in range(c_i):
         _draw_padded_input(canvas, 2.0 + c * column, 2.3, problem, c, i, j)
     for o in range(c_o):
         y0 = 1.6 + top_height + o * row_height + 0.5
         canvas.text(0.9, y0 + kh / 2, f"K[{o}]", fontweight="bold")
-        for c in range(c_i):
+        for n, c in enumerate(problem.channels(o)):
             canvas.grid(
                 2.0 + c * column,
                 y0,
-                problem.k[o, c],
-                title=f"K[{o}, {c}]",
+                problem.k[o, n],
+                title=f"K[{o}, {n}]" + ("" if groups == 1 else f" (X[{c}])"),
                 fill=dict.fromkeys(np.ndindex(kh, kw), KERNEL),
             )
         canvas.text(out_x - 0.6, y0 + oh / 2, "→", fontsize=canvas.font * 1.6)
@@ -393,7 +488,8 @@ def _draw_outputs(problem: WorkedExample, element: tuple[int, int, int]) -> Figu
         0.3,
         height - 0.6,
         f"stacked: Y of shape {problem.result.shape};  shaded: the window of element "
-        f"({i}, {j}) and what it gives in every output channel",
+        f"({i}, {j}) and what it gives in every output channel"
+        + ("" if groups == 1 else ";  an empty place: that input channel is in another group"),
         ha="left",
         fontsize=canvas.font * 0.8,
         color=FAINT,
@@ -401,7 +497,7 @@ def _draw_outputs(problem: WorkedExample, element: tuple[int, int, int]) -> Figu
     return figure
 
 
-def _check_1x1_kernel(view: str, K: ArrayLike) -> None:
+def _check_1x1_kernel(view: str, K: ArrayLike, groups: object = 1) -> None:
     """Refuse, before anything is computed, a kernel the 1 x 1 view cannot draw.
 
     Examples
@@ -411,10 +507,19 @@ def _check_1x1_kernel(view: str, K: ArrayLike) -> None:
     Traceback (most recent call last):
     ...
     ValueError: view='1x1' draws a 1 x 1 kernel, got K of shape (2, 3, 2, 2)
+    >>> _check_1x1_kernel("1x1", np.ones((2, 1, 1, 1)), groups=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: view='1x1' draws groups=1 (one full matrix), got groups=2
     """
+    if view != "1x1":
+        return
     shape = np.shape(K)
-    if view == "1x1" and tuple(shape[-2:]) != (1, 1):
+    if tuple(shape[-2:]) != (1, 1):
         msg = f"view='1x1' draws a 1 x 1 kernel, got K of shape {shape}"
+        raise ValueError(msg)
+    if groups != 1:
+        msg = f"view='1x1' draws groups=1 (one full matrix), got groups={groups!r}"
         raise ValueError(msg)
 
 
@@ -556,7 +661,9 @@ def draw_conv(
     stride: int | tuple[int, int] = 1,
     padding: int | tuple[int, int] = 0,
     dilation: int | tuple[int, int] = 1,
+    groups: int = 1,
     *,
+    padding_mode: str = "zeros",
     view: str = "inputs",
     element: tuple[int, int, int] | None = None,
     file: str | Path | None = None,
@@ -573,7 +680,15 @@ def draw_conv(
         ``view="1x1"``, a ``(2, 3, 1, 1)`` integer kernel).
     bias : array_like of shape (c_o,), optional
     stride, padding, dilation : int or pair of int, optional
-        As in :func:`mimo_conv.conv` (zero padding).
+        As in :func:`mimo_conv.conv`.
+    groups : int, optional
+        As in :func:`mimo_conv.conv`: ``K`` is ``(c_o, c_i // groups, kh, kw)`` and output
+        channel ``o`` sums only the input channels of its group; ``"inputs"`` greys the
+        other input channels, ``"outputs"`` draws each kernel under the input channel it
+        meets. ``groups == c_i`` is a depthwise convolution.
+    padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}, optional
+        As in :func:`mimo_conv.conv`; the hatched padding shows the values the mode puts
+        there.
     view : {"inputs", "outputs", "1x1"}, optional
         ``"inputs"``: a row per input channel (window, kernel, partial result) and their
         sum, as in the book's Fig. 6.4.1; ``"outputs"``: a row per output channel;
@@ -594,7 +709,9 @@ def draw_conv(
     ImportError
         Without matplotlib (``pip install "mimo_conv[plot]"``).
     ValueError
-        For an unknown view, an element outside the output, or an invalid convolution.
+        For an unknown view, an element outside the output, an input that is not 2-d
+        ("figures draw 2-d convolutions"), or an invalid convolution; all before any
+        work.
 
     Examples
     --------
@@ -604,11 +721,30 @@ def draw_conv(
     (True, True)
     >>> figure = draw_conv(view="outputs", element=(2, 1, 1), padding=1)
     >>> figure = draw_conv(view="1x1", element=(1, 2, 2))
+
+    A depthwise convolution (one kernel per input channel) with reflected padding:
+
+    >>> figure = draw_conv(BOOK_X, [[[[0, 1], [2, 3]]], [[[1, 0], [0, 1]]]], groups=2,
+    ...                    padding=1, padding_mode="reflect", element=(1, 0, 0))
+    >>> texts = [text.get_text() for text in figure.axes[0].texts]
+    >>> "channel 1: 5·1 + 4·0 + 2·0 + 1·1 = 6" in texts
+    True
     """
     x, k = _inputs(X, K, view)
     _require_matplotlib()
-    _check_1x1_kernel(view, k)
-    problem = work_out(x, k, bias, stride, padding, dilation, element=element)
+    _check_1x1_kernel(view, k, groups)
+    problem = work_out(
+        x,
+        k,
+        bias,
+        stride,
+        padding,
+        dilation,
+        groups,
+        padding_mode=padding_mode,
+        element=element,
+        what=FIGURES_DRAW,
+    )
     chosen = (0, 0, 0) if element is None else check_element(element, problem.result.shape)
     figure = _render(problem, view, chosen)
     if file is not None:
@@ -624,7 +760,9 @@ def animate_conv(
     stride: int | tuple[int, int] = 1,
     padding: int | tuple[int, int] = 0,
     dilation: int | tuple[int, int] = 1,
+    groups: int = 1,
     *,
+    padding_mode: str = "zeros",
     view: str = "inputs",
     frames_per_second: int = 1,
 ) -> Path:
@@ -638,7 +776,7 @@ def animate_conv(
     ----------
     file : str or path
         Where to write the GIF.
-    X, K, bias, stride, padding, dilation, view
+    X, K, bias, stride, padding, dilation, groups, padding_mode, view
         As in :func:`draw_conv`.
     frames_per_second : int, optional
         Output elements shown per second.
@@ -666,8 +804,10 @@ def animate_conv(
         msg = f"frames_per_second must be at least 1, got {frames_per_second!r}"
         raise ValueError(msg)
     x, k = _inputs(X, K, view)
-    _check_1x1_kernel(view, k)
-    problem = work_out(x, k, bias, stride, padding, dilation)
+    _check_1x1_kernel(view, k, groups)
+    problem = work_out(
+        x, k, bias, stride, padding, dilation, groups, padding_mode=padding_mode, what=FIGURES_DRAW
+    )
     elements = [(o, i, j) for o, i, j in np.ndindex(*problem.result.shape)]
     # Every frame must have the same size: drawn once each, then all widened to the widest.
     frames = [_render(problem, view, element) for element in elements]

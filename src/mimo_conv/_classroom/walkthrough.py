@@ -57,9 +57,9 @@ def _factor(value: object) -> str:
 
 
 def _as_book_arrays(
-    X: ArrayLike, K: ArrayLike, bias: ArrayLike | None
+    X: ArrayLike, K: ArrayLike, bias: ArrayLike | None, what: str = "explain shows"
 ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None]:
-    """Bring ``X`` to ``(c_i, h, w)`` and ``K`` to ``(c_o, c_i, kh, kw)``."""
+    """Bring ``X`` to ``(c_i, h, w)`` and ``K`` to ``(c_o, c_i // groups, kh, kw)``."""
     x = as_numeric_array(X, "X")
     k = as_numeric_array(K, "K")
     if x.ndim == 2:
@@ -70,7 +70,7 @@ def _as_book_arrays(
         k = k[np.newaxis]
     if x.ndim != 3 or k.ndim != 4:
         msg = (
-            "explain shows 2-d convolutions: X must be (h, w) or (c_i, h, w) and K must be "
+            f"{what} 2-d convolutions: X must be (h, w) or (c_i, h, w) and K must be "
             f"(kh, kw), (c_i, kh, kw) or (c_o, c_i, kh, kw), got X of shape {x.shape} "
             f"and K of shape {k.shape}"
         )
@@ -206,7 +206,20 @@ class WorkedExample:
     padded: NDArray[Any]  # (c_i, padded h, padded w)
     windows: NDArray[Any]  # (c_i, oh, ow, kh, kw)
     result: NDArray[Any]  # (c_o, oh, ow)
-    partial: NDArray[Any]  # (c_o, c_i, oh, ow): channel c correlated with K[o, c]
+    partial: NDArray[Any]  # (c_o, c_i // groups, oh, ow): see :meth:`channels`
+
+    def channels(self, o: int) -> range:
+        """Return the input channels output channel ``o`` sums: those of its group.
+
+        ``partial[o, n]`` is input channel ``channels(o)[n]`` correlated with ``K[o, n]``.
+        """
+        per_group = int(self.k.shape[1])
+        group = self.group(o)
+        return range(group * per_group, (group + 1) * per_group)
+
+    def group(self, o: int) -> int:
+        """Return the group of output channel ``o``."""
+        return int(o // (self.k.shape[0] // self.geometry.groups))
 
     def window(self, i: int, j: int) -> tuple[int, int, int, int]:
         """Return the top row, left column, bottom row and right column of ``(i, j)``'s window."""
@@ -234,14 +247,21 @@ def work_out(
     stride: int | tuple[int, int] = 1,
     padding: int | tuple[int, int] = 0,
     dilation: int | tuple[int, int] = 1,
+    groups: int = 1,
     *,
+    padding_mode: str = "zeros",
     element: object = None,
     channel: object = None,
+    what: str = "explain shows",
 ) -> WorkedExample:
     """Check the arguments and work out the convolution: every number from :func:`conv`.
 
     ``element`` (an output element) and ``channel`` (an output channel), when given, are
-    checked against the output's shape too, before anything is computed.
+    checked against the output's shape too, before anything is computed. With
+    ``groups``, output channel ``o`` sums only its group's input channels
+    (:meth:`WorkedExample.channels`); ``padding_mode`` fills the padding as in
+    :func:`conv`, and ``padded`` holds the values it puts there. ``what`` starts the
+    message refusing an input that is not 2-d.
 
     Examples
     --------
@@ -249,13 +269,18 @@ def work_out(
     array([[[0, 0, 0, 0, 0],
             [0, 1, 2, 3, 0],
             [0, 0, 0, 0, 0]]])
+    >>> work_out([[1, 2, 3]], [[1, -1]], padding=(0, 1), padding_mode="reflect").padded
+    array([[[2, 1, 2, 3, 2]]])
+    >>> depthwise = work_out(np.ones((3, 2, 2), int), np.ones((3, 1, 1, 1), int), groups=3)
+    >>> depthwise.channels(2), depthwise.partial.shape
+    (range(2, 3), (3, 1, 2, 2))
     >>> work_out([[1, 2, 3]], [[1, -1]], element=(0, 0, 2))
     Traceback (most recent call last):
     ...
     ValueError: element must be (output channel, row, column) inside the output of shape
     (1, 1, 2), got (0, 0, 2)
     """
-    x, k, b = _as_book_arrays(X, K, bias)
+    x, k, b = _as_book_arrays(X, K, bias, what)
     geometry = build_geometry(
         x.shape,
         k.shape,
@@ -263,23 +288,33 @@ def work_out(
         stride=stride,
         padding=padding,
         dilation=dilation,
-        groups=1,
-        padding_mode="zeros",
+        groups=groups,
+        padding_mode=padding_mode,
     )
     if element is not None:
         check_element(element, (k.shape[0], *geometry.output_shape))
     if channel is not None:
         _check_channel(channel, k.shape[0])
-    result = conv(x, k, b, stride, padding, dilation)
+    result = conv(x, k, b, stride, padding, dilation, groups, padding_mode=padding_mode)
+    per_group, per_output_group = k.shape[1], k.shape[0] // geometry.groups
     partial = np.stack(
         [
             np.stack(
                 [
-                    conv(x[c : c + 1], k[o : o + 1, c : c + 1], None, stride, padding, dilation)[0]
-                    for c in range(x.shape[0])
+                    conv(
+                        x[start + n : start + n + 1],
+                        k[o : o + 1, n : n + 1],
+                        None,
+                        stride,
+                        padding,
+                        dilation,
+                        padding_mode=padding_mode,
+                    )[0]
+                    for n in range(per_group)
                 ]
             )
             for o in range(k.shape[0])
+            for start in [(o // per_output_group) * per_group]
         ]
     )
     padded = pad_input(x[np.newaxis], geometry)[0]
