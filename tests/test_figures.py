@@ -276,7 +276,7 @@ def test_grouped_inputs_view_sums_only_the_groups_channels(tmp_path: Path) -> No
     assert f"{partials[0][1, 0]} + {partials[1][1, 0]} = {total[1, 0]}" in texts
     # By hand: X[2] = [[4, 5, 6], [0, 1, 2], [3, 4, 5]] (arange(18, 27) % 7), its window at
     # (1, 0) is [[0, 1], [3, 4]], with K[2, 0] = [[2, 0], [0, -1]]: 4 * (-1) = -4.
-    assert "channel 2: 0·2 + 1·0 + 3·0 + 4·-1 = -4" in texts
+    assert "channel 2: 0·2 + 1·0 + 3·0 + 4·(-1) = -4" in texts
     # Channels 0 and 1 take no part: drawn greyed, with a note, and no kernel.
     assert "not in group 1: X[0] feeds only Y[0]..Y[1]" in texts
     assert "not in group 1: X[1] feeds only Y[0]..Y[1]" in texts

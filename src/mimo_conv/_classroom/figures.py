@@ -258,7 +258,7 @@ def _products(problem: WorkedExample, o: int, n: int, i: int, j: int) -> str:
     """``0*0 + 1*1 + 3*2 + 4*3 = 19`` for the ``n``-th channel of output ``(o, i, j)``'s group."""
     c = problem.channels(o)[n]
     terms = [
-        f"{format_number(v)}·{format_number(w)}"
+        f"{format_number(v)}·{_factor(w)}"
         for v, w in zip(
             problem.windows[c, i, j].ravel().tolist(),
             problem.k[o, n].ravel().tolist(),
@@ -497,6 +497,18 @@ def _draw_outputs(problem: WorkedExample, element: tuple[int, int, int]) -> Figu
     return figure
 
 
+def _factor(value: object) -> str:
+    """Write a second factor of a product, a negative one in parentheses: ``4·(-1)``.
+
+    Examples
+    --------
+    >>> _factor(-1), _factor(3)
+    ('(-1)', '3')
+    """
+    text = format_number(value)
+    return f"({text})" if text.startswith("-") else text
+
+
 def _check_1x1_kernel(view: str, K: ArrayLike, groups: object = 1) -> None:
     """Refuse, before anything is computed, a kernel the 1 x 1 view cannot draw.
 
@@ -600,7 +612,7 @@ def _draw_1x1(problem: WorkedExample, element: tuple[int, int, int]) -> Figure:
             framed={(i, j)} if r == o else set(),
         )
     terms = " + ".join(
-        f"{format_number(matrix[o, c])}·{format_number(pixel[c])}" for c in range(c_i)
+        f"{format_number(matrix[o, c])}·{_factor(pixel[c])}" for c in range(c_i)
     ).replace("+ -", "- ")
     matmul = (matrix @ problem.x.reshape(c_i, -1)).reshape(c_o, h, w)
     same = bool(np.array_equal(matmul[:, :: stride[0], :: stride[1]], problem.result))
