@@ -14,6 +14,7 @@ from mimo_conv._core.dtypes import plan_dtypes
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._engine import constants
 from mimo_conv._engine import cost_model as model
+from mimo_conv._paths import registry
 from mimo_conv._paths.gemm import im2col_bytes_per_row
 from mimo_conv.testing import ConvProblem, conv_problems
 
@@ -70,7 +71,7 @@ def test_flop_count_is_the_direct_convolutions() -> None:
     assert cost.flops == 2 * 8 * 64 * 56 * 56 * 64 * 3 * 3
     complex_plan = plan_dtypes(np.dtype(np.complex128), np.dtype(np.complex128))
     assert model.path_cost("gemm", RESNET, complex_plan).flops == 4 * cost.flops
-    for name in model.MODELLED_METHODS[1:]:
+    for name in tuple(registry.METHODS)[1:]:
         assert model.path_cost(name, RESNET, F32).flops == cost.flops
 
 
@@ -171,9 +172,9 @@ def test_explain_method_prints_a_table_with_the_choice_marked() -> None:
     rows = {
         words[0]: line
         for line in text.splitlines()
-        if (words := line[2:].split()) and words[0] in model.MODELLED_METHODS
+        if (words := line[2:].split()) and words[0] in registry.METHODS
     }
-    assert set(rows) == set(model.MODELLED_METHODS)
+    assert set(rows) == set(registry.METHODS)
     assert rows[choice.cost.method].startswith("* ")
     assert sum(line.startswith("* ") for line in text.splitlines()) == 1
     assert text.splitlines()[-1] == f"chosen: {choice.chosen!r}"

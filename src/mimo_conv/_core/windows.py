@@ -7,7 +7,6 @@ Each computational path starts from :func:`pad_input` and most of them from
 from __future__ import annotations
 
 import itertools
-from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -114,25 +113,6 @@ def window_view(x_padded: NDArray[Any], geometry: ConvGeometry) -> NDArray[Any]:
     return windows[(slice(None), slice(None), *positions, *taps)]
 
 
-def output_shape_of(geometry: ConvGeometry) -> tuple[int, ...]:
-    """Return ``geometry.output_shape``, the spatial shape of the output.
-
-    The property is already cached (a ``functools.cached_property`` of the frozen
-    geometry), so this adds nothing; the path modules that call it can read the property
-    directly, and then this function can go.
-
-    Examples
-    --------
-    >>> output_shape_of(ConvGeometry(
-    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(5,),
-    ...     kernel_shape=(3,), stride=(2,), dilation=(1,), padding=((0, 0),),
-    ... ))
-    (2,)
-    """
-    return geometry.output_shape
-
-
-@lru_cache(maxsize=1024)
 def tap_slices(
     geometry: ConvGeometry, start: int, stop: int
 ) -> tuple[tuple[tuple[int, ...], tuple[slice, ...]], ...]:
@@ -167,7 +147,7 @@ def tap_slices(
     >>> [x[index].tolist() for _, index in tap_slices(g, 1, 3)]
     [[[[2, 4]]], [[[4, 6]]], [[[6, 8]]]]
     """
-    output_shape = output_shape_of(geometry)
+    output_shape = geometry.output_shape
     starts = (start, *(0 for _ in output_shape[1:]))
     counts = (stop - start, *output_shape[1:])
     per_axis = [

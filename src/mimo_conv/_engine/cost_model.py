@@ -32,15 +32,7 @@ from mimo_conv._engine.execute import plan_for
 from mimo_conv._engine.plan import ConvPlan, PathCost, plan_conv
 from mimo_conv._paths.registry import METHODS
 
-#: The paths the model costs, in the order the table lists them (ties go to the first).
-MODELLED_METHODS: tuple[str, ...] = tuple(METHODS)
-
-#: The printed plan of a call; the name ``explain_method`` has always returned.
-MethodChoice = ConvPlan
-
 __all__ = [
-    "MODELLED_METHODS",
-    "MethodChoice",
     "PathCost",
     "choose_method",
     "explain_choice",
@@ -169,7 +161,7 @@ def workspace_bytes(
 def _check_modelled(method: str) -> None:
     """Raise ``ValueError`` for a name that is not a path."""
     if method not in METHODS:
-        msg = f"method must be one of {MODELLED_METHODS!r}, got {method!r}"
+        msg = f"method must be one of {tuple(METHODS)!r}, got {method!r}"
         raise ValueError(msg)
 
 

@@ -348,16 +348,8 @@ def plan_input_gradient(
     route = _engine_route(geometry, plan, method, budget)
     if route is not None:
         return route
-    inner = input_gradient_geometry(geometry)
-    inner_plan = DtypePlan(compute=plan.compute, output=plan.compute)
     own = engine_bytes_per_image(geometry, plan)
-    operands = (plan.compute, plan.compute)
-
-    def forward(images: int, room: int) -> ConvPlan:
-        part = dataclasses.replace(inner, batch_size=images)
-        return plan_conv(part, inner_plan, operands, True, max(1, room), method)
-
-    alone = forward(1, 2**62)  # what the path needs beside one image's own buffers
+    alone = _forward_plan(geometry, plan, method, 1, 2**62)  # beside one image's own buffers
     needed = own + min(cost.needs for cost in alone.candidates if cost.needs > 0)
     msg = (
         "the input gradient runs as a forward convolution of the zero-inserted grad_output "
@@ -378,18 +370,23 @@ def _engine_route(
     As the forward engine sizes its input copy: chunks of images whose own buffers take at
     most half the budget, else one image if the path still fits beside it.
     """
-    batch = geometry.batch_size
-    inner = input_gradient_geometry(geometry)
-    inner_plan = DtypePlan(compute=plan.compute, output=plan.compute)
     own = engine_bytes_per_image(geometry, plan)
-    operands = (plan.compute, plan.compute)
-    for images in dict.fromkeys((min(batch, (budget // 2) // own), 1)):
+    for images in dict.fromkeys((min(geometry.batch_size, (budget // 2) // own), 1)):
         if images >= 1 and budget > images * own:
-            part = dataclasses.replace(inner, batch_size=images)
-            planned = plan_conv(part, inner_plan, operands, True, budget - images * own, method)
+            planned = _forward_plan(geometry, plan, method, images, budget - images * own)
             if planned.chosen is not None:
                 return InputGradientRoute(images, planned, budget)
     return None
+
+
+def _forward_plan(
+    geometry: ConvGeometry, plan: DtypePlan, method: str, images: int, room: int
+) -> ConvPlan:
+    """Plan the engine route's forward correlation of ``images`` images in ``room`` bytes."""
+    part = dataclasses.replace(input_gradient_geometry(geometry), batch_size=images)
+    inner_plan = DtypePlan(compute=plan.compute, output=plan.compute)
+    operands = (plan.compute, plan.compute)
+    return plan_conv(part, inner_plan, operands, True, max(1, room), method)
 
 
 def scatter_seconds(geometry: ConvGeometry, plan: DtypePlan) -> float:

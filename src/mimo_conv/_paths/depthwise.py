@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from mimo_conv._core.budget import Chunking, chunks
 from mimo_conv._core.geometry import ConvGeometry
-from mimo_conv._core.windows import output_shape_of, tap_slices
+from mimo_conv._core.windows import tap_slices
 from mimo_conv._core.workers import get_threads, run_tasks, task_count
 from mimo_conv._paths.spec import PathSpec, Work
 
@@ -75,7 +75,7 @@ def _row_width(geometry: ConvGeometry) -> int:
     """Elements per output row of the accumulator: padded inner shape when wide."""
     if uses_flat_views(geometry):
         return math.prod(geometry.padded_shape[1:])
-    return math.prod(output_shape_of(geometry)[1:])
+    return math.prod(geometry.output_shape[1:])
 
 
 def depthwise_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
@@ -206,7 +206,7 @@ def plan_depthwise(
     >>> len(plan.tasks) > 8  # 8 images times 7 row ranges, split over groups
     True
     """
-    rows = max(1, output_shape_of(geometry)[0])
+    rows = max(1, geometry.output_shape[0])
     step = chunking or Chunking(max(1, geometry.batch_size), rows)
     return _plan(geometry, itemsize, step.images, step.rows, get_threads())
 
@@ -217,7 +217,7 @@ def _plan(
 ) -> _DepthwisePlan:
     """:func:`plan_depthwise`, cached: the chunk sizes and the thread count are its key."""
     batch, groups = geometry.batch_size, geometry.groups
-    output_shape = output_shape_of(geometry)
+    output_shape = geometry.output_shape
     rows = output_shape[0]
     per_row = 2 * geometry.out_channels * _row_width(geometry) * itemsize
     chunk = min(images, max(1, batch)) * min(rows, row_step) * per_row
@@ -252,7 +252,7 @@ def _accumulate(
     per_group, per_out = geometry.in_channels_per_group, geometry.out_channels_per_group
     count, group_count = images.stop - images.start, groups.stop - groups.start
     height = rows.stop - rows.start
-    output_shape = output_shape_of(geometry)
+    output_shape = geometry.output_shape
     # Output channels of these groups, split as (groups, C_out/groups).
     target = out[images, groups.start * per_out : groups.stop * per_out, rows].reshape(
         (count, group_count, per_out, height, *output_shape[1:])
@@ -350,7 +350,7 @@ def depthwise_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) ->
     71424
     """
     plan = plan_depthwise(geometry, itemsize, chunking)
-    output_shape = output_shape_of(geometry)
+    output_shape = geometry.output_shape
     wide = geometry.batch_size * geometry.out_channels * output_shape[0] * _row_width(geometry)
     moved = 5 * geometry.terms_per_output * wide * itemsize
     if plan.flat:

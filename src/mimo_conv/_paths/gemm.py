@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from mimo_conv._core.budget import Chunking, chunks
 from mimo_conv._core.geometry import ConvGeometry
-from mimo_conv._core.windows import output_shape_of, tap_slices
+from mimo_conv._core.windows import tap_slices
 from mimo_conv._paths.spec import PathSpec, Work
 
 
@@ -96,7 +96,7 @@ def correlate_gemm(
     array([37, 43])
     """
     batch, groups = geometry.batch_size, geometry.groups
-    output_shape = output_shape_of(geometry)
+    output_shape = geometry.output_shape
     rows, inner = output_shape[0], math.prod(output_shape[1:])
     step = chunking or Chunking(max(1, batch), max(1, rows))
     outputs_per_group = geometry.out_channels_per_group
@@ -162,7 +162,7 @@ def gathers(geometry: ConvGeometry) -> bool:
     True
     """
     taps = math.prod(geometry.kernel_shape)
-    return geometry.in_channels * taps * math.prod(output_shape_of(geometry)) <= GATHER_ELEMENTS
+    return geometry.in_channels * taps * math.prod(geometry.output_shape) <= GATHER_ELEMENTS
 
 
 @lru_cache(maxsize=256)
@@ -175,7 +175,7 @@ def _gather_index(geometry: ConvGeometry) -> NDArray[np.intp] | None:
     """
     if not gathers(geometry):
         return None
-    output_shape = output_shape_of(geometry)
+    output_shape = geometry.output_shape
     shape = (geometry.in_channels, *geometry.kernel_shape, *output_shape)
     positions = np.arange(
         geometry.in_channels * math.prod(geometry.padded_shape), dtype=np.intp
@@ -202,9 +202,9 @@ def gemm_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Work
     """
     g = geometry
     taps = math.prod(g.kernel_shape)
-    positions = g.batch_size * math.prod(output_shape_of(g))
-    count = chunking.count(g.batch_size, output_shape_of(g)[0])
-    whole_rows = chunking.rows >= output_shape_of(g)[0]
+    positions = g.batch_size * math.prod(g.output_shape)
+    count = chunking.count(g.batch_size, g.output_shape[0])
+    whole_rows = chunking.rows >= g.output_shape[0]
     per_chunk = 3 if whole_rows and gathers(g) else taps + 2
     return Work(
         bytes_moved=2 * positions * g.in_channels * taps * itemsize,

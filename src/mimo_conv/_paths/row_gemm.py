@@ -35,7 +35,6 @@ from numpy.typing import NDArray
 
 from mimo_conv._core.budget import Chunking, chunks
 from mimo_conv._core.geometry import ConvGeometry
-from mimo_conv._core.windows import output_shape_of
 from mimo_conv._paths.gemm import correlate_gemm, gemm_work, im2col_bytes_per_row
 from mimo_conv._paths.spec import PathSpec, Work
 
@@ -58,7 +57,7 @@ def row_gemm_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
     """
     if geometry.stride[0] != 1:
         return im2col_bytes_per_row(geometry, itemsize)
-    output_shape = output_shape_of(geometry)
+    output_shape = geometry.output_shape
     inner = math.prod(output_shape[1:])
     rest = math.prod(geometry.kernel_shape[1:])
     halo = geometry.dilation[0] * (geometry.kernel_shape[0] - 1)
@@ -112,7 +111,7 @@ def correlate_row_gemm(
     if geometry.stride[0] != 1:
         return correlate_gemm(x_padded, weight, geometry, chunking)
     batch, groups = geometry.batch_size, geometry.groups
-    output_shape = output_shape_of(geometry)
+    output_shape = geometry.output_shape
     rows, inner = output_shape[0], math.prod(output_shape[1:])
     first, rest_shape = geometry.kernel_shape[0], geometry.kernel_shape[1:]
     rest = math.prod(rest_shape)
@@ -197,7 +196,7 @@ def row_gemm_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> 
     g = geometry
     if g.stride[0] != 1:  # the shifted rows are no view any more: "gemm" runs
         return gemm_work(g, itemsize, chunking)
-    output_shape = output_shape_of(g)
+    output_shape = g.output_shape
     rows = output_shape[0]
     count = chunking.count(g.batch_size, rows)
     first = g.kernel_shape[0]

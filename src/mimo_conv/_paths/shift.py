@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from mimo_conv._core.budget import Chunking, chunks
 from mimo_conv._core.geometry import ConvGeometry
-from mimo_conv._core.windows import output_shape_of, tap_slices
+from mimo_conv._core.windows import tap_slices
 from mimo_conv._paths.spec import PathSpec, Work
 
 
@@ -45,7 +45,7 @@ def shift_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
     >>> shift_bytes_per_row(g, 4)  # (64 + 64 channels) * 56 positions * 4 bytes
     28672
     """
-    inner = math.prod(output_shape_of(geometry)[1:])
+    inner = math.prod(geometry.output_shape[1:])
     return (geometry.in_channels + geometry.out_channels) * inner * itemsize
 
 
@@ -85,7 +85,7 @@ def correlate_shift(
              [37, 43]]]])
     """
     batch, groups = geometry.batch_size, geometry.groups
-    output_shape = output_shape_of(geometry)
+    output_shape = geometry.output_shape
     rows, inner = output_shape[0], math.prod(output_shape[1:])
     per_group, outputs_per_group = (
         geometry.in_channels_per_group,
@@ -136,8 +136,8 @@ def shift_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Wor
     """
     g = geometry
     taps = math.prod(g.kernel_shape)
-    positions = g.batch_size * math.prod(output_shape_of(g))
-    count = chunking.count(g.batch_size, output_shape_of(g)[0])
+    positions = g.batch_size * math.prod(g.output_shape)
+    count = chunking.count(g.batch_size, g.output_shape[0])
     # Per tap: copy the shifted input (read + write), add the product (2 reads, 1 write).
     return Work(
         bytes_moved=taps * positions * (2 * g.in_channels + 3 * g.out_channels) * itemsize,
