@@ -24,7 +24,6 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import cache
 
 #: Environment variables that set the BLAS thread count, read in this order for the default.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -75,16 +74,7 @@ def get_threads() -> int:
     True
     """
     threads = _settings.threads
-    return _default_threads_at_start() if threads is None else threads
-
-
-@cache
-def _default_threads_at_start() -> int:
-    """Return :func:`default_threads`, read once: every call plans with it.
-
-    The environment's thread settings are read by BLAS at start-up too.
-    """
-    return default_threads()
+    return default_threads() if threads is None else threads
 
 
 def set_threads(threads: int | None) -> int | None:
