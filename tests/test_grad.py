@@ -1034,7 +1034,7 @@ def test_engine_input_gradient_gives_its_path_only_the_rest_of_the_budget(method
     assert np.array_equal(result, grad.conv2d_input(x_shape, w, g, padding=1))
 
 
-@pytest.mark.parametrize("method", ["auto", "gemm", "shift"])
+@pytest.mark.parametrize("method", ["gemm", "shift"])
 def test_engine_input_gradient_memory_error_comes_before_the_buffers(method: str) -> None:
     x, w, g = _budget_problem()
     # Too small for one image's own buffers beside the path: the error names the least
@@ -1149,3 +1149,123 @@ def test_weight_gradient_memory_error_names_the_buffer() -> None:
         r"path \(the padded copy of one input image 42\.2 KiB",
     ):
         grad.conv2d_weight(x, w.shape, g, padding=1, method="gemm", memory_budget=2**16)
+
+
+# --- the stride-phase route of the input gradient ----------------------------------------
+#
+# "auto" compares the scatter, the stride phases (one correlation per group of output
+# phases, no zeros inserted) and, for floats, the zero-inserted correlation. The phase
+# route is forced here through its own functions, so every geometry and padding mode
+# (the padded gradient, then the padding's adjoint) exercises it.
+
+
+def _input_gradient_by_phases(
+    problem: ConvProblem, weight: NDArray[Any], g: NDArray[Any]
+) -> NDArray[Any]:
+    """``grad.conv_input`` computed by the phase route alone."""
+    from mimo_conv._core.dtypes import plan_dtypes  # noqa: PLC0415 - internals of one test
+    from mimo_conv._gradients.phases import phase_input_gradient, plan_phases  # noqa: PLC0415
+
+    options = problem.conv_kwargs()
+    geometry = build_geometry(
+        problem.x.shape,
+        weight.shape,
+        None,
+        stride=options["stride"],
+        padding=options["padding"],
+        dilation=options["dilation"],
+        groups=options["groups"],
+        padding_mode=options["padding_mode"],
+    )
+    grads = g if geometry.batched else g[np.newaxis]
+    dtypes = plan_dtypes(grads.dtype, weight.dtype)
+    route = plan_phases(geometry, dtypes, "auto", 2**30, grads.shape[2:])
+    shape = (geometry.batch_size, geometry.in_channels, *geometry.input_shape)
+    if route is None:  # no work (an empty batch), or no phase reaches grad_output
+        out = np.zeros(shape, dtypes.output)
+    else:
+        out = phase_input_gradient(grads, weight, geometry, dtypes, route)
+    return out if geometry.batched else out[0]
+
+
+@given(problems_with_gradient(nonempty=True), st.sampled_from(("int64", "fractions")))
+def test_phase_route_gives_the_exact_input_gradient_for_every_padding_mode(
+    case: tuple[ConvProblem, NDArray[Any]], kind: str
+) -> None:
+    problem, g = case
+    w = problem.weight
+    if kind == "fractions":
+        w, g = _as_fractions(w, 3), _as_fractions(g, 7)
+    actual = _input_gradient_by_phases(problem, w, g)
+    assert actual.shape == problem.x.shape
+    assert actual.tolist() == reference_input_gradient(problem, w, g).tolist()
+
+
+def test_auto_input_gradient_memory_error_names_the_least_budget_of_both_correlations() -> None:
+    # Neither the scatter (813 KiB per image) nor the zero-inserted correlation fits; the
+    # message names what each correlation needs, and the phases' figure is exact: that
+    # budget runs, one byte less does not (the zero-inserted route needs more).
+    x, w, g = _budget_problem(integers=True)
+    message = (
+        r"the zero-inserted grad_output and padded gradient of one image \(253\.5 KiB\) and "
+        r"the path's smallest working set need (\d+) bytes .*, or as one correlation per "
+        r"stride phase, whose own buffers and paths need (\d+) bytes"
+    )
+
+    def failing() -> NDArray[Any]:
+        with pytest.raises(MemoryError, match=message) as caught:
+            grad.conv2d_input(x.shape, w, g, padding=1, memory_budget=20_000)
+        found = re.search(message, str(caught.value))
+        assert found is not None
+        needs.extend(int(found.group(i)) for i in (1, 2))
+        return np.empty(0)
+
+    needs: list[int] = []
+    failing()  # warm up the cached plans: lasting memory, not a temporary of the call
+    peak, _ = peak_temporary(failing)
+    assert peak <= 20_000, peak  # raised before any buffer was allocated
+    engine_needs, phase_needs = needs[:2]
+    assert phase_needs < engine_needs
+    expected = grad.conv2d_input(x.shape, w, g, padding=1)
+    np.testing.assert_array_equal(
+        grad.conv2d_input(x.shape, w, g, padding=1, memory_budget=phase_needs), expected
+    )
+    with pytest.raises(MemoryError):
+        grad.conv2d_input(x.shape, w, g, padding=1, memory_budget=phase_needs - 1)
+
+
+@pytest.mark.parametrize(
+    ("padding_mode", "budget"),
+    [("zeros", 2**19), ("zeros", 2**20), ("reflect", 2**20), ("reflect", 2**21),
+     ("circular", 2**20)],
+)  # fmt: skip
+def test_phase_route_temporaries_stay_within_the_budget(padding_mode: str, budget: int) -> None:
+    # A strided layer of four phase groups (2 x 2, 2 x 1, 1 x 2 and 1 x 1 taps) whose
+    # route holds its own buffers (a group's output and, for a padding mode other than
+    # zeros, the padded gradient in chunks of images) beside its paths' under the budget:
+    # integer values, so every chunking gives the same sums.
+    from mimo_conv._core.dtypes import plan_dtypes  # noqa: PLC0415 - internals of one test
+    from mimo_conv._gradients.phases import phase_input_gradient, plan_phases  # noqa: PLC0415
+
+    rng = np.random.default_rng(31)
+    x_shape, w = (8, 16, 32, 32), rng.integers(-8, 9, (16, 16, 3, 3)).astype(np.float64)
+    options: dict[str, Any] = {"stride": 2, "padding": 1, "padding_mode": padding_mode}
+    g = rng.integers(-8, 9, mc.conv(np.zeros(x_shape), w, **options).shape).astype(np.float64)
+    geometry = build_geometry(x_shape, w.shape, None, stride=2, padding=1, dilation=1,
+                              groups=1, padding_mode=padding_mode)  # fmt: skip
+    dtypes = plan_dtypes(np.dtype(np.float64))
+    route = plan_phases(geometry, dtypes, "auto", budget, g.shape[2:])
+    assert route is not None
+    assert len(route.layout.groups) == 4
+    whole = plan_phases(geometry, dtypes, "auto", 2**28, g.shape[2:])
+    assert whole is not None
+
+    def run(planned: Any) -> NDArray[Any]:
+        return phase_input_gradient(g, w, geometry, dtypes, planned)
+
+    run(route), run(whole)  # warm the cached plans: lasting memory, not temporaries
+    unlimited, _ = peak_temporary(lambda: run(whole))
+    peak, result = peak_temporary(lambda: run(route))
+    np.testing.assert_array_equal(result, grad.conv_input(x_shape, w, g, **options))
+    assert peak <= budget + _slack(w), (peak, budget)
+    assert unlimited > budget + _slack(w), unlimited  # not vacuous: unchunked takes more

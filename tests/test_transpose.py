@@ -6,7 +6,9 @@ and in float64 whatever the order.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -19,8 +21,13 @@ from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
 import mimo_conv as mc
+from memory_probe import peak_temporary
 from mimo_conv import grad
+from mimo_conv._core.dtypes import plan_dtypes
+from mimo_conv._gradients.phases import phase_input_gradient, plan_phases
+from mimo_conv._ops.transpose import transpose_geometry
 from mimo_conv._paths.registry import METHODS
+from mimo_conv.testing import assert_close
 
 
 @dataclass(frozen=True)
@@ -449,3 +456,221 @@ def test_float16_with_bias_is_rounded_once_on_every_method() -> None:
         out = mc.conv_transpose(x, weight, bias, method=method)
         assert out.dtype == np.float16
         assert float(out[0, 0, 1]) == 2050.0, method
+
+
+# --- the stride-phase route ---------------------------------------------------------------
+#
+# One forward correlation per group of output phases, no zero-inserted copy: forced here
+# through the route's own functions, so that every geometry exercises it whatever the cost
+# model would choose; "auto" picks it by the cost model.
+
+
+def by_phases(problem: Transposed, budget: int = 2**30) -> NDArray[Any]:
+    """``conv_transpose`` (bias left out) computed by the phase route alone."""
+    batched = problem.x.ndim == problem.weight.ndim
+    x = problem.x if batched else problem.x[np.newaxis]
+    geometry = transpose_geometry(x.shape, problem.weight.shape, None, **problem.kwargs())
+    dtypes = plan_dtypes(x.dtype, problem.weight.dtype)
+    route = plan_phases(geometry, dtypes, "auto", budget, x.shape[2:])
+    if route is None:  # no phase has a tap that reaches x: all zero
+        out = np.zeros((x.shape[0], geometry.in_channels, *geometry.input_shape), x.dtype)
+    else:
+        out = phase_input_gradient(x, problem.weight, geometry, dtypes, route)
+    return out if batched else out[0]
+
+
+@given(transposed_problems())
+def test_phase_route_matches_the_plain_loop_definition(problem: Transposed) -> None:
+    problem = dataclasses.replace(problem, bias=None)
+    out = by_phases(problem)
+    assert out.dtype == np.int64
+    assert out.tolist() == scatter_reference(problem).tolist()
+
+
+@given(transposed_problems(dtype=object))
+def test_phase_route_is_exact_on_fractions(problem: Transposed) -> None:
+    thirds = np.vectorize(lambda value: Fraction(int(value), 3), otypes=[object])
+    problem = dataclasses.replace(
+        problem, x=thirds(problem.x), weight=thirds(problem.weight), bias=None
+    )
+    assert by_phases(problem).tolist() == scatter_reference(problem).tolist()
+
+
+def _one_axis(x: list[int], w: list[int], stride: int, padding: int, dilation: int,
+              output_padding: int = 0) -> Transposed:  # fmt: skip
+    return Transposed(
+        np.array([[x]]), np.array([[w]]), None, (stride,), ((padding, padding),),
+        (output_padding,), 1, (dilation,),
+    )  # fmt: skip
+
+
+def test_phase_route_by_hand() -> None:
+    # Stride 2, 3 taps, padding 1: the even outputs meet tap 1 alone (2 = 1*2, 20 = 10*2),
+    # the odd ones taps 0 and 2 (13 = 1*3 + 10*1; output_padding 1 keeps 30 = 10*3 and a
+    # zero of the correlation's padding): two correlations.
+    assert by_phases(_one_axis([1, 10], [1, 2, 3], 2, 1, 1)).tolist() == [[[2, 13, 20]]]
+    out = by_phases(_one_axis([1, 10], [1, 2, 3], 2, 1, 1, output_padding=1))
+    assert out.tolist() == [[[2, 13, 20, 30]]]
+    # Stride 2, dilation 2: the odd outputs are never reached (zero); the even ones are
+    # one correlation of both taps, one element of x apart; output_padding adds a zero.
+    out = by_phases(_one_axis([1, 10], [1, 2], 2, 0, 2, output_padding=1))
+    assert out.tolist() == [[[1, 0, 12, 0, 20, 0]]]
+
+
+@pytest.mark.parametrize(
+    ("stride", "padding", "dilation", "output_padding"),
+    [(2, 1, 1, 0), (3, 2, 2, 1), (1, 2, 2, 0), ((2, 1), (0, 1), (1, 3), (1, 0))],
+)
+def test_phase_route_float_results_are_within_the_derived_bound(
+    stride: Any, padding: Any, dilation: Any, output_padding: Any
+) -> None:
+    rng = np.random.default_rng(23)
+    x, w = rng.standard_normal((2, 4, 5, 6)), rng.standard_normal((4, 3, 4, 3))
+    options = {
+        "stride": stride,
+        "padding": padding,
+        "dilation": dilation,
+        "output_padding": output_padding,
+        "groups": 2,
+    }
+
+    def per_axis(value: Any) -> tuple[int, ...]:
+        return (value, value) if isinstance(value, int) else tuple(value)
+
+    problem = Transposed(
+        x, w, None, per_axis(stride), tuple((p, p) for p in per_axis(padding)),
+        per_axis(output_padding), 2, per_axis(dilation),
+    )  # fmt: skip
+    assert_close(by_phases(problem), "conv_transpose", x, w, **options)
+    assert_close(mc.conv_transpose(x, w, **options), "conv_transpose", x, w, **options)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_auto_plans_the_phases_for_the_benchmark_layers(dtype: Any) -> None:
+    # The cost model's choice (no timing): the dilated layer is one correlation that
+    # writes the result itself; the 2 x upsampling layer one correlation of 4 phases.
+    dilated = mc.explain_conv_transpose(
+        np.ones((2, 16, 64, 64), dtype), np.ones((16, 16, 3, 3), dtype), padding=2, dilation=2
+    )
+    assert dilated.name == "phases"
+    assert dilated.phases is not None
+    assert dilated.phases.layout.direct
+    up2 = mc.explain_conv_transpose(
+        np.ones((8, 64, 28, 28), dtype), np.ones((64, 32, 4, 4), dtype), stride=2, padding=1
+    )
+    assert up2.name == "phases"
+    assert up2.phases is not None
+    assert [len(group.phases) for group in up2.phases.layout.groups] == [4]
+    assert up2.phases.layout.groups[0].geometry.kernel_shape == (2, 2)
+    text = str(up2)
+    assert "* phases" in text
+    assert "  scatter" in text
+    assert "  zero-inserted" in text
+    assert "method='auto' for x (8, 64, 28, 28) * weight (128, 64, 2, 2)" in text
+
+
+def test_explain_validates_as_the_call_does() -> None:
+    bad: dict[str, Any] = {"padding": "same"}
+    with pytest.raises(ValueError, match="no padding strings") as called:
+        mc.conv_transpose(np.ones((1, 2, 3)), np.ones((2, 1, 2)), **bad)
+    with pytest.raises(ValueError, match="no padding strings") as explained:
+        mc.explain_conv_transpose(np.ones((1, 2, 3)), np.ones((2, 1, 2)), **bad)
+    assert str(called.value) == str(explained.value)
+    with pytest.raises(ValueError, match="needs a 1 x 1 kernel"):
+        mc.explain_conv_transpose(np.ones((1, 2, 3)), np.ones((2, 1, 2)), method="matmul")
+    named = mc.explain_conv_transpose(np.ones((1, 2, 3)), np.ones((2, 1, 2)), method="gemm")
+    assert named.name == "zero-inserted"
+    assert named.inner is not None
+    assert named.inner.chosen == "gemm"
+
+
+def _upsampling(dtype: Any = np.float64) -> tuple[NDArray[Any], NDArray[Any]]:
+    """A small 2 x upsampling layer in small integers (exact float sums in any order)."""
+    rng = np.random.default_rng(29)
+    x = rng.integers(-8, 9, (4, 8, 10, 10)).astype(dtype)
+    return x, rng.integers(-8, 9, (8, 6, 4, 4)).astype(dtype)
+
+
+def test_phase_route_memory_error_comes_before_any_work_and_names_the_least_budget() -> None:
+    x, w = _upsampling()
+    options: dict[str, Any] = {"stride": 2, "padding": 1}
+    message = r"one correlation per stride phase, whose own buffers and paths need (\d+) bytes"
+    with pytest.raises(MemoryError, match=message) as caught:
+        mc.conv_transpose(x, w, **options, memory_budget=10_000)
+    found = re.search(message, str(caught.value))
+    assert found is not None
+    least = int(found.group(1))
+    expected = mc.conv_transpose(x, w, **options)
+    route = mc.explain_conv_transpose(x, w, **options, memory_budget=least)
+    assert route.name == "phases"
+    peak, result = peak_temporary(lambda: mc.conv_transpose(x, w, **options, memory_budget=least))
+    assert np.array_equal(result, expected)
+    assert peak <= least + w.nbytes + 3 * np.getbufsize() * 8 + 32 * 1024, (peak, least)
+    with pytest.raises(MemoryError):
+        mc.explain_conv_transpose(x, w, **options, memory_budget=least - 1)
+    with pytest.raises(MemoryError):
+        mc.conv_transpose(x, w, **options, memory_budget=least - 1)
+
+
+@pytest.mark.parametrize(
+    ("options", "budget", "route"),
+    [
+        ({"stride": 2, "padding": 1}, 30_000, None),
+        ({"stride": 2, "padding": 1}, 60_000, "phases"),  # one image per chunk
+        ({"stride": 2, "padding": 1}, 250_000, "phases"),
+        ({"stride": 2, "padding": 1}, 2**22, "phases"),
+        ({"padding": 1, "dilation": 2}, 16_384, None),
+        ({"padding": 1, "dilation": 2}, 65_536, "phases"),  # the scatter does not fit
+        ({"padding": 1, "dilation": 2}, 2**20, "scatter"),
+    ],
+)
+def test_plan_feasible_exactly_when_the_call_runs_within_its_budget(
+    options: dict[str, Any], budget: int, route: str | None
+) -> None:
+    # The route "auto" plans under the budget (None: none fits) is the one the call runs,
+    # within the budget (plus fixed slack: a copy of the kernels, NumPy's buffers), with
+    # the exact sums; when nothing fits, both raise MemoryError before any work.
+    x, w = _upsampling()
+    if route is None:
+        with pytest.raises(MemoryError):
+            mc.explain_conv_transpose(x, w, **options, memory_budget=budget)
+        peak, _ = peak_temporary(lambda: _memory_error(x, w, options, budget))
+        assert peak <= budget, peak
+        return
+    assert mc.explain_conv_transpose(x, w, **options, memory_budget=budget).name == route
+    mc.conv_transpose(x, w, **options, memory_budget=budget)  # warm the cached plans
+    peak, result = peak_temporary(lambda: mc.conv_transpose(x, w, **options, memory_budget=budget))
+    assert np.array_equal(result, mc.conv_transpose(x, w, **options, method="gemm"))
+    assert peak <= budget + w.nbytes + 3 * np.getbufsize() * 8 + 32 * 1024, peak
+
+
+def _memory_error(
+    x: NDArray[Any], w: NDArray[Any], options: dict[str, Any], budget: int
+) -> NDArray[Any]:
+    with pytest.raises(MemoryError):
+        mc.conv_transpose(x, w, **options, memory_budget=budget)
+    return np.empty(0)
+
+
+def test_nan_reaches_only_the_outputs_of_its_kernel_copy_on_the_phase_route() -> None:
+    x, _ = _upsampling()
+    x[1, 3, 4, 7] = np.nan
+    w = np.ones((8, 6, 4, 4))
+    assert mc.explain_conv_transpose(x, w, stride=2, padding=1).name == "phases"
+    out = mc.conv_transpose(x, w, stride=2, padding=1)
+    indicator = np.zeros_like(x)
+    indicator[1, 3, 4, 7] = 1.0
+    reached = mc.conv_transpose(indicator, w, stride=2, padding=1) > 0
+    assert reached.sum() == 6 * 4 * 4  # one whole kernel copy, inside the output
+    np.testing.assert_array_equal(np.isnan(out), reached)
+
+
+def test_phase_route_on_a_channels_last_view_and_unbatched_input() -> None:
+    x, w = _upsampling()
+    nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # x read through a strided view
+    out = mc.conv_transpose(nhwc, w, stride=2, padding=1, layout="NHWC")
+    expected = mc.conv_transpose(x, w, stride=2, padding=1, method="gemm")
+    np.testing.assert_array_equal(out, expected.transpose(0, 2, 3, 1))
+    single = mc.conv_transpose(x[2], w, stride=2, padding=1)
+    np.testing.assert_array_equal(single, expected[2])
+    assert not np.shares_memory(single, x)

@@ -37,6 +37,7 @@ from mimo_conv._ops.transpose import (
     conv_transpose1d,
     conv_transpose2d,
     conv_transpose3d,
+    explain_conv_transpose,
 )
 from mimo_conv._ops.unfold import fold, unfold
 from mimo_conv._paths.registry import METHOD_NAMES
@@ -68,6 +69,7 @@ __all__ = [
     "cost",
     "decompose",
     "draw_conv",
+    "explain_conv_transpose",
     "explain_method",
     "fold",
     "get_memory_budget",

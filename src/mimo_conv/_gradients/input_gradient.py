@@ -3,21 +3,30 @@
 First the gradient of the padded input, then the adjoint of the padding
 (:func:`~mimo_conv._core.padding_adjoint.unpad_adjoint`) folds its border back into the
 input, so reflect, replicate, circular and symmetric padding route their gradient to the
-elements they copied. ``method="auto"`` scatters ``w^T g`` back through the windows
-(unless, for floats, the cost model predicts the engine route faster):
-one matrix product per group gives, for every window position, the gradient of each
-tap of the window (``(C_in * prod(k), L)`` columns), and
-:func:`~mimo_conv._core.columns.fold_taps` adds the columns into the padded input (col2im).
-A named ``method`` (and ``"auto"`` when one image's columns do not fit the budget)
-computes the padded gradient instead as a forward correlation of ``g`` with
-``stride - 1`` zeros inserted, by the kernels flipped and with their channel axes
-swapped per group (:func:`input_gradient_geometry`), run by the forward engine on that
-path. Images are processed in chunks within the memory budget (:mod:`mimo_conv._core.budget`).
+elements they copied. Three routes compute it, planned before any work
+(:func:`plan_input_gradient`):
+
+* the scatter: one matrix product ``w^T g`` per group gives, for every window position,
+  the gradient of each tap of the window (``(C_in * prod(k), L)`` columns), and
+  :func:`~mimo_conv._core.columns.fold_taps` adds the columns into the padded input (col2im);
+* the stride phases (:mod:`mimo_conv._gradients.phases`): one forward correlation of ``g``
+  per group of output phases, by the sub-kernels of the taps each phase meets, written into
+  the strided views of the result; no zeros inserted, the scatter's multiply-adds on the
+  forward engine's paths (at stride 1, a single correlation that writes the result);
+* the zero-inserted correlation: ``g`` with ``stride - 1`` zeros inserted, correlated with
+  the kernels flipped and their channel axes swapped per group
+  (:func:`input_gradient_geometry`), ``prod(stride)`` times the multiply-adds.
+
+``method="auto"`` takes whichever the cost model predicts fastest among those that fit the
+memory budget (the zero-inserted one only for floats, or when the scatter does not fit); a
+named ``method`` runs the zero-inserted correlation on that path. Images are processed in
+chunks within the memory budget (:mod:`mimo_conv._core.budget`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -30,10 +39,13 @@ from mimo_conv._core.dtypes import DtypePlan, check_integer_range, plan_dtypes, 
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.memory import check_output_fits, format_bytes
 from mimo_conv._core.padding_adjoint import copies_per_element, unpad_adjoint
+from mimo_conv._core.workers import get_threads
 from mimo_conv._engine.constants import COPY_BYTES_PER_SECOND
 from mimo_conv._engine.execute import plan_for, run_conv
 from mimo_conv._engine.formulas import flop_count, predict_seconds
 from mimo_conv._engine.plan import ConvPlan, plan_conv
+from mimo_conv._engine.rendering import format_seconds
+from mimo_conv._gradients.phases import PhasePlan, phase_budget, phase_input_gradient, plan_phases
 from mimo_conv._paths.registry import check_method
 from mimo_conv._paths.spec import Work
 
@@ -257,18 +269,17 @@ def input_gradient(
     (:func:`mimo_conv._gradients.backward.conv_backward` checks all three gradients first):
     the overflow scan and memory check are then not repeated.
 
-    ``method="auto"`` runs the scatter (:func:`scatter_windows`, then
-    :func:`~mimo_conv._core.padding_adjoint.unpad_adjoint`) on chunks of images sized by
-    :func:`~mimo_conv._core.budget.units_per_chunk`, so the column buffer, the padded gradient
-    and the converted ``grad_output`` of one chunk stay within the memory budget; when those
-    of one image do not fit, or (floats only) when the cost model predicts the engine route
-    faster (:func:`scatter_seconds` against :func:`engine_seconds`: a thin product ``w^T g``,
-    as with few output channels, runs far below BLAS's rate), it takes the engine route below
-    on the path the cost model picks instead. A named ``method`` (validated by
-    :func:`mimo_conv._paths.registry.check_method`, as the forward pass does) takes the engine
-    route on that path: :func:`_engine_input_gradient`. Chunks split the batch, never a
-    sum, so the result does not depend on the budget (bit for bit, floats too); integer
-    and ``dtype=object`` results are the same on every path.
+    The route is :func:`plan_input_gradient`'s. The scatter (:func:`scatter_windows`, then
+    :func:`~mimo_conv._core.padding_adjoint.unpad_adjoint`) runs on chunks of images sized by
+    :func:`~mimo_conv._core.budget.units_per_chunk`, so the column buffer, the padded
+    gradient and the converted ``grad_output`` of one chunk stay within the memory budget;
+    the stride phases (:func:`~mimo_conv._gradients.phases.phase_input_gradient`) and the
+    zero-inserted correlation (:func:`_engine_input_gradient`) on chunks whose own buffers
+    take at most half of it, their paths the rest. A named ``method`` (validated by
+    :func:`mimo_conv._paths.registry.check_method`, as the forward pass does) takes the
+    zero-inserted correlation on that path. Chunks split the batch, never a sum, so the
+    result does not depend on the budget (bit for bit, floats too); integer and
+    ``dtype=object`` results are the same on every route and path.
 
     Examples
     --------
@@ -287,9 +298,16 @@ def input_gradient(
     method = check_method(method, geometry)
     if plan is None:
         plan = input_gradient_plan(grad_output, weight, geometry)
-    route = plan_input_gradient(geometry, plan, method, resolve_budget(budget))
     grads = grad_output if geometry.batched else grad_output[np.newaxis]
-    if route.inner is None:
+    positions, contiguous = grads.shape[2:], grads.flags.c_contiguous
+    route = plan_input_gradient(
+        geometry, plan, method, resolve_budget(budget), positions, contiguous
+    )
+    if route.phases is not None:
+        compute = python_integers(grads).astype(plan.compute, copy=False)
+        kernels = python_integers(weight).astype(plan.compute, copy=False)
+        result = phase_input_gradient(compute, kernels, geometry, plan, route.phases)
+    elif route.inner is None:
         result = _scatter_input_gradient(grads, weight, geometry, plan, route.images)
     else:
         result = _engine_input_gradient(grads, weight, geometry, plan, route)
@@ -297,28 +315,98 @@ def input_gradient(
 
 
 @dataclasses.dataclass(frozen=True)
+class RouteCost:
+    """One route's predicted time for one call, as :func:`plan_input_gradient` compared them.
+
+    Attributes
+    ----------
+    name : str
+        ``"scatter"``, ``"zero-inserted"`` or ``"phases"``.
+    seconds : float
+        Predicted time; ``inf`` when the route does not fit the memory budget.
+    note : str
+        What the route does, or why it does not run.
+    """
+
+    name: str
+    seconds: float
+    note: str
+
+
+@dataclasses.dataclass(frozen=True)
 class InputGradientRoute:
-    """How :func:`input_gradient` computes: the scatter, or the engine on a planned path.
+    """How :func:`input_gradient` computes: the scatter, or correlations on planned paths.
+
+    ``str()`` prints the routes compared, their predicted times, and the forward plans
+    of the chosen one (what :func:`mimo_conv.explain_conv_transpose` shows).
 
     Attributes
     ----------
     images : int
         Images per chunk.
     inner : ConvPlan or None
-        The plan of the forward correlation of one chunk (None: the scatter).
+        The plan of the zero-inserted correlation of one chunk (None: another route).
     budget : int
         The memory budget the route was planned under.
+    phases : PhasePlan or None
+        The planned stride phases (:mod:`mimo_conv._gradients.phases`), when they run.
+    candidates : tuple of RouteCost
+        The routes compared (``method="auto"``); the one that runs alone otherwise.
     """
 
     images: int
     inner: ConvPlan | None
     budget: int
+    phases: PhasePlan | None = None
+    candidates: tuple[RouteCost, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The route that runs: ``"scatter"``, ``"zero-inserted"`` or ``"phases"``."""
+        if self.phases is not None:
+            return "phases"
+        return "scatter" if self.inner is None else "zero-inserted"
+
+    def __str__(self) -> str:
+        lines = [f"input gradient, memory budget {format_bytes(self.budget)}", ""]
+        lines += [
+            f"{'*' if cost.name == self.name else ' '} {cost.name:<14}"
+            f"{format_seconds(cost.seconds) if math.isfinite(cost.seconds) else '-':>10}  "
+            f"{cost.note}"
+            for cost in self.candidates
+        ]
+        lines += ["", f"chosen: {self.name!r}, {self.images} image(s) per chunk"]
+        plans = (
+            self.phases.plans
+            if self.phases is not None
+            else ()
+            if self.inner is None
+            else (self.inner,)
+        )
+        for planned in plans:
+            lines += ["", str(planned)]
+        return "\n".join(lines)
+
+    __repr__ = __str__
 
 
 def plan_input_gradient(
-    geometry: ConvGeometry, plan: DtypePlan, method: str, budget: int
+    geometry: ConvGeometry,
+    plan: DtypePlan,
+    method: str,
+    budget: int,
+    positions: tuple[int, ...] | None = None,
+    contiguous: bool = True,
 ) -> InputGradientRoute:
     """Plan ``dL/dx`` before any work; ``MemoryError`` when it cannot fit ``budget``.
+
+    ``method="auto"`` compares, by the cost model, the routes that fit: the scatter
+    (:func:`scatter_seconds`), the stride phases
+    (:func:`~mimo_conv._gradients.phases.plan_phases`) and, for floats or when the scatter
+    does not fit, the zero-inserted correlation (:func:`engine_seconds`), each correlation
+    on the path the cost model picks. A named ``method`` runs the zero-inserted
+    correlation on that path. ``positions`` is the spatial shape of ``grad_output``
+    (default ``geometry.output_shape``), ``contiguous`` whether it is C-contiguous.
 
     Examples
     --------
@@ -326,40 +414,97 @@ def plan_input_gradient(
     ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(5,),
     ...     kernel_shape=(3,), stride=(1,), dilation=(1,), padding=((0, 0),),
     ... )
-    >>> plan_input_gradient(g, plan_dtypes(np.dtype(np.int64)), "auto", 4096).inner is None
-    True
+    >>> route = plan_input_gradient(g, plan_dtypes(np.dtype(np.int64)), "auto", 4096)
+    >>> route.name  # stride 1: a single correlation, whose output is the gradient itself
+    'phases'
+    >>> [cost.name for cost in route.candidates]
+    ['scatter', 'phases']
     >>> plan_input_gradient(g, plan_dtypes(np.dtype(np.int64)), "gemm", 4096).inner.chosen
     'gemm'
     """
+    if positions is None:
+        positions = geometry.output_shape
+    return _plan_cached(geometry, plan, method, budget, positions, contiguous, get_threads())
+
+
+@functools.lru_cache(maxsize=256)
+def _plan_cached(
+    geometry: ConvGeometry,
+    plan: DtypePlan,
+    method: str,
+    budget: int,
+    positions: tuple[int, ...],
+    contiguous: bool,
+    threads: int,
+) -> InputGradientRoute:
+    """:func:`plan_input_gradient`, cached (the thread count is a key: the paths read it)."""
+    del threads
+    if method != "auto":
+        route = _engine_route(geometry, plan, method, budget)
+        if route is None:
+            raise MemoryError(_memory_error(geometry, plan, method, budget, None))
+        seconds = engine_seconds(geometry, route.inner, route.images) if route.inner else 0.0
+        note = _ZERO_INSERTED_NOTE + f" on {method!r}"
+        return dataclasses.replace(route, candidates=(RouteCost(route.name, seconds, note),))
+    routes: list[tuple[InputGradientRoute, RouteCost]] = []
     per_image = scatter_bytes_per_image(geometry, plan)
-    if method == "auto" and per_image <= budget:
-        scatter = InputGradientRoute(
-            units_per_chunk(per_image, "column buffer of one image", budget), None, budget
-        )
-        if plan.compute.kind not in "fc":
-            return scatter  # exact arithmetic: the scatter, which needs no zero insertion
-        # Floats: the engine route when the cost model predicts it faster (a thin product
-        # w^T g, as with a dilated kernel and few output channels, is slow in BLAS).
+    if per_image <= budget:
+        images = units_per_chunk(per_image, "column buffer of one image", budget)
+        note = f"w^T g, then one strided addition per tap; {images} image(s) per chunk"
+        cost = RouteCost("scatter", scatter_seconds(geometry, plan), note)
+        routes.append((InputGradientRoute(images, None, budget), cost))
+    else:
+        note = f"one image's columns need {format_bytes(per_image)}: more than the budget"
+        routes.append((InputGradientRoute(0, None, budget), RouteCost("scatter", math.inf, note)))
+    phases = plan_phases(geometry, plan, "auto", budget, positions, contiguous)
+    if phases is not None:
+        cost = RouteCost("phases", phases.seconds, phases.note)
+        routes.append((InputGradientRoute(phases.images, None, budget, phases), cost))
+    if plan.compute.kind in "fc" or per_image > budget:
+        # The zero-inserted correlation: exact too, but prod(stride) times the products.
         engine = _engine_route(geometry, plan, method, budget)
-        if engine is None or engine.inner is None:
-            return scatter
-        engine_time = engine_seconds(geometry, engine.inner, engine.images)
-        return scatter if scatter_seconds(geometry, plan) <= engine_time else engine
-    route = _engine_route(geometry, plan, method, budget)
-    if route is not None:
-        return route
+        if engine is not None and engine.inner is not None:
+            seconds = engine_seconds(geometry, engine.inner, engine.images)
+            note = f"{_ZERO_INSERTED_NOTE} on {engine.inner.chosen!r}"
+            routes.append((engine, RouteCost("zero-inserted", seconds, note)))
+    feasible = [(route, cost) for route, cost in routes if math.isfinite(cost.seconds)]
+    if not feasible:
+        raise MemoryError(_memory_error(geometry, plan, method, budget, positions))
+    chosen, _ = min(feasible, key=lambda pair: pair[1].seconds)
+    return dataclasses.replace(chosen, candidates=tuple(cost for _, cost in routes))
+
+
+#: What the zero-inserted route does, in the printed plan.
+_ZERO_INSERTED_NOTE = "correlation of the zero-inserted grad_output by the flipped kernels"
+
+
+def _memory_error(
+    geometry: ConvGeometry,
+    plan: DtypePlan,
+    method: str,
+    budget: int,
+    positions: tuple[int, ...] | None,
+) -> str:
+    """Why no route fits: the least budget of the zero-inserted route (and of the phases)."""
     own = engine_bytes_per_image(geometry, plan)
     alone = _forward_plan(geometry, plan, method, 1, 2**62)  # beside one image's own buffers
     needed = own + min(cost.needs for cost in alone.candidates if cost.needs > 0)
-    msg = (
+    phases = ""
+    if positions is not None:
+        least = phase_budget(geometry, plan, positions)
+        if least is not None:
+            phases = (
+                f", or as one correlation per stride phase, whose own buffers and paths need "
+                f"{least} bytes ({format_bytes(least)}),"
+            )
+    return (
         "the input gradient runs as a forward convolution of the zero-inserted grad_output "
         f"by the flipped kernels: the zero-inserted grad_output and padded gradient of one "
         f"image ({format_bytes(own)}) and the path's smallest working set need {needed} "
-        f"bytes ({format_bytes(needed)}), more than the memory budget of {budget} bytes "
+        f"bytes ({format_bytes(needed)}){phases} more than the memory budget of {budget} bytes "
         f"({format_bytes(budget)}); raise it with mimo_conv.set_memory_budget(...) or "
         "memory_budget=..."
     )
-    raise MemoryError(msg)
 
 
 def _engine_route(

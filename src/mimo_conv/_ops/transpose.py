@@ -10,6 +10,7 @@ memory budget); only the shape rules differ, and they are checked here.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -24,6 +25,8 @@ from mimo_conv._core.arguments import (
     int_per_axis,
     padding_pairs,
 )
+from mimo_conv._core.budget import resolve_budget
+from mimo_conv._core.dtypes import DtypePlan
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.layouts import (
     canonical,
@@ -32,8 +35,14 @@ from mimo_conv._core.layouts import (
 )
 from mimo_conv._core.memory import check_output_fits
 from mimo_conv._core.operands import as_operands, exact_operands, operands_plan
-from mimo_conv._gradients.input_gradient import input_gradient
+from mimo_conv._gradients.input_gradient import (
+    InputGradientRoute,
+    input_gradient,
+    input_gradient_plan,
+    plan_input_gradient,
+)
 from mimo_conv._ops.output_size import output_padding_for_size
+from mimo_conv._paths.registry import check_method
 
 
 def _check_shapes(
@@ -155,7 +164,19 @@ def transpose_geometry(
     )
 
 
-def _transpose(
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    """A validated transposed convolution: operands in the compute dtype, the geometry."""
+
+    x: NDArray[Any]
+    weight: NDArray[Any]
+    bias: NDArray[Any] | None
+    geometry: ConvGeometry
+    plan: DtypePlan
+    order: tuple[int, ...] | None
+
+
+def _prepare(
     x: ArrayLike,
     weight: ArrayLike,
     bias: ArrayLike | None,
@@ -166,13 +187,11 @@ def _transpose(
     dilation: IntOrInts,
     spatial_dims: int | None,
     *,
-    method: str,
-    memory_budget: int | None,
-    output_size: IntOrInts | None = None,
-    layout: str | None = None,
-    weight_layout: str | None = None,
-) -> NDArray[Any]:
-    """Validate once, then run the input gradient: the pipeline behind ``conv_transpose*``."""
+    output_size: IntOrInts | None,
+    layout: str | None,
+    weight_layout: str | None,
+) -> _Prepared:
+    """Validate a transposed convolution, before any work (its checks and conversions)."""
     layouts = parse_layouts(layout, weight_layout, spatial_dims=spatial_dims, transposed=True)
     x = canonical(x, layouts.input_order, "x")  # strided views: no copy
     weight = canonical(weight, layouts.weight_order, "weight")
@@ -204,21 +223,113 @@ def _transpose(
     check_output_fits((*batch, *geometry.padded_shape), plan.compute)
     # The operands go in already in the compute dtype, so the gradient comes back in it
     # (float16 stays in float32) and the bias is added before the one final rounding.
-    out = input_gradient(
+    return _Prepared(
         x_array.astype(plan.compute, copy=False),
         weight_array.astype(plan.compute, copy=False),
+        bias_array,
         geometry,
-        method=method,
-        budget=memory_budget,
+        plan,
+        layouts.input_order,
     )
+
+
+def _transpose(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None,
+    stride: IntOrInts,
+    padding: PaddingArg,
+    output_padding: IntOrInts,
+    groups: int,
+    dilation: IntOrInts,
+    spatial_dims: int | None,
+    *,
+    method: str,
+    memory_budget: int | None,
+    output_size: IntOrInts | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
+) -> NDArray[Any]:
+    """Validate once, then run the input gradient: the pipeline behind ``conv_transpose*``."""
+    call = _prepare(
+        x, weight, bias, stride, padding, output_padding, groups, dilation, spatial_dims,
+        output_size=output_size, layout=layout, weight_layout=weight_layout,
+    )  # fmt: skip
+    out = input_gradient(call.x, call.weight, call.geometry, method=method, budget=memory_budget)
     # inf * 0 and overflow give IEEE results (nan, inf) in the outputs they reach, no warnings.
     with np.errstate(all="ignore"):
-        if bias_array is not None:
-            out += bias_array.astype(plan.compute, copy=False).reshape(
-                (-1,) + (1,) * geometry.spatial_dims
+        if call.bias is not None:
+            out += call.bias.astype(call.plan.compute, copy=False).reshape(
+                (-1,) + (1,) * call.geometry.spatial_dims
             )
-        out = out.astype(plan.output, copy=False)
-    return from_canonical(np.ascontiguousarray(out), layouts.input_order)
+        out = out.astype(call.plan.output, copy=False)
+    return from_canonical(np.ascontiguousarray(out), call.order)
+
+
+def explain_conv_transpose(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    stride: IntOrInts = 1,
+    padding: PaddingArg = 0,
+    output_padding: IntOrInts = 0,
+    groups: int = 1,
+    dilation: IntOrInts = 1,
+    *,
+    method: str = "auto",
+    memory_budget: int | None = None,
+    output_size: IntOrInts | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
+) -> InputGradientRoute:
+    """Show the plan of a :func:`conv_transpose` call, computing nothing.
+
+    Takes :func:`conv_transpose`'s arguments, validated the same way, and returns the
+    route it would run. Its ``str`` lists the routes ``method="auto"`` compares (the
+    scatter of ``x^T w`` through the windows, the correlation of each group of stride
+    phases, and for floats the correlation of the zero-inserted ``x``) with their
+    predicted times, the chosen one marked ``*``, then the forward plan
+    (:func:`mimo_conv.explain_method`'s table) of each correlation it runs. Like the call,
+    it raises ``MemoryError`` when no route fits the memory budget.
+
+    Returns
+    -------
+    InputGradientRoute
+        ``.name`` is the route (``"scatter"``, ``"phases"`` or ``"zero-inserted"``);
+        ``.candidates`` the routes compared.
+
+    Examples
+    --------
+    The 2 x upsampling layer runs as one correlation of its four stride phases:
+
+    >>> route = explain_conv_transpose(np.ones((8, 64, 28, 28), np.float32),
+    ...                                np.ones((64, 32, 4, 4), np.float32), stride=2, padding=1)
+    >>> route.name, [len(group.phases) for group in route.phases.layout.groups]
+    ('phases', [4])
+    >>> print(route)  # doctest: +SKIP
+    input gradient, memory budget 256.0 MiB
+    <BLANKLINE>
+      scatter           14 ms  w^T g, then one strided addition per tap; 8 image(s) per chunk
+    * phases          9.3 ms  1 correlation over 4 phase(s), no zeros inserted ...
+      zero-inserted     47 ms  correlation of the zero-inserted grad_output ...
+    ...
+    """
+    call = _prepare(
+        x, weight, bias, stride, padding, output_padding, groups, dilation, None,
+        output_size=output_size, layout=layout, weight_layout=weight_layout,
+    )  # fmt: skip
+    geometry = call.geometry
+    method = check_method(method, geometry)
+    input_gradient_plan(call.x, call.weight, geometry)
+    grads = call.x if geometry.batched else call.x[np.newaxis]
+    return plan_input_gradient(
+        geometry,
+        call.plan,
+        method,
+        resolve_budget(memory_budget),
+        grads.shape[2:],
+        grads.flags.c_contiguous,
+    )
 
 
 def conv_transpose(
