@@ -471,7 +471,7 @@ def by_phases(problem: Transposed, budget: int = 2**30) -> NDArray[Any]:
     x = problem.x if batched else problem.x[np.newaxis]
     geometry = transpose_geometry(x.shape, problem.weight.shape, None, **problem.kwargs())
     dtypes = plan_dtypes(x.dtype, problem.weight.dtype)
-    route = plan_phases(geometry, dtypes, "auto", budget, x.shape[2:])
+    route = plan_phases(geometry, dtypes, "auto", budget, x.shape[2:], True, x.dtype)
     if route is None:  # no phase has a tap that reaches x: all zero
         out = np.zeros((x.shape[0], geometry.in_channels, *geometry.input_shape), x.dtype)
     else:
@@ -494,6 +494,26 @@ def test_phase_route_is_exact_on_fractions(problem: Transposed) -> None:
         problem, x=thirds(problem.x), weight=thirds(problem.weight), bias=None
     )
     assert by_phases(problem).tolist() == scatter_reference(problem).tolist()
+
+
+def test_phase_route_converts_small_dtypes_and_rounds_float16_once() -> None:
+    # int8 operands accumulate in int64: 4 products of 100 * -100 per output, far outside
+    # int8. float16: out[2] = 2048 + 1 + 1 = 2050 in float32, rounded once to float16
+    # (representable: its spacing is 2 above 2048); summed in float16, 2048 + 1 rounds back
+    # to 2048 each time. out[1] = 2049 rounds to 2048 (ties to even).
+    x8 = np.full((1, 2, 3, 3), 100, np.int8)
+    w8 = np.full((2, 1, 4, 4), -100, np.int8)
+    problem = Transposed(x8, w8, None, (2, 2), ((1, 1), (1, 1)), (0, 0), 1, (1, 1))
+    out = by_phases(problem)
+    assert out.dtype == np.int64
+    wide = dataclasses.replace(problem, x=x8.astype(np.int64), weight=w8.astype(np.int64))
+    assert out.tolist() == scatter_reference(wide).tolist()
+    assert out[0, 0, 2, 2] == 8 * 100 * -100  # 2 x 2 taps of each of the 2 channels
+    x16 = np.array([[[2048.0, 1.0, 1.0]]], np.float16)
+    half = Transposed(x16, np.ones((1, 1, 3), np.float16), None, (1,), ((0, 0),), (0,), 1, (1,))
+    rounded = by_phases(half)
+    assert rounded.dtype == np.float16
+    assert rounded.tolist() == [[[2048.0, 2048.0, 2050.0, 2.0, 1.0]]]
 
 
 def _one_axis(x: list[int], w: list[int], stride: int, padding: int, dilation: int,

@@ -299,14 +299,12 @@ def input_gradient(
     if plan is None:
         plan = input_gradient_plan(grad_output, weight, geometry)
     grads = grad_output if geometry.batched else grad_output[np.newaxis]
-    positions, contiguous = grads.shape[2:], grads.flags.c_contiguous
-    route = plan_input_gradient(
-        geometry, plan, method, resolve_budget(budget), positions, contiguous
-    )
-    if route.phases is not None:
-        compute = python_integers(grads).astype(plan.compute, copy=False)
+    source = (grads.shape[2:], grads.flags.c_contiguous, grads.dtype)
+    route = plan_input_gradient(geometry, plan, method, resolve_budget(budget), *source)
+    if route.phases is not None:  # the engine converts grads, within its plan's budget
         kernels = python_integers(weight).astype(plan.compute, copy=False)
-        result = phase_input_gradient(compute, kernels, geometry, plan, route.phases)
+        integers = python_integers(grads)  # object arrays: Python ints, never wrapping
+        result = phase_input_gradient(integers, kernels, geometry, plan, route.phases)
     elif route.inner is None:
         result = _scatter_input_gradient(grads, weight, geometry, plan, route.images)
     else:
@@ -397,6 +395,7 @@ def plan_input_gradient(
     budget: int,
     positions: tuple[int, ...] | None = None,
     contiguous: bool = True,
+    operand: np.dtype[Any] | None = None,
 ) -> InputGradientRoute:
     """Plan ``dL/dx`` before any work; ``MemoryError`` when it cannot fit ``budget``.
 
@@ -406,7 +405,8 @@ def plan_input_gradient(
     does not fit, the zero-inserted correlation (:func:`engine_seconds`), each correlation
     on the path the cost model picks. A named ``method`` runs the zero-inserted
     correlation on that path. ``positions`` is the spatial shape of ``grad_output``
-    (default ``geometry.output_shape``), ``contiguous`` whether it is C-contiguous.
+    (default ``geometry.output_shape``), ``contiguous`` whether it is C-contiguous,
+    ``operand`` its dtype (default the compute dtype).
 
     Examples
     --------
@@ -424,7 +424,8 @@ def plan_input_gradient(
     """
     if positions is None:
         positions = geometry.output_shape
-    return _plan_cached(geometry, plan, method, budget, positions, contiguous, get_threads())
+    source = (positions, contiguous, operand)
+    return _plan_cached(geometry, plan, method, budget, source, get_threads())
 
 
 @functools.lru_cache(maxsize=256)
@@ -433,12 +434,12 @@ def _plan_cached(
     plan: DtypePlan,
     method: str,
     budget: int,
-    positions: tuple[int, ...],
-    contiguous: bool,
+    source: tuple[tuple[int, ...], bool, np.dtype[Any] | None],
     threads: int,
 ) -> InputGradientRoute:
     """:func:`plan_input_gradient`, cached (the thread count is a key: the paths read it)."""
     del threads
+    positions, contiguous, operand = source
     if method != "auto":
         route = _engine_route(geometry, plan, method, budget)
         if route is None:
@@ -456,7 +457,7 @@ def _plan_cached(
     else:
         note = f"one image's columns need {format_bytes(per_image)}: more than the budget"
         routes.append((InputGradientRoute(0, None, budget), RouteCost("scatter", math.inf, note)))
-    phases = plan_phases(geometry, plan, "auto", budget, positions, contiguous)
+    phases = plan_phases(geometry, plan, "auto", budget, positions, contiguous, operand)
     if phases is not None:
         cost = RouteCost("phases", phases.seconds, phases.note)
         routes.append((InputGradientRoute(phases.images, None, budget, phases), cost))
@@ -469,7 +470,7 @@ def _plan_cached(
             routes.append((engine, RouteCost("zero-inserted", seconds, note)))
     feasible = [(route, cost) for route, cost in routes if math.isfinite(cost.seconds)]
     if not feasible:
-        raise MemoryError(_memory_error(geometry, plan, method, budget, positions))
+        raise MemoryError(_memory_error(geometry, plan, method, budget, (positions, operand)))
     chosen, _ = min(feasible, key=lambda pair: pair[1].seconds)
     return dataclasses.replace(chosen, candidates=tuple(cost for _, cost in routes))
 
@@ -483,15 +484,15 @@ def _memory_error(
     plan: DtypePlan,
     method: str,
     budget: int,
-    positions: tuple[int, ...] | None,
+    source: tuple[tuple[int, ...], np.dtype[Any] | None] | None,
 ) -> str:
     """Why no route fits: the least budget of the zero-inserted route (and of the phases)."""
     own = engine_bytes_per_image(geometry, plan)
     alone = _forward_plan(geometry, plan, method, 1, 2**62)  # beside one image's own buffers
     needed = own + min(cost.needs for cost in alone.candidates if cost.needs > 0)
     phases = ""
-    if positions is not None:
-        least = phase_budget(geometry, plan, positions)
+    if source is not None:
+        least = phase_budget(geometry, plan, *source)
         if least is not None:
             phases = (
                 f", or as one correlation per stride phase, whose own buffers and paths need "

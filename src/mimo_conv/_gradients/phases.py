@@ -416,11 +416,13 @@ def plan_phases(
     budget: int,
     positions: tuple[int, ...],
     contiguous: bool = True,
+    operand: np.dtype[Any] | None = None,
 ) -> PhasePlan | None:
     """Plan the phase route within ``budget`` (None: it does not fit, or has no work).
 
     ``positions`` is the spatial shape of ``grad_output``, ``contiguous`` whether it is
-    C-contiguous (a correlation reading all of it then reads it in place).
+    C-contiguous (a correlation reading all of it then reads it in place), ``operand`` its
+    dtype (default the compute dtype): the engine converts it, within its plan's budget.
 
     As the engine route: chunks of images whose own buffers take at most half the budget,
     else one image if every group's path still fits beside it; a direct correlation (its
@@ -450,7 +452,8 @@ def plan_phases(
         if images < 1 or room <= 0:
             continue
         plans = tuple(
-            _plan_group(group, plan, method, images, room, contiguous) for group in layout.groups
+            _plan_group(group, plan, method, images, room, (contiguous, operand), layout.direct)
+            for group in layout.groups
         )
         if all(planned.chosen is not None for planned in plans):
             seconds = _seconds(layout, plans, images, batch, item, geometry.in_channels)
@@ -459,12 +462,24 @@ def plan_phases(
 
 
 def _plan_group(
-    group: PhaseGroup, plan: DtypePlan, method: str, images: int, room: int, contiguous: bool
+    group: PhaseGroup,
+    plan: DtypePlan,
+    method: str,
+    images: int,
+    room: int,
+    source: tuple[bool, np.dtype[Any] | None],
+    direct: bool,
 ) -> ConvPlan:
-    """Plan one group's correlation of ``images`` images in ``room`` bytes."""
+    """Plan one group's correlation of ``images`` images in ``room`` bytes.
+
+    ``source``: whether ``grad_output`` is C-contiguous, and its dtype (None: the compute
+    dtype). A direct correlation rounds to the output dtype itself; the others give the
+    compute dtype, each position rounded once when its phase is copied.
+    """
+    contiguous, operand = source
     part = dataclasses.replace(group.geometry, batch_size=images)
-    inner_plan = DtypePlan(compute=plan.compute, output=plan.compute)
-    operands = (plan.compute, plan.compute)
+    inner_plan = DtypePlan(compute=plan.compute, output=plan.output if direct else plan.compute)
+    operands = (plan.compute if operand is None else operand, plan.compute)
     return plan_conv(part, inner_plan, operands, contiguous and group.reads_all, room, method)
 
 
@@ -523,8 +538,7 @@ def phase_input_gradient(
         method = planned.cost.method
         call = plan_for(view, kernels[0], inner, planned.plan, planned.budget, method)
         with np.errstate(all="ignore"):
-            out = run_conv(view, kernels[0], None, call)
-        return out.astype(plan.output, copy=False)
+            return run_conv(view, kernels[0], None, call)
     # The gradient itself is the target when the padding is zeros: each position is written
     # once, by its phase (zeros first where no phase reaches); else a padded target per chunk.
     fill = np.zeros if not (layout.whole or layout.padded) else np.empty
@@ -578,7 +592,12 @@ def _run_group(
         into[destination] = phased[origin]
 
 
-def phase_budget(geometry: ConvGeometry, plan: DtypePlan, positions: tuple[int, ...]) -> int | None:
+def phase_budget(
+    geometry: ConvGeometry,
+    plan: DtypePlan,
+    positions: tuple[int, ...],
+    operand: np.dtype[Any] | None = None,
+) -> int | None:
     """Return the least budget under which :func:`plan_phases` plans the route (None: no work).
 
     One image's own buffers (the whole batch when the correlation writes the result
@@ -606,7 +625,9 @@ def phase_budget(geometry: ConvGeometry, plan: DtypePlan, positions: tuple[int, 
     paths = max(
         min(
             cost.needs
-            for cost in _plan_group(group, plan, "auto", images, 2**62, True).candidates
+            for cost in _plan_group(
+                group, plan, "auto", images, 2**62, (True, operand), layout.direct
+            ).candidates
             if cost.needs > 0
         )
         for group in layout.groups

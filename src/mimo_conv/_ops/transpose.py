@@ -6,6 +6,7 @@ input element scatters a copy of its kernel, scaled by its value, into the outpu
 :func:`mimo_conv.grad.conv_input`
 (:func:`mimo_conv._gradients.input_gradient.input_gradient`, with its ``method=`` and
 memory budget); only the shape rules differ, and they are checked here.
+:func:`explain_conv_transpose` shows the plan of a call without computing it.
 """
 
 from __future__ import annotations
@@ -376,9 +377,11 @@ def conv_transpose(
         Independent channel groups; must divide ``C_in``.
     method : str, optional
         The computational path, as for :func:`mimo_conv.grad.conv_input` (a transposed
-        convolution is that input gradient): ``"auto"`` scatters the windows' gradients
-        (or correlates, when the cost model predicts that faster for floats);
-        a forward path's name (``"gemm"``, ``"row_gemm"``, ...) correlates ``x``, with
+        convolution is that input gradient): ``"auto"`` takes, by the cost model, the
+        fastest of scattering the windows' gradients, one forward correlation per group
+        of stride phases (no zeros inserted; :func:`explain_conv_transpose` shows the
+        plan) and, for floats, the correlation of the zero-inserted ``x``; a forward
+        path's name (``"gemm"``, ``"row_gemm"``, ...) correlates ``x``, with
         ``stride - 1`` zeros inserted between its elements, with the flipped kernels on
         that path.
     memory_budget : int, optional
@@ -419,11 +422,14 @@ def conv_transpose(
 
         out_pad[n, c, q * stride + t * dilation] += x[n, i, q] * weight[i, c, t]
 
-    and the padding is then cut off. Cost (``"auto"``): ``N * C_in * L_in * C_out/groups *
-    prod(k)`` multiply-adds in one matrix product per group and chunk of images, a column
-    temporary of ``C_out * prod(k) * L_in`` elements per image (chunked within the memory
-    budget), and a strided sum per kernel tap; a named path does ``prod(stride)`` times the
-    multiplications, on the zero-inserted input. Complex kernels are not conjugated.
+    and the padding is then cut off. Cost: the scatter and the stride phases do ``N * C_in
+    * L_in * C_out/groups * prod(k)`` multiply-adds; the scatter in one matrix product per
+    group and chunk of images, with a column temporary of ``C_out * prod(k) * L_in``
+    elements per image (chunked within the memory budget) and a strided sum per kernel
+    tap; the phases as forward correlations of ``x`` with the sub-kernels of the taps
+    each output phase meets (at stride 1 one correlation, the result itself), each phase
+    copied into its strided view of the result. A named path does ``prod(stride)`` times
+    the multiplications, on the zero-inserted input. Complex kernels are not conjugated.
 
     Examples
     --------
