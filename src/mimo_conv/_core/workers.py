@@ -35,12 +35,15 @@ MIN_TASK_ELEMENTS = 2**16
 
 
 class _Settings:
-    """The process-wide thread setting and the pool, changed only under ``lock``."""
+    """The process-wide thread setting and the pool (changed under ``lock``), and the default."""
 
     lock = threading.Lock()
     threads: int | None = None
     pool: ThreadPoolExecutor | None = None
     pool_size = 0
+    #: The last default thread count and what it was computed from (see
+    #: :func:`_environment_default`).
+    default: tuple[tuple[object, ...], int] | None = None
 
 
 _settings = _Settings()
@@ -67,6 +70,10 @@ def default_threads() -> int:
 def get_threads() -> int:
     """Return the number of threads the paths may use for their NumPy-side work.
 
+    When :func:`set_threads` was not called (or reset with None), this is
+    :func:`default_threads`, read afresh whenever one of :data:`THREAD_VARIABLES` changed:
+    a change of ``os.environ`` after a call shows in the next one.
+
     Examples
     --------
     >>> import mimo_conv as mc
@@ -74,7 +81,59 @@ def get_threads() -> int:
     True
     """
     threads = _settings.threads
-    return default_threads() if threads is None else threads
+    return _environment_default() if threads is None else threads
+
+
+def _environment_default() -> int:
+    """:func:`default_threads`, remembered for as long as its inputs stay the same.
+
+    Every planned call asks for the thread count, and :func:`default_threads` costs ~20 us
+    there (``os.environ.get`` of a missing name raises and catches a ``KeyError``, and
+    ``os.cpu_count()`` reads the system each time). So the answer is kept with what it was
+    computed from: the values of the three variables (:func:`_thread_variable_values`, a
+    fraction of a microsecond) and the ``os.cpu_count`` function itself (so a test that
+    replaces it is seen). Any change of either recomputes it.
+    """
+    inputs = (_thread_variable_values(), os.cpu_count)
+    remembered = _settings.default
+    if remembered is not None and remembered[0] == inputs:
+        return remembered[1]
+    threads = default_threads()
+    _settings.default = (inputs, threads)  # one tuple, replaced whole: no lock needed
+    return threads
+
+
+#: ``os.environ`` as imported, and its own dictionary of encoded names and values: on
+#: CPython every change made through ``os.environ`` (``os.environ[name] = value``, ``del
+#: os.environ[name]``, ``os.environ.update``, pytest's ``monkeypatch.setenv``) is written
+#: to it.
+_ENVIRON = os.environ
+_ENVIRON_DATA = getattr(_ENVIRON, "_data", None)
+_ENCODED_NAMES = (
+    tuple(_ENVIRON.encodekey(name) for name in THREAD_VARIABLES)
+    if isinstance(_ENVIRON_DATA, dict) and hasattr(_ENVIRON, "encodekey")
+    else None
+)
+
+
+def _thread_variable_values() -> tuple[object, ...]:
+    """Return the raw values of :data:`THREAD_VARIABLES` (None where unset), read cheaply.
+
+    A direct lookup in ``os.environ``'s own dictionary (~0.1 us for the three names); the
+    public ``os.environ.get`` (~2 us per missing name) when ``os.environ`` was replaced or
+    the interpreter keeps it differently.
+
+    Examples
+    --------
+    >>> import os
+    >>> values = _thread_variable_values()
+    >>> [value is None for value in values] == [
+    ...     os.environ.get(name) is None for name in THREAD_VARIABLES]
+    True
+    """
+    if _ENCODED_NAMES is not None and os.environ is _ENVIRON:
+        return tuple(map(_ENVIRON_DATA.get, _ENCODED_NAMES))  # type: ignore[union-attr]
+    return tuple([os.environ.get(name) for name in THREAD_VARIABLES])
 
 
 def set_threads(threads: int | None) -> int | None:
