@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import mimo_conv as mc
+from mimo_conv._engine import lean
 from mimo_conv._ops import call_cache
 from mimo_conv._ops import conv as conv_module
 
@@ -120,9 +121,17 @@ def test_the_book_example_takes_the_lean_run_and_gives_the_books_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     mc.conv2d(BOOK_X.astype(np.float32), BOOK_K.astype(np.float32))
+    (entry,) = call_cache._store.entries.values()
+    assert not entry.built  # a call made once never builds its lean run
     _full_path_fails(monkeypatch)
-    out = mc.conv2d(BOOK_X.astype(np.float32), BOOK_K.astype(np.float32))
-    np.testing.assert_array_equal(out, np.array([[[56, 72], [104, 120]]], np.float32), strict=True)
+    for _ in range(2):
+        out = mc.conv2d(BOOK_X.astype(np.float32), BOOK_K.astype(np.float32))
+        np.testing.assert_array_equal(
+            out, np.array([[[56, 72], [104, 120]]], np.float32), strict=True
+        )
+    lean_run = entry.lean
+    assert lean_run is not None
+    assert call_cache.cache_info() == (1, lean_run.nbytes)
 
 
 def test_an_int64_hit_still_checks_the_range_of_the_values() -> None:
@@ -241,14 +250,16 @@ def test_the_cache_stays_within_its_entry_and_byte_bounds(monkeypatch: pytest.Mo
     monkeypatch.setattr(call_cache, "MAX_ENTRIES", 3)
     x_index_bytes = []
     for size in range(3, 9):
-        mc.conv1d(np.ones((1, 2, size)), np.ones((1, 2, 2)))
+        for _ in range(2):  # remembered, then its lean run built on the hit
+            mc.conv1d(np.ones((1, 2, size)), np.ones((1, 2, 2)))
         entries, held = call_cache.cache_info()
         assert 1 <= entries <= 3
         x_index_bytes.append(held)
     monkeypatch.setattr(call_cache, "MAX_BYTES", 1000)
     call_cache.clear()
     for size in range(3, 40, 4):
-        mc.conv1d(np.ones((1, 2, size)), np.ones((1, 2, 2)))
+        for _ in range(2):
+            mc.conv1d(np.ones((1, 2, size)), np.ones((1, 2, 2)))
         entries, held = call_cache.cache_info()
         assert held <= 1000
     assert max(x_index_bytes) > 0  # the gather indices are counted
@@ -265,9 +276,11 @@ def test_a_non_contiguous_input_is_not_run_lean_but_still_remembered(
     w = _values((2, 2, 2, 2), np.float64)
     expected = mc.conv2d(x, w)
     assert call_cache.cache_info()[0] == 1
-    assert _remembered_lean_runs() == []
     _full_path_fails(monkeypatch)
     np.testing.assert_array_equal(mc.conv2d(x, w), expected, strict=True)
+    (entry,) = call_cache._store.entries.values()
+    assert entry.built
+    assert entry.lean is None
 
 
 @pytest.mark.parametrize(
@@ -295,3 +308,59 @@ def test_the_rank_a_public_function_requires_is_part_of_the_signature() -> None:
     mc.conv(x, w)
     with pytest.raises(ValueError, match="weight must have 4 dimensions"):
         mc.conv2d(x, w)
+
+
+def _overflowing_call() -> tuple[np.ndarray, np.ndarray]:
+    return np.full((1, 2, 3, 3), 1e30, np.float32), np.full((1, 2, 2, 2), 1e30, np.float32)
+
+
+@pytest.mark.parametrize("numpy_errstate", [False, True], ids=["modes-variable", "errstate"])
+def test_the_lean_run_ignores_ieee_errors_and_restores_the_callers_modes(
+    monkeypatch: pytest.MonkeyPatch, numpy_errstate: bool
+) -> None:
+    if numpy_errstate:  # as on a NumPy without the modes variable
+        monkeypatch.setattr(lean._quiet, "modes", None)
+    x, w = _overflowing_call()
+    mc.conv2d(x, w)  # remembered
+    mc.conv2d(x, w)  # its lean run built and run
+    assert _remembered_lean_runs()
+    modes: list[dict[str, Any]] = [{"all": "raise"}, {"over": "warn"}, {"all": "raise"}]
+    for mode in modes:
+        with np.errstate(**mode):
+            before = np.geterr()
+            out = mc.conv2d(x, w)  # the engine ignores IEEE errors too: never raises
+            assert np.geterr() == before
+            assert np.isinf(out).all()
+    (run,) = _remembered_lean_runs()
+    with np.errstate(all="raise"):
+        before = np.geterr()
+        with pytest.raises(ValueError, match="reshape"):
+            run(x, w[:, :1], None)  # fails inside: the modes are restored all the same
+        assert np.geterr() == before
+
+
+def test_the_lean_run_keeps_the_callers_other_numpy_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the error modes change during a lean run, as under ``np.errstate(all="ignore")``."""
+    x, w = BOOK_X.astype(np.float64), BOOK_K.astype(np.float64)
+    mc.conv2d(x, w)
+    mc.conv2d(x, w)
+    assert _remembered_lean_runs()
+    seen: list[tuple[int, dict[str, Any]]] = []
+    matmul = np.matmul
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.append((np.getbufsize(), dict(np.geterr())))
+        return matmul(*args, **kwargs)
+
+    monkeypatch.setattr(np, "matmul", recording)
+    for size in (8192, 16384, 8192 * 3):
+        with np.errstate(over="raise"):
+            previous = np.setbufsize(size)
+            try:
+                mc.conv2d(x, w)
+            finally:
+                np.setbufsize(previous)
+    quiet = dict.fromkeys(("divide", "over", "under", "invalid"), "ignore")
+    assert seen == [(8192, quiet), (16384, quiet), (8192 * 3, quiet)]

@@ -103,10 +103,10 @@ def _environment_default() -> int:
     return threads
 
 
-#: ``os.environ`` as imported, and its own dictionary of encoded names and values: on
-#: CPython every change made through ``os.environ`` (``os.environ[name] = value``, ``del
-#: os.environ[name]``, ``os.environ.update``, pytest's ``monkeypatch.setenv``) is written
-#: to it.
+#: ``os.environ`` as imported, and its own dictionary of encoded names and values (CPython's
+#: private ``os.environ._data``; without it the public ``os.environ.get`` is used): every
+#: change made through ``os.environ`` (``os.environ[name] = value``, ``del os.environ[name]``,
+#: ``os.environ.update``, pytest's ``monkeypatch.setenv``) is written to it.
 _ENVIRON = os.environ
 _ENVIRON_DATA = getattr(_ENVIRON, "_data", None)
 _ENCODED_NAMES = (

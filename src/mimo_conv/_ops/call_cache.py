@@ -24,16 +24,15 @@ the deprecated ``method="fold"`` (which warns on every call) are never remembere
 take the full path.
 
 The cache is bounded: at most :data:`MAX_ENTRIES` entries and :data:`MAX_BYTES` bytes of gather
-indices (:class:`mimo_conv._engine.lean.LeanProduct`); it is cleared whole when either would be
-passed. Entries are added whole under a lock, so a failing or interrupted call leaves it as it
-was or with one more valid entry.
+indices (:class:`mimo_conv._engine.lean.LeanProduct`, built on an entry's first hit); it is
+cleared whole when either would be passed. Entries and lean runs are added whole under a
+lock, so a failing or interrupted call leaves it as it was or with one more valid entry.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Hashable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -62,24 +61,33 @@ _PLAIN_KINDS = frozenset({int, str, type(None)})
 Signature = tuple[Hashable, ...]
 
 
-@dataclass(frozen=True, eq=False)
 class ShortCall:
     """A remembered call: its plan, and its lean run when the plan is one small product.
 
+    The lean run is built on the first hit, from that call's operands (which have the
+    remembered signature): a call made only once never pays for it.
+
     Attributes
     ----------
+    signature : Signature
+        What the call is remembered under.
     call : ConvPlan
         The plan the full path made (a path was found: ``call.chosen`` is not None).
-    lean : LeanProduct or None
-        The plan's lean run (:func:`mimo_conv._engine.lean.lean_product`), or None to run the
-        plan with :func:`mimo_conv._engine.execute.run_conv`.
     checks_range : bool
         Whether the call is an int64 one, whose range check reads the values each time.
+    lean : LeanProduct or None
+        The plan's lean run (:func:`mimo_conv._engine.lean.lean_product`) once built, or None
+        to run the plan with :func:`mimo_conv._engine.execute.run_conv`.
     """
 
-    call: ConvPlan
-    lean: LeanProduct | None
-    checks_range: bool
+    __slots__ = ("built", "call", "checks_range", "lean", "signature")
+
+    def __init__(self, signature: Signature, call: ConvPlan, *, checks_range: bool) -> None:
+        self.signature = signature
+        self.call = call
+        self.checks_range = checks_range
+        self.lean: LeanProduct | None = None
+        self.built = False
 
     def __call__(
         self, x: NDArray[Any], weight: NDArray[Any], bias: NDArray[Any] | None
@@ -87,9 +95,28 @@ class ShortCall:
         """Run the plan on these operands: their value checks, then the arithmetic."""
         if self.checks_range:
             check_integer_range(x, weight, bias, self.call.geometry.terms_per_output)
+        if not self.built:
+            self._build_lean(x, weight, bias)
         if self.lean is not None:
             return self.lean(x, weight, bias)
         return run_conv(x, weight, bias, self.call)
+
+    def _build_lean(self, x: NDArray[Any], weight: NDArray[Any], bias: NDArray[Any] | None) -> None:
+        """Build the lean run once, counting its index against :data:`MAX_BYTES`."""
+        lean = lean_product(self.call, x, weight, bias)
+        if lean is not None and lean.nbytes > MAX_BYTES:
+            lean = None  # the engine runs it: its index alone would pass the bound
+        size = 0 if lean is None else lean.nbytes
+        with _store.lock:
+            if self.built:  # another thread was first
+                return
+            if _store.held + size > MAX_BYTES:  # forget the others, keep this one
+                _store.entries.clear()
+                _store.held = 0
+                _store.entries[self.signature] = self
+            _store.held += size  # first: an interrupt here leaves the count high, never low
+            self.lean = lean
+            self.built = True
 
 
 def call_signature(
@@ -162,14 +189,8 @@ def find(signature: Signature | None) -> ShortCall | None:
     return _store.entries.get(signature)
 
 
-def remember(
-    signature: Signature | None,
-    call: ConvPlan,
-    x: NDArray[Any],
-    weight: NDArray[Any],
-    bias: NDArray[Any] | None,
-) -> None:
-    """Keep ``call`` (validated and planned for these operands) under ``signature``.
+def remember(signature: Signature | None, call: ConvPlan) -> None:
+    """Keep ``call`` (validated and planned) under ``signature``.
 
     Nothing is kept when the signature is None, no path fits, the call computes with
     Python objects, or the budget or thread count changed while it was planned (another
@@ -190,16 +211,11 @@ def remember(
     *_, budget, threads = signature
     if call.budget != budget or get_threads() != threads:
         return
-    lean = lean_product(call, x, weight, bias)
-    if lean is not None and lean.nbytes > MAX_BYTES:
-        lean = None  # the engine runs it: its index alone would pass the bound
-    entry = ShortCall(call, lean, call.plan.compute.kind == "i")
-    size = 0 if lean is None else lean.nbytes
+    entry = ShortCall(signature, call, checks_range=call.plan.compute.kind == "i")
     with _store.lock:
-        if len(_store.entries) >= MAX_ENTRIES or _store.held + size > MAX_BYTES:
+        if len(_store.entries) >= MAX_ENTRIES:
             _store.entries.clear()
             _store.held = 0
-        _store.held += size  # first: an interrupt here leaves the count high, never low
         _store.entries[signature] = entry
 
 

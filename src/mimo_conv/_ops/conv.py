@@ -250,7 +250,7 @@ def _convolve_canonical(
     chosen = check_method(method, geometry)
     budget = resolve_budget(memory_budget)
     call = plan_for(x_array, weight_array, geometry, plan, budget, chosen, bias_array)
-    call_cache.remember(signature, call, x_array, weight_array, bias_array)
+    call_cache.remember(signature, call)
     return run_conv(x_array, weight_array, bias_array, call)
 
 
