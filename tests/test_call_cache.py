@@ -9,6 +9,7 @@ result to the full path's, bit for bit.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -364,3 +365,41 @@ def test_the_lean_run_keeps_the_callers_other_numpy_settings(
                 np.setbufsize(previous)
     quiet = dict.fromkeys(("divide", "over", "under", "invalid"), "ignore")
     assert seen == [(8192, quiet), (16384, quiet), (8192 * 3, quiet)]
+
+
+def test_threads_sharing_the_cache_while_it_is_cleared_get_the_right_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(call_cache, "MAX_ENTRIES", 2)  # three signatures: cleared often
+    problems = [
+        (_values((1, 2, 3, 3), np.float64), _values((1, 2, 2, 2), np.float64)),
+        (_values((2, 4, 5, 5), np.float32), _values((3, 4, 3, 3), np.float32)),
+        (_values((8, 16, 1, 1), np.float32), _values((4, 16, 1, 1), np.float32)),
+    ]
+    expected = []
+    for x, w in problems:
+        call_cache.clear()
+        expected.append(mc.conv2d(x, w))
+    wrong: list[int] = []
+
+    def work(worker: int) -> None:
+        for round_number in range(60):
+            number = (worker + round_number) % len(problems)
+            if not np.array_equal(mc.conv2d(*problems[number]), expected[number]):
+                wrong.append(number)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+    entries, held = call_cache.cache_info()
+    assert entries <= 2
+    # An entry evicted by another thread before its lean run was built still counts: the
+    # count may be high, never low, and never past the bound.
+    assert sum(entry.lean.nbytes for entry in _built_leans()) <= held <= call_cache.MAX_BYTES
+
+
+def _built_leans() -> list[Any]:
+    return [entry for entry in call_cache._store.entries.values() if entry.lean is not None]
