@@ -43,7 +43,7 @@ class _Settings:
     pool_size = 0
     #: The last default thread count and what it was computed from (see
     #: :func:`_environment_default`).
-    default: tuple[tuple[object, ...], int] | None = None
+    default: tuple[tuple[object, ...], object, int] | None = None
 
 
 _settings = _Settings()
@@ -94,12 +94,12 @@ def _environment_default() -> int:
     fraction of a microsecond) and the ``os.cpu_count`` function itself (so a test that
     replaces it is seen). Any change of either recomputes it.
     """
-    inputs = (_thread_variable_values(), os.cpu_count)
+    values = _thread_variable_values()
     remembered = _settings.default
-    if remembered is not None and remembered[0] == inputs:
-        return remembered[1]
+    if remembered is not None and remembered[0] == values and remembered[1] is os.cpu_count:
+        return remembered[2]
     threads = default_threads()
-    _settings.default = (inputs, threads)  # one tuple, replaced whole: no lock needed
+    _settings.default = (values, os.cpu_count, threads)  # replaced whole: no lock needed
     return threads
 
 
@@ -109,19 +109,25 @@ def _environment_default() -> int:
 #: ``os.environ.update``, pytest's ``monkeypatch.setenv``) is written to it.
 _ENVIRON = os.environ
 _ENVIRON_DATA = getattr(_ENVIRON, "_data", None)
-_ENCODED_NAMES = (
-    tuple(_ENVIRON.encodekey(name) for name in THREAD_VARIABLES)
+_ENVIRON_GET = (
+    _ENVIRON_DATA.get
     if isinstance(_ENVIRON_DATA, dict) and hasattr(_ENVIRON, "encodekey")
     else None
+)
+# The three names, encoded as os.environ keeps them (unpacked: a fourth would fail here).
+_OMP, _OPENBLAS, _MKL = (
+    tuple(_ENVIRON.encodekey(name) for name in THREAD_VARIABLES)
+    if _ENVIRON_GET is not None
+    else THREAD_VARIABLES
 )
 
 
 def _thread_variable_values() -> tuple[object, ...]:
     """Return the raw values of :data:`THREAD_VARIABLES` (None where unset), read cheaply.
 
-    A direct lookup in ``os.environ``'s own dictionary (~0.1 us for the three names); the
-    public ``os.environ.get`` (~2 us per missing name) when ``os.environ`` was replaced or
-    the interpreter keeps it differently.
+    Three direct lookups in ``os.environ``'s own dictionary (~0.1 us in all); the public
+    ``os.environ.get`` (~2 us per missing name) when ``os.environ`` was replaced or the
+    interpreter keeps it differently.
 
     Examples
     --------
@@ -131,8 +137,9 @@ def _thread_variable_values() -> tuple[object, ...]:
     ...     os.environ.get(name) is None for name in THREAD_VARIABLES]
     True
     """
-    if _ENCODED_NAMES is not None and os.environ is _ENVIRON:
-        return tuple(map(_ENVIRON_DATA.get, _ENCODED_NAMES))  # type: ignore[union-attr]
+    get = _ENVIRON_GET
+    if get is not None and os.environ is _ENVIRON:
+        return (get(_OMP), get(_OPENBLAS), get(_MKL))
     return tuple([os.environ.get(name) for name in THREAD_VARIABLES])
 
 
