@@ -46,6 +46,61 @@ def test_set_threads_returns_the_previous_setting_and_none_restores_the_default(
     assert mc.get_threads() == workers.default_threads()
 
 
+def test_the_default_follows_a_change_of_the_environment_made_after_a_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mc.set_threads(None)
+    for name in workers.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    x, w = np.ones((1, 2, 3, 3)), np.ones((1, 2, 2, 2))
+    # Each step: a call (which asks for the thread count), a change, then the new count.
+    steps = [
+        ("OPENBLAS_NUM_THREADS", "3", 3),
+        ("MKL_NUM_THREADS", "5", 3),  # read after OPENBLAS_NUM_THREADS
+        ("OMP_NUM_THREADS", "junk", 3),  # not a count: the next variable decides
+        ("OMP_NUM_THREADS", "2", 2),
+        ("OMP_NUM_THREADS", None, 3),
+        ("OPENBLAS_NUM_THREADS", None, 5),
+        ("MKL_NUM_THREADS", None, 6),
+    ]
+    assert mc.get_threads() == 6
+    for name, value, expected in steps:
+        mc.conv2d(x, w)
+        if value is None:
+            monkeypatch.delenv(name)
+        else:
+            monkeypatch.setenv(name, value)
+        assert mc.get_threads() == expected == workers.default_threads(), (name, value)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)  # a replaced os.cpu_count is seen too
+    assert mc.get_threads() == 4 == workers.default_threads()
+
+
+def test_the_default_reads_a_replaced_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    mc.set_threads(None)
+    assert mc.get_threads() == workers.default_threads()
+    monkeypatch.setattr(os, "environ", {"OPENBLAS_NUM_THREADS": "7"})
+    assert mc.get_threads() == 7 == workers.default_threads()
+    monkeypatch.setattr(os, "environ", {"OPENBLAS_NUM_THREADS": "8"})
+    assert mc.get_threads() == 8
+
+
+def test_the_cheap_environment_reader_agrees_with_os_environ(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for value in ("4", " 2 ", "", "0", "x"):
+        for name in workers.THREAD_VARIABLES:
+            monkeypatch.setenv(name, value)
+            got = workers._thread_variable_values()
+            assert [v is None for v in got] == [
+                os.environ.get(n) is None for n in workers.THREAD_VARIABLES
+            ]
+            assert mc.get_threads() == workers.default_threads()
+        for name in workers.THREAD_VARIABLES:
+            monkeypatch.delenv(name)
+            assert mc.get_threads() == workers.default_threads()
+
+
 @pytest.mark.parametrize(
     ("value", "error"),
     [(0, ValueError), (-2, ValueError), (2.0, TypeError), (True, TypeError), ("2", TypeError)],

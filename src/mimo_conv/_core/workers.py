@@ -35,12 +35,15 @@ MIN_TASK_ELEMENTS = 2**16
 
 
 class _Settings:
-    """The process-wide thread setting and the pool, changed only under ``lock``."""
+    """The process-wide thread setting and the pool (changed under ``lock``), and the default."""
 
     lock = threading.Lock()
     threads: int | None = None
     pool: ThreadPoolExecutor | None = None
     pool_size = 0
+    #: The last default thread count and what it was computed from (see
+    #: :func:`_environment_default`).
+    default: tuple[tuple[object, ...], object, int] | None = None
 
 
 _settings = _Settings()
@@ -67,6 +70,10 @@ def default_threads() -> int:
 def get_threads() -> int:
     """Return the number of threads the paths may use for their NumPy-side work.
 
+    When :func:`set_threads` was not called (or reset with None), this is
+    :func:`default_threads`, read afresh whenever one of :data:`THREAD_VARIABLES` changed:
+    a change of ``os.environ`` after a call shows in the next one.
+
     Examples
     --------
     >>> import mimo_conv as mc
@@ -74,7 +81,66 @@ def get_threads() -> int:
     True
     """
     threads = _settings.threads
-    return default_threads() if threads is None else threads
+    return _environment_default() if threads is None else threads
+
+
+def _environment_default() -> int:
+    """:func:`default_threads`, remembered for as long as its inputs stay the same.
+
+    Every planned call asks for the thread count, and :func:`default_threads` costs ~20 us
+    there (``os.environ.get`` of a missing name raises and catches a ``KeyError``, and
+    ``os.cpu_count()`` reads the system each time). So the answer is kept with what it was
+    computed from: the values of the three variables (:func:`_thread_variable_values`, a
+    fraction of a microsecond) and the ``os.cpu_count`` function itself (so a test that
+    replaces it is seen). Any change of either recomputes it.
+    """
+    values = _thread_variable_values()
+    remembered = _settings.default
+    if remembered is not None and remembered[0] == values and remembered[1] is os.cpu_count:
+        return remembered[2]
+    threads = default_threads()
+    _settings.default = (values, os.cpu_count, threads)  # replaced whole: no lock needed
+    return threads
+
+
+#: ``os.environ`` as imported, and its own dictionary of encoded names and values (CPython's
+#: private ``os.environ._data``; without it the public ``os.environ.get`` is used): every
+#: change made through ``os.environ`` (``os.environ[name] = value``, ``del os.environ[name]``,
+#: ``os.environ.update``, pytest's ``monkeypatch.setenv``) is written to it.
+_ENVIRON = os.environ
+_ENVIRON_DATA = getattr(_ENVIRON, "_data", None)
+_ENVIRON_GET = (
+    _ENVIRON_DATA.get
+    if isinstance(_ENVIRON_DATA, dict) and hasattr(_ENVIRON, "encodekey")
+    else None
+)
+# The three names, encoded as os.environ keeps them (unpacked: a fourth would fail here).
+_OMP, _OPENBLAS, _MKL = (
+    tuple(_ENVIRON.encodekey(name) for name in THREAD_VARIABLES)
+    if _ENVIRON_GET is not None
+    else THREAD_VARIABLES
+)
+
+
+def _thread_variable_values() -> tuple[object, ...]:
+    """Return the raw values of :data:`THREAD_VARIABLES` (None where unset), read cheaply.
+
+    Three direct lookups in ``os.environ``'s own dictionary (~0.1 us in all); the public
+    ``os.environ.get`` (~2 us per missing name) when ``os.environ`` was replaced or the
+    interpreter keeps it differently.
+
+    Examples
+    --------
+    >>> import os
+    >>> values = _thread_variable_values()
+    >>> [value is None for value in values] == [
+    ...     os.environ.get(name) is None for name in THREAD_VARIABLES]
+    True
+    """
+    get = _ENVIRON_GET
+    if get is not None and os.environ is _ENVIRON:
+        return (get(_OMP), get(_OPENBLAS), get(_MKL))
+    return tuple([os.environ.get(name) for name in THREAD_VARIABLES])
 
 
 def set_threads(threads: int | None) -> int | None:

@@ -11,6 +11,7 @@ from mimo_conv._core.budget import resolve_budget
 from mimo_conv._core.layouts import canonical, from_canonical, parse_layouts
 from mimo_conv._core.operands import prepare_call
 from mimo_conv._engine.execute import plan_for, run_conv
+from mimo_conv._ops import call_cache
 from mimo_conv._paths.registry import check_method, lists_the_methods
 
 
@@ -191,14 +192,25 @@ def _convolve(
     layout: str | None = None,
     weight_layout: str | None = None,
 ) -> NDArray[Any]:
-    """Validate once, choose a path, compute: the one pipeline behind every public function."""
+    """Validate once, choose a path, compute: the one pipeline behind every public function.
+
+    A call repeating a remembered one's signature runs its plan directly
+    (:mod:`mimo_conv._ops.call_cache`).
+    """
+    signature = None
+    if layout is None and weight_layout is None:
+        options = (stride, padding, dilation, groups, padding_mode, method, memory_budget)
+        signature = call_cache.call_signature(x, weight, bias, options, spatial_dims)
+        short = call_cache.find(signature)
+        if short is not None:
+            return short(x, weight, bias)  # type: ignore[arg-type]
     layouts = parse_layouts(layout, weight_layout, spatial_dims=spatial_dims, transposed=False)
     x = canonical(x, layouts.input_order, "x")  # strided views: no copy
     weight = canonical(weight, layouts.weight_order, "weight")
     return from_canonical(
         _convolve_canonical(
             x, weight, bias, stride, padding, dilation, groups, padding_mode, method,
-            spatial_dims, memory_budget=memory_budget,
+            spatial_dims, memory_budget=memory_budget, signature=signature,
         ),
         layouts.input_order,
     )  # fmt: skip
@@ -217,8 +229,13 @@ def _convolve_canonical(
     spatial_dims: int | None = None,
     *,
     memory_budget: int | None = None,
+    signature: call_cache.Signature | None = None,
 ) -> NDArray[Any]:
-    """Run the pipeline on canonical ``(N, C, *spatial)`` / ``(O, I, *kernel)`` operands."""
+    """Run the pipeline on canonical ``(N, C, *spatial)`` / ``(O, I, *kernel)`` operands.
+
+    With a ``signature`` (:func:`mimo_conv._ops.call_cache.call_signature`) the validated,
+    planned call is remembered under it.
+    """
     x_array, weight_array, bias_array, geometry, plan = prepare_call(
         x,
         weight,
@@ -233,6 +250,7 @@ def _convolve_canonical(
     chosen = check_method(method, geometry)
     budget = resolve_budget(memory_budget)
     call = plan_for(x_array, weight_array, geometry, plan, budget, chosen, bias_array)
+    call_cache.remember(signature, call)
     return run_conv(x_array, weight_array, bias_array, call)
 
 
