@@ -277,6 +277,9 @@ def from_canonical(array: NDArray[Any], order: tuple[int, ...] | None) -> NDArra
     array([[[0, 3],
             [1, 4],
             [2, 5]]])
+    >>> laid_out = channels_first(np.arange(6).reshape(1, 3, 2))  # NWC memory, NCW axes
+    >>> np.shares_memory(from_canonical(laid_out, (0, 2, 1)), laid_out)  # only a view
+    True
     """
     if order is None:
         return array
