@@ -317,8 +317,19 @@ def is_laid_out(array: NDArray[Any], layout: MemoryLayout) -> bool:
     >>> is_laid_out(channels_first(nhwc), "channels_last"), is_laid_out(nhwc, "channels_last")
     (True, False)
     """
-    view = channels_last(array) if layout == CHANNELS_LAST else array
-    return bool(view.flags.c_contiguous)
+    if layout == CHANNELS_FIRST or array.ndim < 3:
+        return bool(array.flags.c_contiguous)
+    if array.size == 0:
+        return True
+    # C-contiguous as (N, *spatial, C): each axis, innermost first, steps over the ones
+    # inside it (axes of length 1 may have any stride). Read from the strides: cheaper than
+    # a moved-axes view, and this runs on every call.
+    step = array.itemsize
+    for axis in (1, *range(array.ndim - 1, 1, -1), 0):
+        if array.shape[axis] != 1 and array.strides[axis] != step:
+            return False
+        step *= array.shape[axis]
+    return True
 
 
 def empty_in_layout(

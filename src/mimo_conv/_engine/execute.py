@@ -66,7 +66,12 @@ def plan_for(
     """
     batched = x if geometry.batched else x[np.newaxis]
     operands = (x.dtype, weight.dtype) if bias is None else (x.dtype, weight.dtype, bias.dtype)
-    layouts = MemoryOrders(is_laid_out(batched, CHANNELS_LAST), result_layout)
+    # Only a channels-last result or path asks whether the input is channels last: the
+    # check is skipped on the common channels-first call.
+    wanted = result_layout == CHANNELS_LAST or (
+        method != "auto" and PATH_SPECS[method].layout == CHANNELS_LAST
+    )
+    layouts = MemoryOrders(wanted and is_laid_out(batched, CHANNELS_LAST), result_layout)
     contiguous = batched.flags.c_contiguous
     return plan_conv(geometry, plan, operands, contiguous, budget, method, layouts=layouts)
 
