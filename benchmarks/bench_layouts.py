@@ -1,25 +1,24 @@
-"""Benchmark channels-last inputs: does a native NHWC im2col beat transposing to NCHW?
+"""Benchmark channels-last inputs: the native ``"channels_last"`` path against transposing.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_layouts.py            # bench_conv's layers
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_layouts.py --quick    # small, a few seconds
 
-For each layer (float32, NHWC input, HWIO weight) three ways are timed, interleaved (one call
-of each per round, in turn) and summarised by their medians over the rounds:
+For each layer (float32, NHWC input, HWIO weight) four calls are timed, interleaved (one
+call of each per round, in turn) and summarised by their medians over the rounds:
 
-(a) ``mc.conv2d(x, w, layout="NHWC", weight_layout="HWIO")``: today's route, the input read
-    through an NCHW strided view, the result copied back to NHWC;
-(b) ``mc.conv2d`` on an NCHW contiguous copy of ``x`` (OIHW weight): the same call without
-    the layout's extra cost, the floor that transposing could reach (the transposes
-    themselves are not timed);
-(c) a prototype channels-last im2col: the padded NHWC input, one strided-view copy per tap
-    into an ``(N, out_h, out_w, kh, kw, C)`` buffer (contiguous runs of ``C``) and one GEMM
-    ``columns @ w.reshape(kh * kw * C, O)`` giving NHWC directly. For depthwise layers the
-    prototype is the channels-last multiply-accumulate of one strided view per tap with a
-    ``C``-long row of the kernel (there is no GEMM to feed).
+(a) ``mc.conv2d(x, w, layout="NHWC", weight_layout="HWIO", method="channels_last")``: the
+    native path, on the channels-last memory itself, writing the NHWC result;
+(b) the same call with ``method=`` the channels-first path ``"auto"`` would take without
+    the native one (the cost model's best transposing route): the input read through an
+    NCHW strided view, the result copied back to NHWC;
+(c) the same call with ``method="auto"``: what ships (the cost model picks (a) or (b));
+(d) ``mc.conv2d`` on an NCHW contiguous copy of ``x`` (OIHW weight): the same layer without
+    any layout cost, for reference (the transposes themselves are not timed).
 
-The ratios ``(a) / (c)`` and ``(a) / (b)`` are measured in one run. BLAS threads are held at
-1 (threadpoolctl if installed, else set ``OPENBLAS_NUM_THREADS=1`` in the environment).
-Timings are for tables, never for tests.
+The ratio ``(b) / (a)`` says whether running natively is faster than transposing, and the
+table says which of the two ``"auto"`` took. BLAS threads are held at 1 (threadpoolctl if
+installed, else set ``OPENBLAS_NUM_THREADS=1`` in the environment). Timings are for tables,
+never for tests.
 """
 
 from __future__ import annotations
@@ -53,44 +52,17 @@ QUICK_SUITE: tuple[tuple[str, tuple[int, ...], tuple[int, ...], int, int, int], 
 )
 
 
-def channels_last_conv(
-    x: np.ndarray, w: np.ndarray, stride: int, padding: int, groups: int
-) -> np.ndarray:
-    """Prototype NHWC x HWIO convolution: per-tap strided copies and one GEMM.
+def transposing_method(x: np.ndarray, w: np.ndarray, options: dict[str, Any]) -> str:
+    """The channels-first path the cost model ranks first for this NHWC call.
 
     Examples
     --------
-    >>> x = np.arange(2 * 4 * 4 * 3, dtype=np.float64).reshape(2, 4, 4, 3)
-    >>> w = np.ones((3, 3, 3, 5))
-    >>> out = channels_last_conv(x, w, 1, 1, 1)
-    >>> ref = mc.conv2d(x, w, padding=1, layout="NHWC", weight_layout="HWIO")
-    >>> bool(np.array_equal(out, ref))
-    True
+    >>> transposing_method(np.ones((1, 4, 4, 8)), np.ones((1, 1, 8, 2)), {})
+    'matmul'
     """
-    n, height, width, channels = x.shape
-    kh, kw, _, out_channels = w.shape
-    xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    out_h = (height + 2 * padding - kh) // stride + 1
-    out_w = (width + 2 * padding - kw) // stride + 1
-
-    def tap(i: int, j: int) -> np.ndarray:
-        rows = slice(i, i + stride * (out_h - 1) + 1, stride)
-        cols = slice(j, j + stride * (out_w - 1) + 1, stride)
-        return xp[:, rows, cols, :]
-
-    if groups == channels and w.shape[2] == 1 and out_channels == channels:
-        out = np.zeros((n, out_h, out_w, channels), dtype=np.result_type(x, w))
-        for i in range(kh):
-            for j in range(kw):
-                out += tap(i, j) * w[i, j, 0]
-        return out
-    columns = np.empty((n, out_h, out_w, kh, kw, channels), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            columns[:, :, :, i, j, :] = tap(i, j)
-    product = columns.reshape(-1, kh * kw * channels) @ w.reshape(kh * kw * channels, -1)
-    result: np.ndarray = product.reshape(n, out_h, out_w, out_channels)
-    return result
+    plan = mc.explain_method(x, w, layout="NHWC", weight_layout="HWIO", **options)
+    others = [c for c in plan.candidates if c.feasible and c.method != "channels_last"]
+    return min(others, key=lambda cost: cost.seconds).method
 
 
 @contextlib.contextmanager
@@ -120,8 +92,8 @@ def interleaved_medians(functions: list[Callable[[], Any]], rounds: int) -> list
 
 def measure(
     case: tuple[str, tuple[int, ...], tuple[int, ...], int, int, int], rounds: int
-) -> tuple[str, float, float, float, float]:
-    """Time (a), (b), (c) of one layer; return the name, the three medians and the error."""
+) -> tuple[str, str, str, list[float], float]:
+    """Time (a)-(d) of one layer; return the name, both choices, the medians and the error."""
     name, x_shape, w_shape, stride, padding, groups = case
     rng = np.random.default_rng(0)
     x_nchw = rng.standard_normal(x_shape).astype(np.float32)
@@ -129,20 +101,27 @@ def measure(
     x_nhwc = np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
     w_hwio = np.ascontiguousarray(w_oihw.transpose(2, 3, 1, 0))
     options: dict[str, Any] = {"stride": stride, "padding": padding, "groups": groups}
+    layouts: dict[str, Any] = {"layout": "NHWC", "weight_layout": "HWIO", **options}
+    transposing = transposing_method(x_nhwc, w_hwio, options)
+    chosen = str(mc.explain_method(x_nhwc, w_hwio, **layouts).chosen)
 
-    def a() -> np.ndarray:
-        return mc.conv2d(x_nhwc, w_hwio, layout="NHWC", weight_layout="HWIO", **options)
+    def native() -> np.ndarray:
+        return mc.conv2d(x_nhwc, w_hwio, method="channels_last", **layouts)
 
-    def b() -> np.ndarray:
+    def transposed() -> np.ndarray:
+        return mc.conv2d(x_nhwc, w_hwio, method=transposing, **layouts)
+
+    def auto() -> np.ndarray:
+        return mc.conv2d(x_nhwc, w_hwio, **layouts)
+
+    def floor() -> np.ndarray:
         return mc.conv2d(x_nchw, w_oihw, **options)
 
-    def c() -> np.ndarray:
-        return channels_last_conv(x_nhwc, w_hwio, stride, padding, groups)
-
-    reference = a()
-    error = float(np.max(np.abs(c() - reference)) / max(float(np.max(np.abs(reference))), 1e-30))
-    ta, tb, tc = interleaved_medians([a, b, c], rounds)
-    return name, ta, tb, tc, error
+    reference = transposed()
+    scale = max(float(np.max(np.abs(reference))), 1e-30)
+    error = float(np.max(np.abs(native() - reference)) / scale)
+    times = interleaved_medians([native, transposed, auto, floor], rounds)
+    return name, transposing, chosen, times, error
 
 
 def main() -> None:
@@ -156,15 +135,17 @@ def main() -> None:
         print(f"float32, NHWC input, HWIO weight; medians of {rounds} interleaved rounds; {note}")
         print()
         print(
-            "| layer | (a) layout=NHWC ms | (b) NCHW contiguous ms | (c) NHWC im2col ms "
-            "| (a)/(b) | (a)/(c) | (c) max rel. diff |"
+            "| layer | auto takes | (a) native ms | (b) transposing ms | (c) auto ms "
+            "| (d) NCHW ms | (b)/(a) | (b)/(c) | (a) max rel. diff |"
         )
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for case in suite:
-            name, ta, tb, tc, error = measure(case, rounds)
+            name, transposing, chosen, (ta, tb, tc, td), error = measure(case, rounds)
             print(
-                f"| {name} | {ta * 1e3:.3g} | {tb * 1e3:.3g} | {tc * 1e3:.3g} "
-                f"| {ta / tb:.2f} | {ta / tc:.2f} | {error:.1e} |"
+                f"| {name} | {chosen} (else {transposing}) | {ta * 1e3:.3g} | {tb * 1e3:.3g} "
+                f"| {tc * 1e3:.3g} | {td * 1e3:.3g} | {tb / ta:.2f} | {tb / tc:.2f} "
+                f"| {error:.1e} |",
+                flush=True,
             )
 
 

@@ -126,6 +126,7 @@ def test_tight_budget_switches_to_the_low_memory_path() -> None:
         "shift": True,
         "row_gemm": False,
         "depthwise": True,
+        "channels_last": False,  # channels-first data: auto leaves it out
     }
     assert choice.chosen == "shift"
     gemm = next(cost for cost in choice.candidates if cost.method == "gemm")

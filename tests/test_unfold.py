@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import mimo_conv as mc
+from mimo_conv import grad
 from mimo_conv._core.dtypes import plan_dtypes
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._engine.cost_model import workspace_bytes
@@ -417,3 +418,96 @@ def test_bad_arguments_raise_clear_errors(
 ) -> None:
     with pytest.raises(error, match=match):
         function(*args, **kwargs)
+
+
+def same_by_hand(
+    size: tuple[int, ...],
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    stride: tuple[int, ...],
+    lower: bool,
+) -> tuple[tuple[int, int], ...]:
+    """TensorFlow's documented SAME: ceil(n / s) windows, just enough padding, split in two."""
+    pairs = []
+    for n, k, d, s in zip(size, kernel, dilation, stride, strict=True):
+        windows = math.ceil(n / s)
+        total = max((windows - 1) * s + d * (k - 1) + 1 - n, 0)
+        half, rest = total // 2, total - total // 2
+        pairs.append((rest, half) if lower else (half, rest))
+    return tuple(pairs)
+
+
+@st.composite
+def same_problems(draw: st.DrawFn) -> tuple[NDArray[np.int64], dict[str, Any], str]:
+    """An input, a kernel and strides up to 3 for ``padding="same"`` or ``"same_lower"``."""
+    dims = draw(st.integers(1, 3))
+    size = tuple(draw(st.integers(1, 7)) for _ in range(dims))
+    options = {
+        "kernel_size": tuple(draw(st.integers(1, 4)) for _ in range(dims)),
+        "dilation": tuple(draw(st.integers(1, 2)) for _ in range(dims)),
+        "stride": tuple(draw(st.integers(1, 3)) for _ in range(dims)),
+    }
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), *size)
+    x = np.arange(1, math.prod(shape) + 1, dtype=np.int64).reshape(shape)  # distinct, nonzero
+    return x, options, draw(st.sampled_from(["same", "same_lower"]))
+
+
+@given(same_problems())
+def test_same_padding_at_any_stride_unfolds_the_tensorflow_windows(
+    case: tuple[NDArray[np.int64], dict[str, Any], str],
+) -> None:
+    x, options, padding = case
+    kernel, dilation, stride = options["kernel_size"], options["dilation"], options["stride"]
+    pairs = same_by_hand(x.shape[2:], kernel, dilation, stride, padding == "same_lower")
+    padded = np.pad(x, ((0, 0), (0, 0), *pairs))  # the reference pads by hand, then unfolds
+    expected = unfold_reference(padded, kernel, dilation, (0,) * len(kernel), stride)
+    cols = mc.unfold(x, padding=padding, **options)
+    np.testing.assert_array_equal(cols, expected)
+    assert cols.shape[-1] == math.prod(
+        math.ceil(n / s) for n, s in zip(x.shape[2:], stride, strict=True)
+    )
+    # ... and one product of them is conv's SAME (TensorFlow's and JAX's rule).
+    weight = (np.arange(2 * x.shape[1] * math.prod(kernel)) % 5 - 2).reshape(2, x.shape[1], *kernel)
+    product = (weight.reshape(2, -1) @ cols).reshape(x.shape[0], 2, -1)
+    conv = mc.conv(x, weight, stride=stride, dilation=dilation, padding=padding)
+    np.testing.assert_array_equal(product, conv.reshape(product.shape))
+
+
+@given(same_problems(), st.integers(0, 2**32 - 1))
+def test_fold_with_same_padding_is_the_adjoint_of_unfold_at_any_stride(
+    case: tuple[NDArray[np.int64], dict[str, Any], str], seed: int
+) -> None:
+    x, options, padding = case
+    size = x.shape[2:]
+    cols = mc.unfold(x, padding=padding, **options)
+    y = np.random.default_rng(seed).integers(-9, 10, cols.shape)
+    folded = mc.fold(y, size, padding=padding, **options)
+    assert folded.shape == x.shape
+    assert int(np.sum(cols * y)) == int(np.sum(x * folded))  # <unfold x, y> = <x, fold y>
+    # The same as folding with the pairs written out: the amounts follow output_size.
+    kernel, dilation, stride = options["kernel_size"], options["dilation"], options["stride"]
+    pairs = same_by_hand(size, kernel, dilation, stride, padding == "same_lower")
+    np.testing.assert_array_equal(folded, mc.fold(y, size, padding=pairs, **options))
+
+
+def test_the_input_gradient_is_fold_of_the_kernels_times_the_output_gradient() -> None:
+    # conv's input gradient with SAME at stride 2 is fold(W^T g) with the same padding: the
+    # transpose of "conv = W @ unfold(x)". Integers: exact.
+    rng = np.random.default_rng(7)
+    x_shape, weight = (2, 3, 7, 6), rng.integers(-3, 4, (4, 3, 3, 2))
+    for padding in ("same", "same_lower"):
+        out_shape = mc.output_shape(x_shape, weight.shape, stride=2, padding=padding)
+        g = rng.integers(-3, 4, out_shape)
+        expected = mc.fold(
+            weight.reshape(4, -1).T @ g.reshape(2, 4, -1), x_shape[2:], (3, 2),
+            padding=padding, stride=2,
+        )  # fmt: skip
+        actual = grad.conv2d_input(x_shape, weight, g, stride=2, padding=padding)
+        np.testing.assert_array_equal(actual, expected)
+
+
+def test_fold_refuses_columns_that_do_not_match_the_same_windows() -> None:
+    # 7 x 6 at stride 2 has 4 x 3 SAME windows: 12 columns, not 42. Padding: 3 * 2 + 2 - 7
+    # = 1 (after) along the first axis, 2 * 2 + 2 - 6 = 0 along the second.
+    with pytest.raises(ValueError, match=r"padding=\(\(0, 1\), \(0, 0\)\).*give \(4, 3\) windows"):
+        mc.fold(np.ones((1, 4, 42)), (7, 6), 2, padding="same", stride=2)

@@ -17,8 +17,17 @@ kernel's default is ``"OI"`` followed by the input's spatial letters in its orde
 
 Permuting is free: :func:`to_canonical` returns a strided view (``np.transpose``), never a
 copy. The paths then read that view as they read any non-contiguous input (each path copies
-only what it copies anyway: gemm's im2col chunks, the padded input, ...). The output is made
-contiguous in the caller's layout, which costs one copy of the output.
+only what it copies anyway: gemm's im2col chunks, the padded input, ...).
+
+Two memory orders have names (:data:`MemoryLayout`): ``"channels_first"``, the canonical
+``(N, C, *spatial)`` C-contiguous, and ``"channels_last"``, ``(N, *spatial, C)``
+C-contiguous with the spatial axes in the kernel's order (``"NHWC"`` with ``"HWIO"`` or
+``"OIHW"`` kernels, ``"NWC"``, ``"NDHWC"``, ``"HWC"`` unbatched). A call whose ``layout`` is
+channels last asks the engine for a channels-last result (:attr:`LayoutSpec.result_layout`):
+a path that works channels last (:mod:`mimo_conv._paths.channels_last`) writes it directly;
+any other path's result is copied into it, a copy the planner counts. :func:`from_canonical`
+then only views the result in the caller's axis order. Other orders (``"NCWH"``,
+``"NHCW"``, ...) are computed channels first and copied into the caller's order there.
 
 Examples
 --------
@@ -33,16 +42,49 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.operands import as_numeric_array
+from mimo_conv._core.windows import NUMPY_PAD_MODES
 
 #: Letters with a fixed meaning; every other upper-case letter names a spatial axis.
 BATCH, CHANNEL, OUT_CHANNEL, IN_CHANNEL = "N", "C", "O", "I"
 _RESERVED = frozenset("NCOI")
+
+#: The two named memory orders of a canonical-order array: C-contiguous as
+#: ``(N, C, *spatial)``, or C-contiguous as ``(N, *spatial, C)``.
+MemoryLayout = Literal["channels_first", "channels_last"]
+CHANNELS_FIRST: MemoryLayout = "channels_first"
+CHANNELS_LAST: MemoryLayout = "channels_last"
+
+
+@dataclass(frozen=True)
+class MemoryOrders:
+    """The memory orders of one call, for the planner: the input's as given, the result's as asked.
+
+    Attributes
+    ----------
+    input_channels_last : bool
+        The (batched) input is C-contiguous as ``(N, *spatial, C)``.
+    result : {"channels_first", "channels_last"}
+        The memory order the result is to be returned in.
+
+    Examples
+    --------
+    >>> MemoryOrders()
+    MemoryOrders(input_channels_last=False, result='channels_first')
+    """
+
+    input_channels_last: bool = False
+    result: MemoryLayout = "channels_first"
+
+
+#: The memory orders of a call that asks nothing of them: channels first in and out.
+CANONICAL_ORDERS = MemoryOrders()
 
 
 @dataclass(frozen=True)
@@ -75,6 +117,31 @@ class LayoutSpec:
         (0, 3, 1, 2)
         """
         return None if self.input_order is None else inverse(self.input_order)
+
+    @property
+    def result_layout(self) -> MemoryLayout:
+        """The memory order the caller's ``layout`` asks of the result.
+
+        ``"channels_last"`` when ``layout`` puts ``C`` last and the spatial letters in the
+        kernel's order (``"NHWC"``, ``"NWC"``, ``"HWC"``), so that a channels-last result
+        is already C-contiguous in the caller's layout; ``"channels_first"`` otherwise.
+
+        Examples
+        --------
+        >>> parse_layouts("NHWC", "HWIO", spatial_dims=2, transposed=False).result_layout
+        'channels_last'
+        >>> parse_layouts("NHWC", "WHIO", spatial_dims=2, transposed=False).result_layout
+        'channels_first'
+        >>> LayoutSpec(None, None, None).result_layout
+        'channels_first'
+        """
+        order = self.input_order
+        if order is None:
+            return CHANNELS_FIRST
+        lead = 1 if self.batched else 0  # canonical index of C
+        spatial = tuple(range(lead + 1, len(order)))
+        last = (*range(lead), *spatial, lead)  # canonical axes in channels-last order
+        return CHANNELS_LAST if self.output_order == last else CHANNELS_FIRST
 
 
 def inverse(order: tuple[int, ...]) -> tuple[int, ...]:
@@ -200,6 +267,8 @@ def from_canonical(array: NDArray[Any], order: tuple[int, ...] | None) -> NDArra
     """Return a canonical-order result in the caller's layout, C-contiguous.
 
     ``order`` is the forward order (:attr:`LayoutSpec.input_order`); its inverse is applied.
+    A result the engine already wrote in the caller's memory order
+    (:attr:`LayoutSpec.result_layout`) is only viewed, not copied.
 
     Examples
     --------
@@ -208,10 +277,129 @@ def from_canonical(array: NDArray[Any], order: tuple[int, ...] | None) -> NDArra
     array([[[0, 3],
             [1, 4],
             [2, 5]]])
+    >>> laid_out = channels_first(np.arange(6).reshape(1, 3, 2))  # NWC memory, NCW axes
+    >>> np.shares_memory(from_canonical(laid_out, (0, 2, 1)), laid_out)  # only a view
+    True
     """
     if order is None:
         return array
-    return np.ascontiguousarray(array.transpose(inverse(order)))
+    return np.ascontiguousarray(array.transpose(inverse(order)))  # a view if laid out already
+
+
+def channels_last(array: NDArray[Any]) -> NDArray[Any]:
+    """View a canonical ``(N, C, *spatial)`` array as ``(N, *spatial, C)`` (no copy).
+
+    Examples
+    --------
+    >>> channels_last(np.zeros((2, 3, 4, 5))).shape
+    (2, 4, 5, 3)
+    """
+    return np.moveaxis(array, 1, -1)
+
+
+def channels_first(array: NDArray[Any]) -> NDArray[Any]:
+    """View an ``(N, *spatial, C)`` array in the canonical order ``(N, C, *spatial)`` (no copy).
+
+    Examples
+    --------
+    >>> channels_first(np.zeros((2, 4, 5, 3))).shape
+    (2, 3, 4, 5)
+    """
+    return np.moveaxis(array, -1, 1)
+
+
+def is_laid_out(array: NDArray[Any], layout: MemoryLayout) -> bool:
+    """Whether a canonical-order batched array is C-contiguous in the memory order ``layout``.
+
+    Examples
+    --------
+    >>> nhwc = np.zeros((2, 4, 5, 3))
+    >>> is_laid_out(channels_first(nhwc), "channels_last"), is_laid_out(nhwc, "channels_last")
+    (True, False)
+    """
+    if layout == CHANNELS_FIRST or array.ndim < 3:
+        return bool(array.flags.c_contiguous)
+    if array.size == 0:
+        return True
+    # C-contiguous as (N, *spatial, C): each axis, innermost first, steps over the ones
+    # inside it (axes of length 1 may have any stride). Read from the strides: cheaper than
+    # a moved-axes view, and this runs on every call.
+    step = array.itemsize
+    for axis in (1, *range(array.ndim - 1, 1, -1), 0):
+        if array.shape[axis] != 1 and array.strides[axis] != step:
+            return False
+        step *= array.shape[axis]
+    return True
+
+
+def empty_in_layout(
+    shape: tuple[int, ...], dtype: np.dtype[Any], layout: MemoryLayout
+) -> NDArray[Any]:
+    """Allocate an array of the canonical batched ``shape``, C-contiguous in the order ``layout``.
+
+    Examples
+    --------
+    >>> out = empty_in_layout((2, 3, 4, 5), np.dtype(np.float32), "channels_last")
+    >>> out.shape, out.strides
+    ((2, 3, 4, 5), (240, 4, 60, 12))
+    """
+    if layout == CHANNELS_FIRST:
+        return np.empty(shape, dtype)
+    return channels_first(np.empty((shape[0], *shape[2:], shape[1]), dtype))
+
+
+def in_layout(array: NDArray[Any], dtype: np.dtype[Any], layout: MemoryLayout) -> NDArray[Any]:
+    """``array`` in ``dtype``, C-contiguous in the memory order ``layout``: itself if it is.
+
+    Otherwise one copy that converts and re-lays-out at once.
+
+    Examples
+    --------
+    >>> a = np.arange(6.0).reshape(1, 2, 3)
+    >>> b = in_layout(a, np.dtype(np.float32), "channels_last")
+    >>> b.dtype, channels_last(b).flags.c_contiguous, bool((b == a).all())
+    (dtype('float32'), True, True)
+    >>> in_layout(a, a.dtype, "channels_first") is a
+    True
+    """
+    if array.dtype == dtype and is_laid_out(array, layout):
+        return array
+    result = empty_in_layout(array.shape, dtype, layout)
+    np.copyto(result, array, casting="unsafe")
+    return result
+
+
+def pad_channels_last(x: NDArray[Any], geometry: ConvGeometry) -> NDArray[Any]:
+    """Pad the spatial axes of a canonical-order input into a new channels-last array.
+
+    ``x`` is ``(N, C, *spatial)`` in any memory order; the result, ``(N, C, *padded_shape)``
+    in the canonical axis order, is C-contiguous as ``(N, *padded_shape, C)``. Without
+    padding it is ``x`` itself. Every ``padding_mode`` fills as
+    :func:`mimo_conv._core.windows.pad_input` does (zeros: the Python int 0 for objects).
+
+    Examples
+    --------
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=2, out_channels=1, groups=1, input_shape=(2,),
+    ...     kernel_shape=(1,), stride=(1,), dilation=(1,), padding=((1, 0),),
+    ... )
+    >>> padded = pad_channels_last(np.array([[[5, 6], [7, 8]]]), g)
+    >>> padded.tolist(), is_laid_out(padded, "channels_last")
+    ([[[0, 5, 6], [0, 7, 8]]], True)
+    """
+    if not geometry.is_padded:
+        return x
+    last = channels_last(x)
+    if geometry.padding_mode != "zeros":
+        widths = ((0, 0), *geometry.padding, (0, 0))
+        return channels_first(np.pad(last, widths, mode=NUMPY_PAD_MODES[geometry.padding_mode]))
+    padded = np.full((x.shape[0], *geometry.padded_shape, x.shape[1]), 0, dtype=x.dtype)
+    inside = tuple(
+        slice(before, before + size)
+        for (before, _), size in zip(geometry.padding, geometry.input_shape, strict=True)
+    )
+    padded[(slice(None), *inside)] = last
+    return channels_first(padded)
 
 
 def shape_to_canonical(shape: tuple[int, ...], order: tuple[int, ...] | None) -> tuple[int, ...]:

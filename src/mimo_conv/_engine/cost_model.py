@@ -27,6 +27,7 @@ from __future__ import annotations
 from mimo_conv._core.budget import resolve_budget
 from mimo_conv._core.dtypes import DtypePlan
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._core.layouts import canonical, parse_layouts
 from mimo_conv._core.operands import prepare_call
 from mimo_conv._engine.execute import plan_for
 from mimo_conv._engine.plan import ConvPlan, PathCost, plan_conv
@@ -176,6 +177,8 @@ def explain_method(
     *,
     padding_mode: str = "zeros",
     memory_budget: int | None = None,
+    layout: str | None = None,
+    weight_layout: str | None = None,
 ) -> ConvPlan:
     """Show the plan of a call: which path ``method="auto"`` takes, and the model behind it.
 
@@ -190,6 +193,9 @@ def explain_method(
     ----------
     x, weight, bias, stride, padding, dilation, groups, padding_mode, memory_budget
         As in :func:`mimo_conv.conv`.
+    layout, weight_layout
+        As in :func:`mimo_conv.conv`: a channels-last ``layout`` (``"NHWC"``) plans the
+        ``"channels_last"`` path too, and every other path with the copy of its result.
 
     Returns
     -------
@@ -225,9 +231,10 @@ def explain_method(
     >>> print(str(tight).splitlines()[-2])
     chosen: none fits the memory budget
     """
+    layouts = parse_layouts(layout, weight_layout, spatial_dims=None, transposed=False)
     x_array, weight_array, bias_array, geometry, plan = prepare_call(
-        x,
-        weight,
+        canonical(x, layouts.input_order, "x"),
+        canonical(weight, layouts.weight_order, "weight"),
         bias,
         stride=stride,
         padding=padding,
@@ -236,4 +243,7 @@ def explain_method(
         padding_mode=padding_mode,
     )
     budget = resolve_budget(memory_budget)
-    return plan_for(x_array, weight_array, geometry, plan, budget, "auto", bias_array)
+    return plan_for(
+        x_array, weight_array, geometry, plan, budget, "auto", bias_array,
+        result_layout=layouts.result_layout,
+    )  # fmt: skip

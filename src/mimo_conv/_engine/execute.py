@@ -3,9 +3,12 @@
 Arguments arrive already validated (:func:`mimo_conv._core.arguments.prepare_call`) and
 planned (:func:`mimo_conv._engine.plan.plan_conv`); nothing here checks user input again or
 decides anything the plan did not. The plan says whether the input is copied (padding, a
-dtype conversion, a C-contiguous copy for ``"matmul"``) at once or in chunks of images, and
-in which chunks the path computes; the temporaries alive at any moment are those the plan
-counted in its workspace, within the budget.
+dtype conversion, a C-contiguous copy for ``"matmul"``, a channels-last one for
+``"channels_last"``) at once or in chunks of images, and in which chunks the path computes;
+the temporaries alive at any moment are those the plan counted in its workspace, within the
+budget. The result comes back in the memory order the plan was asked for
+(:attr:`mimo_conv._engine.plan.ConvPlan.layouts`): the chosen path writes it so, or its
+result is copied into it once (with the rounding to float16, if any, in the same copy).
 """
 
 from __future__ import annotations
@@ -19,6 +22,16 @@ from numpy.typing import NDArray
 from mimo_conv._core.budget import InputCopyPlan, chunks
 from mimo_conv._core.dtypes import DtypePlan
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._core.layouts import (
+    CHANNELS_FIRST,
+    CHANNELS_LAST,
+    MemoryLayout,
+    MemoryOrders,
+    empty_in_layout,
+    in_layout,
+    is_laid_out,
+    pad_channels_last,
+)
 from mimo_conv._core.windows import pad_input
 from mimo_conv._engine.plan import ConvPlan, plan_conv
 from mimo_conv._paths.registry import PATH_SPECS
@@ -32,8 +45,13 @@ def plan_for(
     budget: int,
     method: str,
     bias: NDArray[Any] | None = None,
+    *,
+    result_layout: MemoryLayout = CHANNELS_FIRST,
 ) -> ConvPlan:
-    """Plan a call on these operands (their dtypes and layout), under ``budget``.
+    """Plan a call on these operands (their dtypes and memory order), under ``budget``.
+
+    ``result_layout`` is the memory order the result is wanted in (``"channels_last"`` for
+    ``layout="NHWC"``).
 
     Examples
     --------
@@ -48,7 +66,14 @@ def plan_for(
     """
     batched = x if geometry.batched else x[np.newaxis]
     operands = (x.dtype, weight.dtype) if bias is None else (x.dtype, weight.dtype, bias.dtype)
-    return plan_conv(geometry, plan, operands, batched.flags.c_contiguous, budget, method)
+    # Only a channels-last result or path asks whether the input is channels last: the
+    # check is skipped on the common channels-first call.
+    wanted = result_layout == CHANNELS_LAST or (
+        method != "auto" and PATH_SPECS[method].layout == CHANNELS_LAST
+    )
+    layouts = MemoryOrders(wanted and is_laid_out(batched, CHANNELS_LAST), result_layout)
+    contiguous = batched.flags.c_contiguous
+    return plan_conv(geometry, plan, operands, contiguous, budget, method, layouts=layouts)
 
 
 def run_conv(
@@ -71,7 +96,9 @@ def run_conv(
     Returns
     -------
     ndarray of shape ``geometry.out_shape`` and dtype ``plan.output``
-        A new, writeable, C-contiguous array sharing no memory with the inputs.
+        A new, writeable array sharing no memory with the inputs, C-contiguous in the memory
+        order ``call.layouts.result`` (for ``"channels_last"``, its
+        :func:`~mimo_conv._core.layouts.channels_last` view is C-contiguous).
 
     Examples
     --------
@@ -94,28 +121,34 @@ def run_conv(
     kernels = weight.astype(compute, copy=False)
     shift = None if bias is None else bias.astype(compute, copy=False)
     order: Literal["C", "K"] = "C" if spec.contiguous_input else "K"
+
+    def padded(source: NDArray[Any], part: ConvGeometry) -> NDArray[Any]:
+        """Convert (a chunk of) the input, lay it out as the path reads it, and pad it."""
+        if spec.layout == CHANNELS_LAST:
+            return pad_channels_last(in_layout(source, compute, CHANNELS_LAST), part)
+        return pad_input(source.astype(compute, order=order, copy=False), part)
+
     # inf * 0, inf - inf and overflow give the IEEE results (nan, inf) that propagate only
     # to the outputs whose windows hold them; they are results, not warnings.
     with np.errstate(all="ignore"):
         if not copying.chunked:
-            x_padded = pad_input(batched_x.astype(compute, order=order, copy=False), geometry)
+            x_padded = padded(batched_x, geometry)
             out = _with_bias(spec.correlate(x_padded, kernels, geometry, cost.chunking), shift)
             del x_padded
+            out = in_layout(out, output, call.layouts.result)  # rounded, re-laid-out: one copy
         else:  # each chunk's result, bias added in the compute dtype, rounded once
-            out = np.empty((batch, geometry.out_channels, *geometry.output_shape), output)
+            out = empty_in_layout(
+                (batch, geometry.out_channels, *geometry.output_shape), output, call.layouts.result
+            )
             for image_slice in chunks(batch, copying.images):
                 count = image_slice.stop - image_slice.start
                 part = dataclasses.replace(geometry, batch_size=count)
-                source = batched_x[image_slice].astype(compute, order=order, copy=False)
-                x_part = pad_input(source, part)
-                del source
+                x_part = padded(batched_x[image_slice], part)
                 out[image_slice] = _with_bias(
                     spec.correlate(x_part, kernels, part, cost.chunking), shift
                 )
                 del x_part  # before the next chunk's copy is allocated
-        if not geometry.batched:
-            out = out[0]
-        return np.ascontiguousarray(out.astype(output, copy=False))
+        return out if geometry.batched else out[0]
 
 
 def _with_bias(out: NDArray[Any], bias: NDArray[Any] | None) -> NDArray[Any]:

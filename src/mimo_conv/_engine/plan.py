@@ -11,8 +11,11 @@ caching it costs little.
 What a path holds at its peak, all counted against the budget:
 
 * the copy of the input (padding, a dtype conversion, or a C-contiguous copy for
-  ``"matmul"``), whole or in chunks of images; when chunked, each chunk's result too;
-* when the result is rounded to another dtype (float16), the compute-dtype result;
+  ``"matmul"``, a channels-last one for ``"channels_last"``), whole or in chunks of
+  images; when chunked, each chunk's result too;
+* when the result is rounded to another dtype (float16) or is asked for in another memory
+  order than the path writes (:class:`~mimo_conv._core.layouts.MemoryOrders`: a
+  channels-first path's result for ``layout="NHWC"``), the path's own result;
 * converted or re-laid-out kernels and the bias;
 * the path's own largest chunk (:meth:`mimo_conv._paths.spec.PathSpec.chunk_bytes`).
 
@@ -42,6 +45,7 @@ import numpy as np
 from mimo_conv._core.budget import Chunking, InputCopyPlan, chunk_bytes, plan_input_copy
 from mimo_conv._core.dtypes import DtypePlan
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._core.layouts import CANONICAL_ORDERS, CHANNELS_LAST, MemoryOrders
 from mimo_conv._core.memory import format_bytes
 from mimo_conv._core.workers import get_threads
 from mimo_conv._engine.formulas import flop_count, predict_seconds
@@ -116,6 +120,8 @@ class ConvPlan:
         Every path costed (one for a named ``method``).
     chosen : str or None
         The path that runs; None when no path fits the budget.
+    layouts : MemoryOrders
+        The input's memory order and the one asked of the result.
     """
 
     geometry: ConvGeometry
@@ -123,6 +129,7 @@ class ConvPlan:
     budget: int
     candidates: tuple[PathCost, ...]
     chosen: str | None
+    layouts: MemoryOrders = CANONICAL_ORDERS
 
     @property
     def cost(self) -> PathCost:
@@ -158,6 +165,8 @@ def plan_conv(
     contiguous: bool,
     budget: int,
     method: str = "auto",
+    *,
+    layouts: MemoryOrders = CANONICAL_ORDERS,
 ) -> ConvPlan:
     """Plan one call: cost each candidate path and choose (cached: the model is pure).
 
@@ -176,6 +185,10 @@ def plan_conv(
     method : str, optional
         ``"auto"`` costs every path that applies and picks the fastest that fits; a path's
         name plans that path alone.
+    layouts : MemoryOrders, optional
+        Whether ``x`` is channels-last contiguous, and the memory order asked of the
+        result. A path that writes another order is costed with the copy into it;
+        ``"auto"`` considers a channels-last path only for a channels-last result.
 
     Returns
     -------
@@ -197,7 +210,9 @@ def plan_conv(
     """
     # The thread count is part of the key: a path whose threads each hold a chunk's buffers
     # (depthwise) plans smaller chunks for more threads.
-    return _plan_cached(geometry, plan, operands, contiguous, budget, method, get_threads())
+    return _plan_cached(
+        geometry, plan, operands, contiguous, budget, method, get_threads(), layouts
+    )
 
 
 @lru_cache(maxsize=1024)
@@ -209,16 +224,33 @@ def _plan_cached(
     budget: int,
     method: str,
     threads: int,
+    layouts: MemoryOrders,
 ) -> ConvPlan:
     """:func:`plan_conv`, cached: costing every path takes more than a tiny convolution."""
     del threads  # only a cache key: the paths read the setting themselves
     specs = PATHS if method == "auto" else (PATH_SPECS[method],)
-    candidates = tuple(
-        path_plan(spec, geometry, plan, operands, contiguous, budget) for spec in specs
-    )
+    costs = []
+    for spec in specs:
+        cost = path_plan(spec, geometry, plan, operands, contiguous, budget, layouts)
+        channels_first_call = layouts.result != CHANNELS_LAST
+        if method == "auto" and spec.layout == CHANNELS_LAST and channels_first_call:
+            cost = _left_out(cost)
+        costs.append(cost)
+    candidates = tuple(costs)
     feasible = [cost for cost in candidates if cost.feasible]
     chosen = min(feasible, key=lambda cost: cost.seconds).method if feasible else None
-    return ConvPlan(geometry, plan, budget, candidates, chosen)
+    return ConvPlan(geometry, plan, budget, candidates, chosen, layouts)
+
+
+def _left_out(cost: PathCost) -> PathCost:
+    """Mark a channels-last path's cost as left out: ``"auto"`` does not consider it here.
+
+    On channels-first data it would transpose the input and its result, two copies the
+    channels-first paths do not make; naming it (``method="channels_last"``) still runs it,
+    with the workspace shown.
+    """
+    note = "auto: for channels-last data only (layout='NHWC')"
+    return replace(cost, seconds=math.inf, note=note, needs=0, copy=None, chunking=None)
 
 
 def path_plan(
@@ -228,6 +260,7 @@ def path_plan(
     operands: tuple[np.dtype[Any], ...],
     contiguous: bool,
     budget: int,
+    layouts: MemoryOrders = CANONICAL_ORDERS,
 ) -> PathCost:
     """Plan one path for one call: its input copy, chunks, workspace and predicted time.
 
@@ -252,14 +285,22 @@ def path_plan(
     if reason is not None:
         return PathCost(spec.name, flops, 0, 0, 0, math.inf, reason)
     converts = operands[0] != compute
-    relayout = spec.contiguous_input and not contiguous
+    if spec.layout == CHANNELS_LAST:
+        relayout = not layouts.input_channels_last
+    else:
+        relayout = spec.contiguous_input and not contiguous
     copies = g.is_padded or converts or relayout
     in_image = g.in_channels * math.prod(g.input_shape) * itemsize
     padded_image = g.in_channels * math.prod(g.padded_shape) * itemsize
-    # A converted and padded image is two copies at once: converted, then padded.
-    copy_per_image = (padded_image + (in_image if converts and g.is_padded else 0)) if copies else 0
+    # A converted (or re-laid-out) and padded image is two copies at once: converted, then
+    # padded.
+    twice = (converts or relayout) and g.is_padded
+    copy_per_image = (padded_image + (in_image if twice else 0)) if copies else 0
     result_per_image = g.out_channels * math.prod(g.output_shape) * itemsize
-    rounds = plan.output != compute
+    # The path's own result is held while it is rounded (float16) or copied into the
+    # memory order asked for.
+    moves_result = spec.layout != layouts.result
+    rounds = plan.output != compute or moves_result
     kernel_bytes = g.out_channels * g.terms_per_output * itemsize
     bias_bytes = g.out_channels * itemsize if operands[2:] and operands[2] != compute else 0
     fixed = kernel_bytes * ((operands[1] != compute) + spec.weight_copy) + bias_bytes
@@ -269,7 +310,8 @@ def path_plan(
     )
     needs = _smallest_budget(g.batch_size, copy_per_image, result_per_image, smallest, rounds)
     if copying is None:
-        what = "padded" if g.is_padded else "converted" if converts else "C-contiguous"
+        contiguous_kind = "channels-last" if spec.layout == CHANNELS_LAST else "C-contiguous"
+        what = "padded" if g.is_padded else "converted" if converts else contiguous_kind
         note = (
             f"the smallest working set of the {spec.name!r} path (the {what} copy of one input "
             f"image {format_bytes(copy_per_image)}, its result {format_bytes(result_per_image)}, "
@@ -295,6 +337,12 @@ def path_plan(
     work = spec.work(g, itemsize, chunking)
     if copying.chunked:  # per chunk of images: its copy and the write into the output
         work = replace(work, calls=work.calls + 2 * -(-g.batch_size // copying.images))
+    if moves_result:  # the result read and written once more, into the order asked for
+        result_bytes = 2 * g.batch_size * result_per_image
+        note = f"{work.note}, result copied to {layouts.result.replace('_', ' ')}"
+        work = replace(
+            work, bytes_moved=work.bytes_moved + result_bytes, calls=work.calls + 1, note=note
+        )
     copied = g.batch_size * copy_per_image
     seconds = predict_seconds(work, flops, plan, copied)
     return PathCost(
@@ -319,7 +367,10 @@ def _chunking(spec: PathSpec, geometry: ConvGeometry, itemsize: int, room: int) 
     if spec.granularity == "window":
         return Chunking(batch, rows)
     per_row = spec.bytes_per_row(geometry, itemsize)
-    target = max(chunk_bytes(room), spec.smallest_chunk(geometry, itemsize))
+    preferred = (
+        chunk_bytes(room) if spec.preferred_chunk is None else min(room, spec.preferred_chunk)
+    )
+    target = max(preferred, spec.smallest_chunk(geometry, itemsize))
     per_image = per_row * rows
     if per_image <= target:
         return Chunking(max(1, min(batch, target // max(1, per_image))), rows)

@@ -15,6 +15,7 @@ from typing import Protocol
 from mimo_conv._core.budget import InputCopyPlan
 from mimo_conv._core.dtypes import DtypePlan
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._core.layouts import CHANNELS_LAST, MemoryOrders
 from mimo_conv._core.memory import format_bytes
 
 
@@ -56,6 +57,8 @@ class _Plan(Protocol):
     def candidates(self) -> Sequence[_Row]: ...
     @property
     def chosen(self) -> str | None: ...
+    @property
+    def layouts(self) -> MemoryOrders: ...
     def memory_error(self) -> str: ...
 
 
@@ -102,9 +105,16 @@ def render_plan(plan: _Plan) -> str:
             f"padding={g.padding} -> {(g.batch_size, g.out_channels, *g.output_shape)}"
         ),
         f"compute dtype {plan.plan.compute}, memory budget {format_bytes(plan.budget)}",
+    ]
+    if plan.layouts.result == CHANNELS_LAST:
+        given = "channels last" if plan.layouts.input_channels_last else "not channels last"
+        wanted = plan.layouts.result.replace("_", " ")
+        lines.append(f"memory order: input {given}, result {wanted}")
+    width = max(8, *(len(cost.method) for cost in plan.candidates))
+    lines += [
         "",
         (
-            f"  {'path':<8} {'FLOP':>9} {'moved':>10} {'calls':>7} {'workspace':>10} "
+            f"  {'path':<{width}} {'FLOP':>9} {'moved':>10} {'calls':>7} {'workspace':>10} "
             f"{'predicted':>11}  note"
         ),
     ]
@@ -119,8 +129,9 @@ def render_plan(plan: _Plan) -> str:
             note = f"needs a budget of {format_bytes(cost.needs)}" if cost.needs else cost.note
             workspace = "-"
         lines.append(
-            f"{mark} {cost.method:<8} {cost.flops:>9.3g} {format_bytes(cost.bytes_moved):>10} "
-            f"{cost.calls:>7} {workspace:>10} {format_seconds(cost.seconds):>11}  {note}"
+            f"{mark} {cost.method:<{width}} {cost.flops:>9.3g} "
+            f"{format_bytes(cost.bytes_moved):>10} {cost.calls:>7} {workspace:>10} "
+            f"{format_seconds(cost.seconds):>11}  {note}"
         )
     lines.append("")
     if plan.chosen is None:

@@ -9,8 +9,8 @@ its *signature* and a :class:`ShortCall`; the next call with that signature (:fu
 runs the plan directly.
 
 The signature (:func:`call_signature`) holds everything the checks and the plan read except
-the values: the shapes and dtypes of ``x``, ``weight`` and ``bias``, whether ``x`` is
-C-contiguous (the only part of its layout a plan reads), every option keyed with its type
+the values: the shapes and dtypes of ``x``, ``weight`` and ``bias``, the memory order of
+``x`` (C-contiguous, or else its strides), every option keyed with its type
 (so ``stride=1.0``, which must raise, never matches ``stride=1``), the number of spatial
 dimensions of the public function, the memory budget in force and the thread count. A call
 that would raise never gets an entry (only a call that passed every check and found a path
@@ -170,8 +170,11 @@ def call_signature(
     method = options[5]
     if type(method) is str and method in DEPRECATED_NAMES:  # warns on every call
         return None
+    # A C-contiguous x is keyed as such; any other x by its strides, since a plan may read
+    # more of its memory order than contiguity (a channels-last x on the channels_last path).
+    order: Hashable = True if x.flags.c_contiguous else x.strides
     return (
-        x.shape, x.dtype, x.flags.c_contiguous, weight.shape, weight.dtype, bias_key, key,
+        x.shape, x.dtype, order, weight.shape, weight.dtype, bias_key, key,
         spatial_dims, get_memory_budget(), get_threads(),
     )  # fmt: skip
 

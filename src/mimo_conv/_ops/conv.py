@@ -8,7 +8,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from mimo_conv._core.arguments import IntOrInts, PaddingArg
 from mimo_conv._core.budget import resolve_budget
-from mimo_conv._core.layouts import canonical, from_canonical, parse_layouts
+from mimo_conv._core.layouts import (
+    CHANNELS_FIRST,
+    MemoryLayout,
+    canonical,
+    from_canonical,
+    parse_layouts,
+)
 from mimo_conv._core.operands import prepare_call
 from mimo_conv._engine.execute import plan_for, run_conv
 from mimo_conv._ops import call_cache
@@ -71,7 +77,9 @@ def conv(
         tap (the low-memory path); ``"depthwise"`` does per-tap elementwise multiply-adds
         over flat views (for few channels per group); ``"row_gemm"`` copies only the later
         kernel axes and runs one product per tap of the first, over row-shifted views
-        (``"fold"``, its old name, still works with a ``DeprecationWarning``); ``"auto"``
+        (``"fold"``, its old name, still works with a ``DeprecationWarning``);
+        ``"channels_last"`` is im2col and one product on ``(N, *spatial, C)`` memory,
+        writing a channels-last result (for ``layout="NHWC"``); ``"auto"``
         picks the fastest path
         that fits the memory budget by a cost model (:func:`explain_method` prints the
         plan). All give the same result: bit for bit on integers, within rounding error on
@@ -86,8 +94,11 @@ def conv(
     layout : str, optional
         The axes of ``x`` and of the result, e.g. ``"NHWC"``: ``N`` (batched only), ``C``
         and one letter per spatial axis in any order; default channels first (``"NCHW"``
-        for 2-d, either rank accepted). ``x`` is read through a transposed view (no copy);
-        the result is made contiguous in this layout (one copy of the output).
+        for 2-d, either rank accepted). ``x`` is read through a transposed view (no copy).
+        Channels last (``"NHWC"``, ``"NWC"``, ...) runs the ``"channels_last"`` path where
+        the cost model finds it faster (1 x 1 and strided layers), which reads the input in
+        place and writes the result in this layout; other paths' results are copied into
+        it (one copy of the output).
     weight_layout : str, optional
         The axes of ``weight``, e.g. ``"HWIO"`` (TensorFlow, JAX) or ``"OHWI"``: ``O``,
         ``I`` and the spatial letters of ``layout``; default ``"OI"`` then ``layout``'s
@@ -211,6 +222,7 @@ def _convolve(
         _convolve_canonical(
             x, weight, bias, stride, padding, dilation, groups, padding_mode, method,
             spatial_dims, memory_budget=memory_budget, signature=signature,
+            result_layout=layouts.result_layout,
         ),
         layouts.input_order,
     )  # fmt: skip
@@ -230,10 +242,12 @@ def _convolve_canonical(
     *,
     memory_budget: int | None = None,
     signature: call_cache.Signature | None = None,
+    result_layout: MemoryLayout = CHANNELS_FIRST,
 ) -> NDArray[Any]:
     """Run the pipeline on canonical ``(N, C, *spatial)`` / ``(O, I, *kernel)`` operands.
 
-    With a ``signature`` (:func:`mimo_conv._ops.call_cache.call_signature`) the validated,
+    The result has the canonical axis order, laid out in memory as ``result_layout``. With
+    a ``signature`` (:func:`mimo_conv._ops.call_cache.call_signature`) the validated,
     planned call is remembered under it.
     """
     x_array, weight_array, bias_array, geometry, plan = prepare_call(
@@ -249,7 +263,10 @@ def _convolve_canonical(
     )
     chosen = check_method(method, geometry)
     budget = resolve_budget(memory_budget)
-    call = plan_for(x_array, weight_array, geometry, plan, budget, chosen, bias_array)
+    call = plan_for(
+        x_array, weight_array, geometry, plan, budget, chosen, bias_array,
+        result_layout=result_layout,
+    )  # fmt: skip
     call_cache.remember(signature, call)
     return run_conv(x_array, weight_array, bias_array, call)
 

@@ -27,6 +27,7 @@ from mimo_conv._core.geometry import output_length
 from mimo_conv._core.geometry_cache import build_geometry
 from mimo_conv._core.memory import check_output_fits
 from mimo_conv._core.operands import as_numeric_array
+from mimo_conv._core.padding_rules import is_same_string, same_padding
 from mimo_conv._core.windows import pad_input
 
 
@@ -59,8 +60,10 @@ def unfold(
         Window shape; its length sets the number of spatial axes.
     dilation, stride : int or sequence of int, optional
         As in :func:`mimo_conv.conv`.
-    padding : int, sequence or {"valid", "same", "full"}, optional
-        Every form :func:`mimo_conv.conv` accepts (PyTorch's ``F.unfold`` only has ints).
+    padding : int, sequence or {"valid", "same", "same_lower", "full"}, optional
+        Every form :func:`mimo_conv.conv` accepts (PyTorch's ``F.unfold`` only has ints),
+        ``"same"`` and ``"same_lower"`` at any stride with TensorFlow's, JAX's and ONNX's
+        rule: ``ceil(in / stride)`` windows per axis.
     padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}, optional
         How padded elements are filled.
 
@@ -91,6 +94,13 @@ def unfold(
     array([[1, 3],
            [2, 4],
            [3, 5]])
+
+    TensorFlow's ``SAME`` at stride 2: ``ceil(5 / 2) = 3`` windows, the one padded zero
+    after (``"same_lower"`` puts it before):
+
+    >>> unfold([[1, 2, 3, 4, 5]], (2,), stride=2, padding="same")
+    array([[1, 3, 5],
+           [2, 4, 0]])
     """
     x_array = as_numeric_array(x, "x")
     dims = _spatial_dims(kernel_size)
@@ -144,7 +154,9 @@ def fold(
         ``kernel_size`` (whichever is a sequence), 2 if both are ints.
     dilation, padding, stride : optional
         As in :func:`unfold`; padding is added around ``output_size`` and cut off after
-        the sum (every form of :func:`mimo_conv.conv` is accepted).
+        the sum (every form of :func:`mimo_conv.conv` is accepted; ``"same"`` and
+        ``"same_lower"`` at any stride take their amounts from ``output_size``, as
+        :func:`unfold` takes them from the input).
 
     Returns
     -------
@@ -168,6 +180,12 @@ def fold(
              [1., 2., 1.]]]])
     >>> fold([[1, 2], [3, 4], [5, 6]], (5,), (3,), stride=2)
     array([[1, 3, 7, 4, 6]])
+
+    The adjoint of the ``SAME`` example of :func:`unfold`: the padded zero's column entry
+    is cut off.
+
+    >>> fold([[1, 3, 5], [2, 4, 6]], (5,), (2,), stride=2, padding="same")
+    array([[1, 2, 3, 4, 5]])
     """
     cols_array = as_numeric_array(cols, "cols")
     dims = _spatial_dims(output_size, kernel_size)
@@ -175,7 +193,10 @@ def fold(
     kernel = int_per_axis(kernel_size, "kernel_size", dims, minimum=1)
     strides = int_per_axis(stride, "stride", dims, minimum=1)
     dilations = int_per_axis(dilation, "dilation", dims, minimum=1)
-    pairs = padding_pairs(padding, kernel, dilations, strides)
+    if is_same_string(padding):  # TensorFlow's rule at any stride, from the known size
+        pairs = same_padding(size, kernel, dilations, strides, lower=padding == "same_lower")
+    else:
+        pairs = padding_pairs(padding, kernel, dilations, strides)
     if cols_array.ndim not in (2, 3):
         msg = (
             "cols must have 2 (unbatched) or 3 (batched) dimensions (N, C * prod(kernel_size), "

@@ -10,7 +10,7 @@ has the same signature, ``(x_padded, weight, geometry, chunking) -> out``: the p
 Examples
 --------
 >>> [spec.name for spec in PATHS]
-['naive', 'einsum', 'matmul', 'im2col', 'gemm', 'shift', 'row_gemm', 'depthwise']
+['naive', 'einsum', 'matmul', 'im2col', 'gemm', 'shift', 'row_gemm', 'depthwise', 'channels_last']
 """
 
 from __future__ import annotations
@@ -20,7 +20,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mimo_conv._core.geometry import ConvGeometry
-from mimo_conv._paths import depthwise, einsum, gemm, im2col, matmul, naive, row_gemm, shift
+from mimo_conv._paths import (
+    channels_last,
+    depthwise,
+    einsum,
+    gemm,
+    im2col,
+    matmul,
+    naive,
+    row_gemm,
+    shift,
+)
 from mimo_conv._paths.spec import Correlate, PathSpec
 
 #: Every computational path, in the order tables list them (the cost model's ties go to
@@ -34,6 +44,7 @@ PATHS: tuple[PathSpec, ...] = (
     shift.PATH,
     row_gemm.PATH,
     depthwise.PATH,
+    channels_last.PATH,
 )
 
 #: The records by name.

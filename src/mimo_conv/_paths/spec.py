@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from mimo_conv._core.budget import Chunking
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._core.layouts import CHANNELS_FIRST, MemoryLayout
 
 #: ``correlate(x_padded, weight, geometry, chunking)``: the padded input
 #: ``(N, C_in, *padded_shape)`` and the kernels in the compute dtype, the chunk sizes the plan
@@ -114,6 +115,14 @@ class PathSpec:
         (Higham, section 3.1): 1 for a path that sums the same products in another order.
     weight_copy : bool
         It copies the kernels into another layout (one kernel-sized temporary).
+    layout : {"channels_first", "channels_last"}
+        The memory order it reads its input in and writes its result in (the axis order is
+        always the canonical one): the engine hands it an input in this order, copying one
+        that is not, and copies its result into the order the caller asked for if that is
+        another.
+    preferred_chunk : int or None
+        Largest chunk it prefers, in bytes, under a large budget; None for
+        :data:`mimo_conv._core.budget.PREFERRED_CHUNK_BYTES`.
     """
 
     name: str
@@ -127,6 +136,8 @@ class PathSpec:
     contiguous_input: bool = False
     error_bound_factor: float = 1.0
     weight_copy: bool = False
+    layout: MemoryLayout = CHANNELS_FIRST
+    preferred_chunk: int | None = None
 
     def smallest_chunk(self, geometry: ConvGeometry, itemsize: int) -> int:
         """Temporary bytes of its smallest chunk: one row, one image, or its one window.
