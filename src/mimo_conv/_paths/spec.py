@@ -48,6 +48,21 @@ class Work:
         Rows and inner length of one product: small ones run below BLAS's full rate.
     einsum_calls : int
         ``np.einsum`` calls (each parses its subscripts and plans its route).
+    product_columns : int
+        Columns of one product (output positions it computes); 0 when not counted, taken
+        as many (BLAS's full rate along that dimension).
+    strided_bytes : int
+        The part of ``bytes_moved`` read element by element with a stride (a strided
+        convolution's windows), slower than contiguous runs.
+    copy_runs : int
+        Contiguous runs the copies and additions start (one per copied row): each costs a
+        fixed time, which decides copies of short rows.
+    window_views : int
+        Sliding-window views built (:func:`mimo_conv._core.windows.window_view`): each
+        costs NumPy's Python-level stride bookkeeping, about as much as several calls.
+    numpy_threads : int
+        Threads the NumPy-side work (copies, additions, elementwise arithmetic) is split
+        over (1: the calling thread alone; BLAS threads its products by itself).
     python_iterations : int
         Iterations of a Python loop (the naive path's windows).
     elementwise : bool
@@ -63,6 +78,11 @@ class Work:
     product_inner: int
     einsum_calls: int = 0
     python_iterations: int = 0
+    product_columns: int = 0
+    strided_bytes: int = 0
+    copy_runs: int = 0
+    window_views: int = 0
+    numpy_threads: int = 1
     elementwise: bool = False
     note: str = ""
 
