@@ -609,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rates-only", action="store_true", help="measure the machine's rates, not the paths"
     )
+    parser.add_argument("--save", default=None, help="write every measurement to this JSON file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -616,13 +617,16 @@ def main(argv: list[str] | None = None) -> int:
         return child(args)
     threads = sorted(set(args.threads or [1, 2]))
     forwarded = _without_threads(list(argv if argv is not None else sys.argv[1:]))
+    forwarded = _without_option(forwarded, "--save")
     start = time.perf_counter()
     merged: dict[str, Any] = {}
+    saved: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
         base_file = Path(folder) / "one-thread.json"
         for count in threads:
             extra = ["--base", str(base_file)] if count > 1 and base_file.exists() else []
             result = run_child(count, [*forwarded, *extra])
+            saved[str(count)] = result
             if count == 1:
                 base_file.write_text(json.dumps(result), encoding="utf-8")
                 merged.update(result["constants"])
@@ -651,8 +655,18 @@ def main(argv: list[str] | None = None) -> int:
                 "loaded (or has one core); keep the quiet-machine value."
             )
     print(f"# load average over the last 5 minutes: {os.getloadavg()[1]:.1f}")
+    if args.save:
+        Path(args.save).write_text(json.dumps(saved, indent=1), encoding="utf-8")
     print(f"\n(calibration took {time.perf_counter() - start:.0f} s)")
     return 0
+
+
+def _without_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` without ``name`` and the value after it."""
+    if name not in argv:
+        return argv
+    at = argv.index(name)
+    return argv[:at] + argv[at + 2 :]
 
 
 def _without_threads(argv: list[str]) -> list[str]:

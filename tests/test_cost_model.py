@@ -63,6 +63,8 @@ def geometry(
 
 
 RESNET = geometry()
+#: The paths whose formulas this suite pins (depthwise's are tested with its path).
+MODELLED_HERE = ("gemm", "row_gemm", "shift", "einsum")
 POINTWISE = geometry(8, 256, 128, (28, 28), (1, 1), padding=0)
 
 
@@ -356,3 +358,20 @@ def test_cheaper_copies_never_make_a_copying_path_slower() -> None:
         slow = predict_seconds(work, flops, F32, threads=1, rates=slow_copies)
         fast = predict_seconds(work, flops, F32, threads=1, rates=fast_copies)
         assert fast < slow
+
+
+def test_a_second_thread_never_slows_a_path_and_helps_the_large_products() -> None:
+    previous = mc.set_threads(1)
+    try:
+        one = {name: model.path_cost(name, RESNET, F32).seconds for name in MODELLED_HERE}
+        pointwise_one = model.path_cost("matmul", POINTWISE, F32).seconds
+        mc.set_threads(2)
+        two = {name: model.path_cost(name, RESNET, F32).seconds for name in MODELLED_HERE}
+        pointwise_two = model.path_cost("matmul", POINTWISE, F32).seconds
+    finally:
+        mc.set_threads(previous)
+    for name in MODELLED_HERE:
+        assert two[name] < one[name], name  # each has one large product per chunk at least
+    assert pointwise_two < pointwise_one
+    # The copies stay on one thread: a path that copies more gains a smaller fraction.
+    assert two["shift"] / one["shift"] > two["row_gemm"] / one["row_gemm"]
