@@ -588,10 +588,10 @@ def run_child(threads: int, argv: list[str]) -> dict[str, Any]:
     """Run this script as a child with ``threads`` BLAS threads; return its JSON."""
     command = [sys.executable, __file__, "--child", "--threads", str(threads), *argv]
     environment = bench.child_environment(threads)
+    # The child's progress lines go straight to this process's stderr as they come.
     completed = subprocess.run(
-        command, env=environment, capture_output=True, text=True, check=False
+        command, env=environment, stdout=subprocess.PIPE, text=True, check=False
     )
-    sys.stderr.write(completed.stderr)
     if completed.returncode != 0:
         msg = f"calibration child failed with exit code {completed.returncode}"
         raise RuntimeError(msg)

@@ -1,13 +1,15 @@
 """The cost model's machine constants: how fast this kind of machine does each kind of work.
 
-Every constant says where it was measured. They are measured by
-``benchmarks/calibrate.py`` (run it, check its table of predicted against measured times,
-paste the assignments it prints over the ones below) on the benchmark machine (2-core AMD
-EPYC, OpenBLAS 0.3.31, NumPy 2.4) unless a comment says otherwise. Only their ratios matter
-for the choice, so a faster or slower machine shifts every prediction alike. The paths
-count their work (:class:`mimo_conv._paths.spec.Work`); :mod:`mimo_conv._engine.formulas`
-turns the counts into seconds with these rates (its :class:`~mimo_conv._engine.formulas.Rates`
-holds them, one field per constant).
+Every constant says where it was measured: by ``benchmarks/calibrate.py`` unless its comment
+says otherwise (run it, check its table of predicted against measured times, and paste the
+assignments it prints over the ones between the ``calibrate.py`` lines below), on the
+benchmark machine (2-core AMD EPYC, OpenBLAS 0.3.31, NumPy 2.4). The values below were
+measured on 2026-12-02 (one thread, the fastest of 5 interleaved rounds) on a heavily loaded
+machine (load average ~11 on 2 cores); the lead re-runs the script on a quiet one. Only
+their ratios matter for the choice, so a faster or slower machine shifts every prediction
+alike. The paths count their work (:class:`mimo_conv._paths.spec.Work`);
+:mod:`mimo_conv._engine.formulas` turns the counts into seconds with these rates (its
+:class:`~mimo_conv._engine.formulas.Rates` holds them, one field per constant).
 
 Rates are for one thread: :data:`BLAS_THREAD_EFFICIENCY` and :data:`NUMPY_THREAD_EFFICIENCY`
 say what each further thread adds.
@@ -30,18 +32,19 @@ from __future__ import annotations
 #: component type.
 BLAS_FLOPS_PER_SECOND: dict[tuple[str, int], float] = {
     ("f", 8): 40e9,
-    ("f", 4): 87e9,
+    ("f", 4): 89e9,
     ("c", 16): 40e9,
-    ("c", 8): 87e9,
+    ("c", 8): 89e9,
 }
 #: A product's rows ``m``, inner length ``k`` and columns ``n`` at which it runs at half
 #: the full rate, each alone (:func:`mimo_conv._engine.formulas.efficiency`): fitted by
 #: ``calibrate.py`` to a measured grid of thin products (m in 4..256, k in 9..2304, n in
-#: 8..3136), least squares on the logarithm of the time. Small: OpenBLAS keeps most of
-#: its rate down to a few rows (the products' fixed cost is :data:`SECONDS_PER_CALL`).
-HALF_SPEED_ROWS = 0.5
-HALF_SPEED_INNER = 1.4
-HALF_SPEED_COLUMNS = 0.5
+#: 8..3136), least squares on the logarithm of the time (2026-12-02: rms error 14%; rows
+#: and columns at the grid's floor, 0.125: OpenBLAS keeps its rate down to a few rows and
+#: columns once the product's fixed cost, :data:`SECONDS_PER_CALL`, is counted apart).
+HALF_SPEED_ROWS = 0.125
+HALF_SPEED_INNER = 2.8
+HALF_SPEED_COLUMNS = 0.125
 #: What each thread beyond the first adds to a large product's rate: measured by
 #: ``calibrate.py`` as the 2-thread rate over the 1-thread rate of the large products,
 #: minus 1. 0.8 is from a quiet machine (the same-size GEMM of ``bench_conv.py`` at 2
@@ -64,13 +67,13 @@ OBJECT_FLOPS_PER_SECOND = 30e6
 #: ``calibrate.py`` on the tap copy of the ResNet 3 x 3 layer (8 x 64 x 56 x 56 float32
 #: from its padded input; 6.4 MiB, within the last-level cache like a path's chunks), its
 #: rows' fixed cost (:data:`SECONDS_PER_RUN`) taken off.
-COPY_BYTES_PER_SECOND = 44e9
+COPY_BYTES_PER_SECOND = 33e9
 #: The same for a copy that reads every other element (a stride-2 window): measured by
 #: ``calibrate.py`` on ``dst[...] = src[..., ::2, ::2]`` of a (8, 64, 56, 56) float32 input.
-STRIDED_BYTES_PER_SECOND = 14e9
+STRIDED_BYTES_PER_SECOND = 13e9
 #: Fixed cost of each contiguous run (row) a copy or addition starts: measured by
 #: ``calibrate.py`` from two copies of the same bytes in rows of 8 and of 512 elements.
-SECONDS_PER_RUN = 4.5e-9
+SECONDS_PER_RUN = 4.4e-9
 #: What each thread beyond the first adds to NumPy-side work split over threads: measured
 #: 1.7x on two threads for the tap copies of issue 13's layers (a loaded machine).
 NUMPY_THREAD_EFFICIENCY = 0.7
@@ -81,15 +84,15 @@ SECONDS_PER_CALL = 1e-6
 #: Fixed cost of one sliding-window view (``window_view``: ``as_strided``'s Python-level
 #: checks and the transposed reshape's set-up), measured by ``calibrate.py`` on the
 #: textbook example's input.
-WINDOW_VIEW_SECONDS = 22e-6
+WINDOW_VIEW_SECONDS = 15e-6
 #: Fixed cost of each small product inside one batched ``np.matmul`` (NumPy loops over the
 #: batch axes in C), and the arithmetic rate of such small products: measured by
 #: ``calibrate.py`` from 1152 float32 products of (1, 5) @ (5, 9) and of (1, 25) @ (25, 9)
 #: (2026-12-01: 30 and 55 ns each, medians of 30 runs; 2026-12-02: 24 ns plus 14 GFLOP/s).
 #: Decides depthwise convolutions, whose groups make thousands of tiny products; a large
 #: product runs at BLAS's rate instead (:data:`BLAS_FLOPS_PER_SECOND`), whichever is faster.
-SECONDS_PER_PRODUCT = 24e-9
-SMALL_PRODUCT_FLOPS_PER_SECOND = 14e9
+SECONDS_PER_PRODUCT = 28e-9
+SMALL_PRODUCT_FLOPS_PER_SECOND = 16e9
 #: Fixed cost of one ``np.einsum`` call with an explicit path (parsing, tensordot's
 #: reshapes and transposes): measured by ``calibrate.py`` on the textbook example.
 EINSUM_CALL_SECONDS = 22e-6
@@ -105,6 +108,6 @@ EINSUM_LOOP_FLOPS_PER_SECOND = 0.46e9
 NUMPY_ELEMENTWISE_FLOPS_PER_SECOND = 1e9
 #: One Python-level iteration of the naive loop (slicing a window, multiplying, summing):
 #: measured by ``calibrate.py`` on a 3 x 3 kernel over a 10 x 10 input.
-NAIVE_SECONDS_PER_OUTPUT = 6.3e-6
+NAIVE_SECONDS_PER_OUTPUT = 7.4e-6
 
 # --- calibrate.py: end ---
