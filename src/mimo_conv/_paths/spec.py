@@ -48,6 +48,12 @@ class Work:
         Rows and inner length of one product: small ones run below BLAS's full rate.
     einsum_calls : int
         ``np.einsum`` calls (each parses its subscripts and plans its route).
+    python_iterations : int
+        Iterations of a Python loop (the naive path's windows).
+    elementwise : bool
+        The arithmetic is NumPy's elementwise multiply and sum, not a matrix product.
+    note : str
+        What the path does, for the printed table.
     product_columns : int
         Columns of one product (output positions it computes); 0 when not counted, taken
         as many (BLAS's full rate along that dimension).
@@ -63,12 +69,6 @@ class Work:
     numpy_threads : int
         Threads the NumPy-side work (copies, additions, elementwise arithmetic) is split
         over (1: the calling thread alone; BLAS threads its products by itself).
-    python_iterations : int
-        Iterations of a Python loop (the naive path's windows).
-    elementwise : bool
-        The arithmetic is NumPy's elementwise multiply and sum, not a matrix product.
-    note : str
-        What the path does, for the printed table.
     """
 
     bytes_moved: int
@@ -78,13 +78,13 @@ class Work:
     product_inner: int
     einsum_calls: int = 0
     python_iterations: int = 0
+    elementwise: bool = False
+    note: str = ""
     product_columns: int = 0
     strided_bytes: int = 0
     copy_runs: int = 0
     window_views: int = 0
     numpy_threads: int = 1
-    elementwise: bool = False
-    note: str = ""
 
 
 def always(geometry: ConvGeometry) -> str | None:
