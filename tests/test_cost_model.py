@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -10,12 +11,24 @@ import pytest
 from hypothesis import given, settings
 
 import mimo_conv as mc
+from mimo_conv._core.budget import Chunking
 from mimo_conv._core.dtypes import plan_dtypes
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._engine import constants
 from mimo_conv._engine import cost_model as model
+from mimo_conv._engine.formulas import (
+    MEASURED,
+    Rates,
+    blas_speedup,
+    efficiency,
+    flop_count,
+    numpy_seconds,
+    predict_seconds,
+)
 from mimo_conv._paths import registry
 from mimo_conv._paths.gemm import im2col_bytes_per_row
+from mimo_conv._paths.registry import PATH_SPECS
+from mimo_conv._paths.spec import Work
 from mimo_conv.testing import ConvProblem, conv_problems
 
 F32 = plan_dtypes(np.dtype(np.float32), np.dtype(np.float32))
@@ -50,6 +63,8 @@ def geometry(
 
 
 RESNET = geometry()
+#: The paths whose formulas this suite pins (depthwise's are tested with its path).
+MODELLED_HERE = ("gemm", "row_gemm", "shift", "einsum")
 POINTWISE = geometry(8, 256, 128, (28, 28), (1, 1), padding=0)
 
 
@@ -245,3 +260,119 @@ def test_the_book_example_in_int64_takes_gemm() -> None:
         padding=((0, 0),) * 2,
     )
     assert model.choose_method(book, I64) == "gemm"
+
+
+# The formulas term by term, with rates chosen so that one term decides: orderings that
+# hold on any machine, whatever the measured constants.
+
+BIG_PRODUCT = Work(0, 1, 1, 256, 2304, product_columns=784)
+SMALL_PRODUCT = Work(0, 1, 1, 16, 16, product_columns=16)
+
+
+def test_the_default_rates_are_the_constants_one_field_each() -> None:
+    # calibrate.py prints constants by name and builds Rates from them: the two must agree.
+    names = {name for name in vars(constants) if name.isupper()}
+    fields = {field.name.upper() for field in dataclasses.fields(Rates)}
+    assert fields == names
+    for field in dataclasses.fields(Rates):
+        assert getattr(MEASURED, field.name) == getattr(constants, field.name.upper())
+
+
+def test_a_second_thread_speeds_up_large_products_only() -> None:
+    rates = Rates(blas_thread_efficiency=0.8, blas_single_thread_work=262144)
+    flops = 2 * 256 * 2304 * 784
+    one = predict_seconds(BIG_PRODUCT, flops, F32, threads=1, rates=rates)
+    two = predict_seconds(BIG_PRODUCT, flops, F32, threads=2, rates=rates)
+    assert two < one
+    assert blas_speedup(BIG_PRODUCT, 2, rates) == pytest.approx(1.8)
+    # OpenBLAS runs a product of m * n * k <= 262144 on one thread.
+    assert blas_speedup(SMALL_PRODUCT, 2, rates) == 1.0
+    small_flops = 2 * 16**3
+    assert predict_seconds(SMALL_PRODUCT, small_flops, F32, threads=2, rates=rates) == (
+        predict_seconds(SMALL_PRODUCT, small_flops, F32, threads=1, rates=rates)
+    )
+    # NumPy's copies do not follow BLAS's threads; only a path that splits them gains.
+    copies = Work(10**8, 0, 0, 0, 0, copy_runs=10**5)
+    assert predict_seconds(copies, 0, F32, threads=2) == predict_seconds(copies, 0, F32, threads=1)
+    split = dataclasses.replace(copies, numpy_threads=2)
+    assert numpy_seconds(split) < numpy_seconds(copies)
+    # Integer products run NumPy's own loop: no gain from BLAS threads either.
+    assert predict_seconds(BIG_PRODUCT, flops, I64, threads=2) == (
+        predict_seconds(BIG_PRODUCT, flops, I64, threads=1)
+    )
+
+
+def test_strided_copies_and_short_rows_cost_more_than_contiguous_ones() -> None:
+    contiguous = Work(10**7, 0, 0, 0, 0)
+    strided = dataclasses.replace(contiguous, strided_bytes=10**7)
+    rows = dataclasses.replace(contiguous, copy_runs=10**5)
+    assert MEASURED.strided_bytes_per_second < MEASURED.copy_bytes_per_second
+    assert numpy_seconds(strided) > numpy_seconds(contiguous)
+    assert numpy_seconds(rows) == pytest.approx(
+        numpy_seconds(contiguous) + 10**5 * MEASURED.seconds_per_run
+    )
+
+
+def test_efficiency_grows_with_every_dimension_towards_the_full_rate() -> None:
+    previous = 0.0
+    for size in (1, 4, 16, 64, 256, 4096):
+        value = efficiency(F32, size, size, size)
+        assert previous < value < 1
+        previous = value
+    assert efficiency(F32, 4096, 4096, 4096) > 0.99
+    assert efficiency(F32, 64, 9, 3136) < efficiency(F32, 64, 576, 3136)  # a short inner length
+    assert efficiency(F32, 64, 64, 0) == efficiency(F32, 64, 64)  # columns not counted
+
+
+def test_the_window_copies_are_counted_in_rows_of_the_last_output_axis() -> None:
+    chunking = Chunking(8, 56)
+    gemm = PATH_SPECS["gemm"].work(RESNET, 4, chunking)
+    assert gemm.copy_runs == 9 * 8 * 64 * 56  # taps * images * channels * output rows
+    assert gemm.strided_bytes == 0
+    assert gemm.product_columns == 56 * 56
+    # row_gemm copies 3 of the 9 taps, over the 56 + 2 padded rows.
+    assert PATH_SPECS["row_gemm"].work(RESNET, 4, chunking).copy_runs == 3 * 8 * 64 * 58
+    # A stride on the last axis makes the window copies read element by element.
+    stride_2 = geometry(8, 64, 128, (56, 56), stride=2)
+    strided = PATH_SPECS["gemm"].work(stride_2, 4, Chunking(8, 28))
+    assert strided.strided_bytes == strided.bytes_moved > 0
+    # A 1-d row_gemm multiplies shifted views: nothing copied, no runs.
+    line = geometry(8, 64, 64, (1024,), (5,), padding=2)
+    assert PATH_SPECS["row_gemm"].work(line, 4, Chunking(8, 1024)).copy_runs == 0
+    # Window views are built by einsum and im2col only.
+    small = geometry(2, 3, 8, (9, 9))
+    views = {
+        name: spec.work(small, 8, Chunking(1, 9)).window_views for name, spec in PATH_SPECS.items()
+    }
+    assert views["einsum"] == views["im2col"] == 2
+    assert views["gemm"] == views["row_gemm"] == views["shift"] == 0
+
+
+def test_cheaper_copies_never_make_a_copying_path_slower() -> None:
+    # The prediction is monotone in each rate: faster copies lower every path's time,
+    # most for the path that copies most.
+    slow_copies = Rates(copy_bytes_per_second=1e9, strided_bytes_per_second=5e8)
+    fast_copies = Rates(copy_bytes_per_second=1e11, strided_bytes_per_second=5e10)
+    for name in ("gemm", "row_gemm", "shift", "einsum"):
+        work = PATH_SPECS[name].work(RESNET, 4, Chunking(8, 56))
+        flops = flop_count(RESNET, F32)
+        slow = predict_seconds(work, flops, F32, threads=1, rates=slow_copies)
+        fast = predict_seconds(work, flops, F32, threads=1, rates=fast_copies)
+        assert fast < slow
+
+
+def test_a_second_thread_never_slows_a_path_and_helps_the_large_products() -> None:
+    previous = mc.set_threads(1)
+    try:
+        one = {name: model.path_cost(name, RESNET, F32).seconds for name in MODELLED_HERE}
+        pointwise_one = model.path_cost("matmul", POINTWISE, F32).seconds
+        mc.set_threads(2)
+        two = {name: model.path_cost(name, RESNET, F32).seconds for name in MODELLED_HERE}
+        pointwise_two = model.path_cost("matmul", POINTWISE, F32).seconds
+    finally:
+        mc.set_threads(previous)
+    for name in MODELLED_HERE:
+        assert two[name] < one[name], name  # each has one large product per chunk at least
+    assert pointwise_two < pointwise_one
+    # The copies stay on one thread: a path that copies more gains a smaller fraction.
+    assert two["shift"] / one["shift"] > two["row_gemm"] / one["row_gemm"]

@@ -1,30 +1,60 @@
 """The cost model's machine constants: how fast this kind of machine does each kind of work.
 
-Every constant says where it was measured. They were measured on the benchmark machine
-(2-core AMD EPYC, OpenBLAS 0.3.31, NumPy 2.4; ``benchmarks/results/latest.md``) unless a
-comment says otherwise. Only their ratios matter for the choice, so a faster or slower
-machine shifts every prediction alike. The paths count their work
-(:class:`mimo_conv._paths.spec.Work`); :mod:`mimo_conv._engine.formulas` turns the counts
-into seconds with these rates.
+Every constant says where it was measured: by ``benchmarks/calibrate.py`` unless its comment
+says otherwise (run it, check its table of predicted against measured times, and paste the
+assignments it prints over the ones between the ``calibrate.py`` lines below), on the
+benchmark machine (2-core AMD EPYC, OpenBLAS 0.3.31, NumPy 2.4). The values below were
+measured on 2026-12-02 (one thread, the fastest of 5 interleaved rounds) on a heavily loaded
+machine (load average ~11 on 2 cores); the lead re-runs the script on a quiet one. Only
+their ratios matter for the choice, so a faster or slower machine shifts every prediction
+alike. The paths count their work (:class:`mimo_conv._paths.spec.Work`);
+:mod:`mimo_conv._engine.formulas` turns the counts into seconds with these rates (its
+:class:`~mimo_conv._engine.formulas.Rates` holds them, one field per constant).
+
+Rates are for one thread: :data:`BLAS_THREAD_EFFICIENCY` and :data:`NUMPY_THREAD_EFFICIENCY`
+say what each further thread adds.
 
 Examples
 --------
->>> COPY_BYTES_PER_SECOND
-5000000000.0
+>>> COPY_BYTES_PER_SECOND > STRIDED_BYTES_PER_SECOND
+True
 """
 
 from __future__ import annotations
 
-#: Sustained GEMM rate of OpenBLAS on large operands, FLOP/s, by compute dtype kind and
-#: itemsize. Measured by ``benchmarks/bench_conv.py`` (the same-size GEMM column) on the
-#: 2-core benchmark machine: ~70 GFLOP/s float64 and ~130 GFLOP/s float32 (AVX2 FMA, 2
-#: threads). Complex types run the real rate of their component type.
+# The values between the two "calibrate.py" lines are the ones benchmarks/calibrate.py
+# prints; the comments say what each measurement was.
+# --- calibrate.py: begin ---
+
+#: GEMM rate of OpenBLAS on one thread on a large product, FLOP/s, by compute dtype kind and
+#: itemsize: measured by ``calibrate.py`` as the best of (512, 512, 512), (256, 2304, 196)
+#: and (64, 576, 3136) products (AVX2 FMA). Complex types run the real rate of their
+#: component type.
 BLAS_FLOPS_PER_SECOND: dict[tuple[str, int], float] = {
-    ("f", 8): 70e9,
-    ("f", 4): 130e9,
-    ("c", 16): 70e9,
-    ("c", 8): 130e9,
+    ("f", 8): 40e9,
+    ("f", 4): 89e9,
+    ("c", 16): 40e9,
+    ("c", 8): 89e9,
 }
+#: A product's rows ``m``, inner length ``k`` and columns ``n`` at which it runs at half
+#: the full rate, each alone (:func:`mimo_conv._engine.formulas.efficiency`): fitted by
+#: ``calibrate.py`` to a measured grid of thin products (m in 4..256, k in 9..2304, n in
+#: 8..3136), least squares on the logarithm of the time (2026-12-02: rms error 14%; rows
+#: and columns at the grid's floor, 0.125: OpenBLAS keeps its rate down to a few rows and
+#: columns once the product's fixed cost, :data:`SECONDS_PER_CALL`, is counted apart).
+HALF_SPEED_ROWS = 0.125
+HALF_SPEED_INNER = 2.8
+HALF_SPEED_COLUMNS = 0.125
+#: What each thread beyond the first adds to a large product's rate: measured by
+#: ``calibrate.py`` as the 2-thread rate over the 1-thread rate of the large products,
+#: minus 1. 0.8 is from a quiet machine (the same-size GEMM of ``bench_conv.py`` at 2
+#: threads, ~70 GFLOP/s float64, against ~40 on one); on the loaded machine of
+#: 2026-12-02 a second thread measured no gain at all, which ``calibrate.py`` flags.
+BLAS_THREAD_EFFICIENCY = 0.8
+#: ``m * n * k`` up to which OpenBLAS runs a product on one thread: its rule (65536 times
+#: ``GEMM_MULTITHREAD_THRESHOLD``, 4 by default), measured by ``calibrate.py`` as no
+#: 2-thread gain on a (16, 150, 100) product.
+BLAS_SINGLE_THREAD_WORK = 262144
 #: NumPy's own integer matrix product (no BLAS): measured ~1-2 GFLOP/s for int64 on the
 #: same machine (a 256 x 256 int64 matmul; 1.9 GFLOP/s for (64, 576) @ (576, 3136) on
 #: 2026-12-01, a loaded machine).
@@ -33,36 +63,51 @@ INTEGER_FLOPS_PER_SECOND = 1e9
 #: small Python ints in an object matmul; fractions are slower, but every path does the
 #: same object operations, so only the other terms decide between paths.
 OBJECT_FLOPS_PER_SECOND = 30e6
-#: GEMM dimension at which OpenBLAS reaches half its sustained rate. Issue 6 measured
-#: OpenBLAS weak when ``C_out <= 64``; 16 reproduces the measured ordering of one large
-#: product (``"gemm"``, inner dimension ``C_in * taps``) versus one product per tap
-#: (``"shift"``, inner dimension ``C_in``) on the benchmark suite.
-HALF_SPEED_DIMENSION = 16
-#: Single-threaded NumPy copy/add bandwidth, bytes read plus written per second: ~5 GB/s
-#: measured for the strided tap copies of the ResNet 3x3 layer (8 x 64 x 56 x 56 float32).
-COPY_BYTES_PER_SECOND = 5e9
-#: Fixed cost of one NumPy call made from Python (a copy, a matmul, an add): ~1.5 us measured
-#: with ``timeit`` on a 1-element array.
-SECONDS_PER_CALL = 1.5e-6
+#: Single-threaded NumPy copy bandwidth, bytes read plus written per second: measured by
+#: ``calibrate.py`` on the tap copy of the ResNet 3 x 3 layer (8 x 64 x 56 x 56 float32
+#: from its padded input; 6.4 MiB, within the last-level cache like a path's chunks), its
+#: rows' fixed cost (:data:`SECONDS_PER_RUN`) taken off.
+COPY_BYTES_PER_SECOND = 33e9
+#: The same for a copy that reads every other element (a stride-2 window): measured by
+#: ``calibrate.py`` on ``dst[...] = src[..., ::2, ::2]`` of a (8, 64, 56, 56) float32 input.
+STRIDED_BYTES_PER_SECOND = 13e9
+#: Fixed cost of each contiguous run (row) a copy or addition starts: measured by
+#: ``calibrate.py`` from two copies of the same bytes in rows of 8 and of 512 elements.
+SECONDS_PER_RUN = 4.4e-9
+#: What each thread beyond the first adds to NumPy-side work split over threads: measured
+#: 1.7x on two threads for the tap copies of issue 13's layers (a loaded machine).
+NUMPY_THREAD_EFFICIENCY = 0.7
+#: Fixed cost of one NumPy call made from a path's Python loop (indexing, a copy, a
+#: matmul): measured by ``calibrate.py`` on tap copies and products of 1-element arrays
+#: (the median of the two).
+SECONDS_PER_CALL = 1e-6
+#: Fixed cost of one sliding-window view (``window_view``: ``as_strided``'s Python-level
+#: checks and the transposed reshape's set-up), measured by ``calibrate.py`` on the
+#: textbook example's input.
+WINDOW_VIEW_SECONDS = 15e-6
 #: Fixed cost of each small product inside one batched ``np.matmul`` (NumPy loops over the
-#: batch axes in C), and the arithmetic rate of such small products: 1152 float32 products
-#: of (1, 5) @ (5, 9) took 30 ns each and of (1, 25) @ (25, 9) 55 ns each (medians of 30
-#: runs, 2026-12-01, a loaded machine): 25 ns plus 14 GFLOP/s. Decides depthwise
-#: convolutions, whose groups make thousands of tiny products; a large product runs at
-#: BLAS's rate instead (:data:`BLAS_FLOPS_PER_SECOND`), whichever is faster.
-SECONDS_PER_PRODUCT = 25e-9
-SMALL_PRODUCT_FLOPS_PER_SECOND = 14e9
+#: batch axes in C), and the arithmetic rate of such small products: measured by
+#: ``calibrate.py`` from 1152 float32 products of (1, 5) @ (5, 9) and of (1, 25) @ (25, 9)
+#: (2026-12-01: 30 and 55 ns each, medians of 30 runs; 2026-12-02: 24 ns plus 14 GFLOP/s).
+#: Decides depthwise convolutions, whose groups make thousands of tiny products; a large
+#: product runs at BLAS's rate instead (:data:`BLAS_FLOPS_PER_SECOND`), whichever is faster.
+SECONDS_PER_PRODUCT = 28e-9
+SMALL_PRODUCT_FLOPS_PER_SECOND = 16e9
 #: Fixed cost of one ``np.einsum`` call with an explicit path (parsing, tensordot's
-#: reshapes and transposes): ~20 us measured on the textbook example.
-EINSUM_CALL_SECONDS = 20e-6
+#: reshapes and transposes): measured by ``calibrate.py`` on the textbook example.
+EINSUM_CALL_SECONDS = 22e-6
 #: NumPy's own einsum loop, used when the contraction keeps a batch axis (groups > 1) that
 #: tensordot cannot take: 0.46 GFLOP/s measured for the depthwise
-#: ``"ngcABij,gocij->ngoAB"`` of 2 x 576 channels, 3 x 3 outputs, 5 x 5 taps, float32
-#: (median of 15 runs, 2026-12-01).
+#: ``"ngcABij,gocij->ngoAB"`` of 2 x 576 channels, 3 x 3 outputs, 5 x 5 taps, float32, on
+#: the window view of the padded input (median of 15 runs, 2026-12-01).
 EINSUM_LOOP_FLOPS_PER_SECOND = 0.46e9
-#: NumPy's single-threaded elementwise multiply-and-sum (the naive path's arithmetic): ~1
-#: GFLOP/s measured for float64 ``(a * b).sum()`` on 10**5 elements.
+#: NumPy's single-threaded elementwise multiply-and-sum (the naive path's arithmetic, the
+#: depthwise path's passes): ~1 GFLOP/s measured for float64 ``(a * b).sum()`` on 10**5
+#: elements (2026-12-01; ``calibrate.py`` measured 4 GFLOP/s as the fastest of 7 rounds on
+#: 2026-12-02, left for the lead's quiet-machine run since it moves the depthwise choices).
 NUMPY_ELEMENTWISE_FLOPS_PER_SECOND = 1e9
 #: One Python-level iteration of the naive loop (slicing a window, multiplying, summing):
-#: ~10 us measured on a 3 x 3 kernel.
-NAIVE_SECONDS_PER_OUTPUT = 10e-6
+#: measured by ``calibrate.py`` on a 3 x 3 kernel over a 10 x 10 input.
+NAIVE_SECONDS_PER_OUTPUT = 7.4e-6
+
+# --- calibrate.py: end ---

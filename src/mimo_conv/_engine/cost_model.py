@@ -68,7 +68,10 @@ def choose_method(geometry: ConvGeometry, plan: DtypePlan, budget: int | None = 
     The fastest path by the cost model among those that can run within the memory budget:
     ``"matmul"`` for a 1 x 1 kernel, ``"gemm"`` or ``"row_gemm"`` for most other float
     kernels (whichever copies less for its BLAS time), ``"shift"`` when an im2col buffer
-    would not fit, ``"naive"`` only when nothing else fits.
+    would not fit, ``"naive"`` only when nothing else fits. The choice depends on the
+    thread count (:func:`mimo_conv.get_threads`): BLAS runs a large product on every
+    thread, while NumPy's copies run on one unless the path splits them, so more threads
+    favour the paths that copy less.
 
     Examples
     --------
@@ -213,7 +216,7 @@ def explain_method(
     'row_gemm'
     >>> print(choice)  # doctest: +SKIP
     method='auto' for x (8, 64, 56, 56) * weight (64, 64, 3, 3), groups=1, ...
-    compute dtype float32, memory budget 256.0 MiB
+    compute dtype float32, memory budget 256.0 MiB, 1 thread(s)
     <BLANKLINE>
       path          FLOP      moved   calls  workspace   predicted  note
       naive     1.85e+09      0 B       0     13.6 MiB      17.9 s  Python loops

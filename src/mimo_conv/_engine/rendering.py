@@ -17,6 +17,7 @@ from mimo_conv._core.dtypes import DtypePlan
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.layouts import CHANNELS_LAST, MemoryOrders
 from mimo_conv._core.memory import format_bytes
+from mimo_conv._core.workers import get_threads
 
 
 class _Row(Protocol):
@@ -84,13 +85,16 @@ def format_seconds(seconds: float) -> str:
 def render_plan(plan: _Plan) -> str:
     """Render the plan as a table: one line per path, the chosen one marked ``*``.
 
+    The header names the thread count the predictions assume (:func:`mimo_conv.get_threads`,
+    which the plan was made under: plans are cached per thread count).
+
     Examples
     --------
     >>> import numpy as np
     >>> import mimo_conv as mc
     >>> print(mc.explain_method(np.ones((1, 1, 3)), np.ones((1, 1, 2))))  # doctest: +ELLIPSIS
     method='auto' for x (1, 1, 3) * weight (1, 1, 2), groups=1, ...
-    compute dtype float64, memory budget 256.0 MiB
+    compute dtype float64, memory budget 256.0 MiB, ... thread(s)
     <BLANKLINE>
       path          FLOP      moved   calls  workspace   predicted  note
     ...
@@ -104,7 +108,10 @@ def render_plan(plan: _Plan) -> str:
             f"groups={g.groups}, stride={g.stride}, dilation={g.dilation}, "
             f"padding={g.padding} -> {(g.batch_size, g.out_channels, *g.output_shape)}"
         ),
-        f"compute dtype {plan.plan.compute}, memory budget {format_bytes(plan.budget)}",
+        (
+            f"compute dtype {plan.plan.compute}, memory budget {format_bytes(plan.budget)}, "
+            f"{get_threads()} thread(s)"
+        ),
     ]
     if plan.layouts.result == CHANNELS_LAST:
         given = "channels last" if plan.layouts.input_channels_last else "not channels last"

@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from mimo_conv._core.budget import Chunking, chunks
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.windows import window_view
+from mimo_conv._paths.gemm import reads_strided, window_copy_runs
 from mimo_conv._paths.spec import PathSpec, Work
 
 #: Letters naming output positions, one per spatial axis.
@@ -179,13 +180,20 @@ def einsum_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Wo
     taps = math.prod(g.kernel_shape)
     positions = g.batch_size * math.prod(g.output_shape)
     count = chunking.count(g.batch_size, g.output_shape[0])
+    windows = 2 * positions * g.in_channels * taps * itemsize
     return Work(
-        bytes_moved=2 * positions * (g.in_channels * taps + g.out_channels) * itemsize,
+        bytes_moved=windows + 2 * positions * g.out_channels * itemsize,
         calls=count,
         products=count,
         product_rows=g.out_channels_per_group,
         product_inner=g.in_channels_per_group * taps,
+        product_columns=min(chunking.images, max(1, g.batch_size))
+        * min(chunking.rows, max(1, g.output_shape[0]))
+        * math.prod(g.output_shape[1:]),
+        strided_bytes=windows if reads_strided(g) else 0,
+        copy_runs=window_copy_runs(g),
         einsum_calls=count,
+        window_views=-(-max(1, g.batch_size) // max(1, chunking.images)),
         elementwise=g.groups > 1,
         note="tensordot" if g.groups == 1 else "einsum loop (groups: no BLAS)",
     )

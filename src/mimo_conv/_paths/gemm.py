@@ -187,8 +187,47 @@ def _gather_index(geometry: ConvGeometry) -> NDArray[np.intp] | None:
     return index.reshape(-1)
 
 
+def window_copy_runs(geometry: ConvGeometry) -> int:
+    """Contiguous runs of copying every tap's window of every image once: one per output row.
+
+    A tap's window over one channel is ``prod(output_shape[:-1])`` rows of
+    ``output_shape[-1]`` elements (the last axis is the run).
+
+    Examples
+    --------
+    >>> g = ConvGeometry(
+    ...     batch_size=8, in_channels=64, out_channels=64, groups=1, input_shape=(56, 56),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
+    ... )
+    >>> window_copy_runs(g)  # 9 taps * 8 images * 64 channels * 56 rows
+    258048
+    """
+    g = geometry
+    rows = math.prod(g.output_shape[:-1])
+    return math.prod(g.kernel_shape) * g.batch_size * g.in_channels * rows
+
+
+def reads_strided(geometry: ConvGeometry) -> bool:
+    """Whether a window copy reads its rows element by element (a stride on the last axis).
+
+    Examples
+    --------
+    >>> reads_strided(ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(8, 8),
+    ...     kernel_shape=(3, 3), stride=(2, 2), dilation=(1, 1), padding=((1, 1), (1, 1)),
+    ... ))
+    True
+    """
+    return geometry.stride[-1] > 1
+
+
 def gemm_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Work:
     """Count the work: one copy per tap (or one gather) and one product per chunk.
+
+    Each tap's copy moves ``prod(output_shape)`` elements per image and channel in rows of
+    the last output axis (:func:`window_copy_runs`), read with the stride of that axis; a
+    small image is one gather of scattered elements instead (counted as strided). Each
+    product is ``(C_out/groups, K) @ (K, chunk positions)``.
 
     Examples
     --------
@@ -199,19 +238,27 @@ def gemm_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Work
     >>> work = gemm_work(g, 4, Chunking(1, 56))
     >>> work.calls  # per image: 9 tap copies, one product, one reshape
     88
+    >>> work.product_columns  # one image's 56 * 56 positions per product
+    3136
     """
     g = geometry
     taps = math.prod(g.kernel_shape)
     positions = g.batch_size * math.prod(g.output_shape)
     count = chunking.count(g.batch_size, g.output_shape[0])
     whole_rows = chunking.rows >= g.output_shape[0]
-    per_chunk = 3 if whole_rows and gathers(g) else taps + 2
+    gathered = whole_rows and gathers(g)
+    per_chunk = 3 if gathered else taps + 2
+    moved = 2 * positions * g.in_channels * taps * itemsize
+    rows = min(chunking.rows, max(1, g.output_shape[0]))
     return Work(
-        bytes_moved=2 * positions * g.in_channels * taps * itemsize,
+        bytes_moved=moved,
         calls=count * per_chunk,
         products=count * g.groups,
         product_rows=g.out_channels_per_group,
         product_inner=g.terms_per_output,
+        product_columns=rows * math.prod(g.output_shape[1:]),
+        strided_bytes=moved if gathered or reads_strided(g) else 0,
+        copy_runs=0 if gathered else window_copy_runs(g),
         note="im2col + GEMM",
     )
 

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from mimo_conv._core.budget import Chunking, chunks
 from mimo_conv._core.columns import unfold_padded
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._paths.gemm import reads_strided, window_copy_runs
 from mimo_conv._paths.spec import PathSpec, Work
 
 
@@ -133,12 +134,17 @@ def im2col_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Wo
     taps = math.prod(g.kernel_shape)
     positions = g.batch_size * math.prod(g.output_shape)
     count = chunking.count(g.batch_size, 1)
+    columns = 2 * positions * g.in_channels * taps * itemsize
     return Work(
-        bytes_moved=2 * positions * (g.in_channels * taps + g.out_channels) * itemsize,
+        bytes_moved=columns + 2 * positions * g.out_channels * itemsize,
         calls=3 * count,
         products=count * g.groups,
         product_rows=g.out_channels_per_group,
         product_inner=g.terms_per_output,
+        product_columns=math.prod(g.output_shape),
+        strided_bytes=columns if reads_strided(g) else 0,
+        copy_runs=window_copy_runs(g),
+        window_views=count,
         note="unfold + GEMM per image chunk",
     )
 

@@ -137,12 +137,16 @@ def matmul_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Wo
     strided = any(step > 1 for step in g.stride)
     positions = g.batch_size * math.prod(g.output_shape)
     count = chunking.count(g.batch_size, 1)
+    copied = 2 * positions * g.in_channels * itemsize if strided else 0
     return Work(
-        bytes_moved=2 * positions * g.in_channels * itemsize if strided else 0,
+        bytes_moved=copied,
         calls=2 * count,
         products=count * g.groups,
         product_rows=g.out_channels_per_group,
         product_inner=g.in_channels_per_group,
+        product_columns=math.prod(g.output_shape),
+        strided_bytes=copied if g.stride[-1] > 1 else 0,
+        copy_runs=g.batch_size * g.in_channels * math.prod(g.output_shape[:-1]) if strided else 0,
         note="one GEMM per image chunk",
     )
 

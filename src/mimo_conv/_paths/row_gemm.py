@@ -35,7 +35,12 @@ from numpy.typing import NDArray
 
 from mimo_conv._core.budget import Chunking, chunks
 from mimo_conv._core.geometry import ConvGeometry
-from mimo_conv._paths.gemm import correlate_gemm, gemm_work, im2col_bytes_per_row
+from mimo_conv._paths.gemm import (
+    correlate_gemm,
+    gemm_work,
+    im2col_bytes_per_row,
+    reads_strided,
+)
 from mimo_conv._paths.spec import PathSpec, Work
 
 
@@ -205,17 +210,24 @@ def row_gemm_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> 
     positions = g.batch_size * math.prod(output_shape)
     row_ranges = -(-max(1, rows) // chunking.rows)
     # Copies of the later taps over every padded row, each row range with its halo (none
-    # in 1-d); then per extra first-axis tap one output-sized addition (2 reads, 1 write).
+    # in 1-d), in rows of the last output axis; then per extra first-axis tap one
+    # output-sized addition (2 reads, 1 write).
     copied_rows = row_ranges * halo + rows
-    moved = 2 * g.batch_size * copied_rows * math.prod(output_shape[1:]) * itemsize
-    moved *= g.in_channels * rest if g.spatial_dims > 1 else 0
-    moved += 3 * (first - 1) * positions * g.out_channels * itemsize
+    copies = g.batch_size * copied_rows * math.prod(output_shape[1:])
+    copies *= g.in_channels * rest if g.spatial_dims > 1 else 0
+    inner_rows = math.prod(output_shape[1:-1])
+    runs = g.batch_size * g.in_channels * rest * copied_rows * inner_rows
+    moved = 2 * copies * itemsize
+    additions = 3 * (first - 1) * positions * g.out_channels * itemsize
     return Work(
-        bytes_moved=moved,
+        bytes_moved=moved + additions,
         calls=count * (rest + 2 * first),
         products=count * first * g.groups,
         product_rows=g.out_channels_per_group,
         product_inner=g.in_channels_per_group * rest,
+        product_columns=min(chunking.rows, max(1, rows)) * math.prod(output_shape[1:]),
+        strided_bytes=moved if reads_strided(g) else 0,
+        copy_runs=runs if g.spatial_dims > 1 else 0,
         note="im2col of later taps + GEMM per row tap",
     )
 

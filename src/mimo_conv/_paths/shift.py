@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from mimo_conv._core.budget import Chunking, chunks
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.windows import tap_slices
+from mimo_conv._paths.gemm import reads_strided, window_copy_runs
 from mimo_conv._paths.spec import PathSpec, Work
 
 
@@ -138,13 +139,19 @@ def shift_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Wor
     taps = math.prod(g.kernel_shape)
     positions = g.batch_size * math.prod(g.output_shape)
     count = chunking.count(g.batch_size, g.output_shape[0])
-    # Per tap: copy the shifted input (read + write), add the product (2 reads, 1 write).
+    # Per tap: copy the shifted input (read + write), in rows of the last output axis; add
+    # the product (2 reads, 1 write), one contiguous run per image chunk and channel.
+    copies = 2 * taps * positions * g.in_channels * itemsize
     return Work(
-        bytes_moved=taps * positions * (2 * g.in_channels + 3 * g.out_channels) * itemsize,
+        bytes_moved=copies + 3 * taps * positions * g.out_channels * itemsize,
         calls=count * 3 * taps,
         products=count * taps * g.groups,
         product_rows=g.out_channels_per_group,
         product_inner=g.in_channels_per_group,
+        product_columns=min(chunking.rows, max(1, g.output_shape[0]))
+        * math.prod(g.output_shape[1:]),
+        strided_bytes=copies if reads_strided(g) else 0,
+        copy_runs=window_copy_runs(g),
         note="GEMM per tap",
     )
 

@@ -55,6 +55,21 @@ class Work:
         The arithmetic is NumPy's elementwise multiply and sum, not a matrix product.
     note : str
         What the path does, for the printed table.
+    product_columns : int
+        Columns of one product (output positions it computes); 0 when not counted, taken
+        as many (BLAS's full rate along that dimension).
+    strided_bytes : int
+        The part of ``bytes_moved`` read element by element with a stride (a strided
+        convolution's windows), slower than contiguous runs.
+    copy_runs : int
+        Contiguous runs the copies and additions start (one per copied row): each costs a
+        fixed time, which decides copies of short rows.
+    window_views : int
+        Sliding-window views built (:func:`mimo_conv._core.windows.window_view`): each
+        costs NumPy's Python-level stride bookkeeping, about as much as several calls.
+    numpy_threads : int
+        Threads the NumPy-side work (copies, additions, elementwise arithmetic) is split
+        over (1: the calling thread alone; BLAS threads its products by itself).
     """
 
     bytes_moved: int
@@ -66,6 +81,11 @@ class Work:
     python_iterations: int = 0
     elementwise: bool = False
     note: str = ""
+    product_columns: int = 0
+    strided_bytes: int = 0
+    copy_runs: int = 0
+    window_views: int = 0
+    numpy_threads: int = 1
 
 
 def always(geometry: ConvGeometry) -> str | None:
