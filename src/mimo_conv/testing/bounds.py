@@ -32,7 +32,7 @@ operation on ``|a|``, ``|b|`` and ones (:class:`Magnitudes`), inflated for their
 rounding (the ``slack``), so composing the bound for another precision (the diagnosis
 tries every preset) costs only elementwise arithmetic (:func:`compose`).
 
-Complex inputs (the default precision only): each part is a real sum of ``2n`` terms of
+Complex inputs (in any model): each part is a real sum of ``2n`` terms of
 total magnitude at most ``P``, so the modulus of the error is at most ``sqrt(2)`` times the
 real bound for ``2n`` terms. Exact arithmetic (integers, Python ints and fractions in
 object arrays) has bound 0.

@@ -195,8 +195,10 @@ def _within_at_a_glance(actual: Any, exact: Exact | None, limit: NDArray[np.floa
     """Whether every element is surely within the bound, from ``|actual - hi|`` alone.
 
     ``|actual - (hi + lo)| <= |actual - hi| + |lo|`` and the rounded ``|actual - hi|`` is
-    at most ``(1 + u)`` times too small, so ``fl(|actual - hi|) (1 + 2u) + |lo| <= limit``
-    proves the element is within the bound (and the precise comparison would accept it).
+    at most ``1 + 2u`` times too small; with ``(1 + 4u)`` instead of ``(1 + 2u)`` the two
+    roundings of the test itself are covered too, so ``fl(|actual - hi|) (1 + 4u) + |lo|
+    <= limit`` shows the element within ``limit (1 + 2u)``, which the precise comparison
+    would accept.
     Non-finite results and real results of complex references are left to that comparison.
     """
     result = np.asarray(actual)
@@ -206,7 +208,7 @@ def _within_at_a_glance(actual: Any, exact: Exact | None, limit: NDArray[np.floa
     with np.errstate(invalid="ignore", over="ignore"):
         gap = np.subtract(values, exact.hi)
         np.abs(gap, out=gap)
-        gap *= 1 + 2 * _U64
+        gap *= 1 + 4 * _U64
         gap += np.abs(exact.lo)
         return bool(np.all(gap <= limit))
 
