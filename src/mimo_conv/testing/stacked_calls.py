@@ -40,17 +40,25 @@ _STACKABLE = ("conv", "conv_transpose")
 def run_pairs(
     call: OpCall, pairs: list[tuple[NDArray[Any], NDArray[Any] | None]]
 ) -> list[NDArray[np.float64]]:
-    """Return ``call.run(a, b, None)`` for each pair ``(a, b)``, in float64.
+    """Return ``call.run(a, b, None)`` for each pair ``(a, b)``, computed in float64.
 
-    A ``b`` of None stands for the call's own right operand (for the bilinear operations).
+    The operands are converted to float64 first (the oracle's exactness arguments are about
+    float64 arithmetic). A ``b`` of None stands for the call's own right operand (for the
+    bilinear operations).
     """
     right = call.right
-    filled = [(a, right if b is None else b) for a, b in pairs]
+    # Computed in float64, whatever the operands' dtypes.
+    filled = [(np.asarray(a, dtype=np.float64), _wide(right if b is None else b)) for a, b in pairs]
     if not filled:
         return []
     if len(filled) > 1 and stackable(call, len(filled)):
         return _stacked(call, filled)
     return [np.asarray(call.run(a, b, None), dtype=np.float64) for a, b in filled]
+
+
+def _wide(array: NDArray[Any] | None) -> NDArray[Any] | None:
+    """Return the operand in float64 (exact for floats to float64, integers to 2**53)."""
+    return None if array is None else np.asarray(array, dtype=np.float64)
 
 
 def stackable(call: OpCall, count: int) -> bool:
@@ -78,10 +86,8 @@ def _stacked(
     channel_axis = call.left.ndim - spatial - 1
     groups = int(call.options.get("groups", 1))
     options = dict(call.options)
-    options[left_name] = np.concatenate(
-        [np.asarray(a, dtype=np.float64) for a, _ in pairs], axis=channel_axis
-    )
-    options[right_name] = np.concatenate([np.asarray(b, dtype=np.float64) for _, b in pairs])
+    options[left_name] = np.concatenate([a for a, _ in pairs], axis=channel_axis)
+    options[right_name] = np.concatenate([b for _, b in pairs])
     if bias_name is not None:
         options[bias_name] = None  # the oracle adds the bias itself
     options["groups"] = groups * len(pairs)
