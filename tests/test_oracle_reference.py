@@ -143,3 +143,17 @@ def test_a_conv_too_large_to_stack_is_referenced_in_float64() -> None:
     assert oracle.exact is not None
     assert oracle.exact.method == "float64"
     _assert_within(oracle.exact, fraction_exact(oracle.call)[0])
+
+
+@pytest.mark.parametrize("out_channels", [1, 7])
+def test_terms_are_counted_in_any_layout(out_channels: int) -> None:
+    # HWIO weights: prod(shape[1:]) is not the terms per output; the count must not use it.
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 5, 5, 2)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 2, out_channels)).astype(np.float32)
+    options: dict[str, Any] = {"layout": "NHWC", "weight_layout": "HWIO"}
+    oracle = oracle_for("conv", (x, w), options)
+    assert oracle.n == 3 * 3 * 2
+    canonical = oracle_for("conv", (x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1)), {})
+    np.testing.assert_array_equal(oracle.bound, np.moveaxis(canonical.bound, 1, -1))
+    oracle.check(mc.conv(x, w, **options))

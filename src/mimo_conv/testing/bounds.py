@@ -400,13 +400,15 @@ def magnitudes(
         right_max = float(np.max(right, initial=0.0)) if right is not None else 1.0
         shapes = (left.shape, None if right is None else right.shape)
     uniform = None
+    # The shortcuts read the canonical axis order (channels first, kernels O I *k).
+    canonical = call.options.get("layout") is None and call.options.get("weight_layout") is None
     if count is not None:
         count = np.asarray(count, dtype=np.float64)
-    elif call.op == "conv" and shapes[1] is not None:
+    elif call.op == "conv" and shapes[1] is not None and canonical:
         # Every output of a forward conv has C_in / groups * prod(kernel) terms (padded
         # positions hold zeros or copies): no call needed.
         uniform = float(math.prod(shapes[1][1:]))
-    elif call.op in ("conv_weight", "conv_bias"):
+    elif call.op in ("conv_weight", "conv_bias") and canonical:
         # One term per image and output position, for every tap (or bias) alike.
         grads = shapes[1] if call.op == "conv_weight" else shapes[0]
         assert grads is not None

@@ -303,7 +303,7 @@ def _exact_real(
 
 def _terms_at_most(call: OpCall) -> int | None:
     """Return an upper bound on the terms of an output without a call (None: needs one)."""
-    if call.right is None:
+    if call.right is None or call.options.get("weight_layout") is not None:
         return None
     if call.op == "conv":
         return int(math.prod(call.right.shape[1:]))
