@@ -5,9 +5,10 @@
 
 Rows: the float32 layer (2,16,32,32)x(16,16,3,3) with padding 1 (the issue's goal: within
 10x), its input and weight gradients, a bfloat16-model check of the same layer, and the
-median and 90th percentile over generated problems (goal: within 5x), with how often the
-exact reference needed fractions instead of the Ozaki scheme. Each ratio is measured in one
-run: both sides timed back to back, best of a few calls.
+median and 90th percentile over generated problems (goal: within 5x), for all of them and
+per dtype, with how often each exact reference was used (one float64 call, the Ozaki scheme,
+fractions). Each ratio is measured in one run, the two sides interleaved (check, conv,
+check, conv, ...) and the medians compared, so that a loaded machine slows both alike.
 """
 
 from __future__ import annotations
@@ -25,13 +26,18 @@ from mimo_conv import testing
 from mimo_conv.testing.oracle import oracle_for
 
 
-def best(function: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def interleaved(
+    check: Callable[[], Any], conv: Callable[[], Any], rounds: int
+) -> tuple[float, float]:
+    """Median times of ``check`` and ``conv``, run alternately ``rounds`` times each."""
+    checks: list[float] = []
+    convs: list[float] = []
+    for _ in range(rounds):
+        for function, times in ((check, checks), (conv, convs)):
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
+    return statistics.median(checks), statistics.median(convs)
 
 
 def layer_rows(
@@ -46,49 +52,38 @@ def layer_rows(
     gx = mc.grad.conv_input(x.shape, w, g, padding=1)
     gw = mc.grad.conv_weight(x, w.shape, g, padding=1)
     shape = f"({batch},{channels},{side},{side})x({channels},{channels},3,3)"
-    rows = []
-    rows.append(
+    cases: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
         (
             f"conv {shape} float32",
-            best(lambda: testing.assert_close(out, "conv", x, w, padding=1), repeats),
-            best(lambda: mc.conv(x64, w64, padding=1), repeats),
-        )
-    )
-    rows.append(
+            lambda: testing.assert_close(out, "conv", x, w, padding=1),
+            lambda: mc.conv(x64, w64, padding=1),
+        ),
         (
             f"conv {shape} bfloat16 model",
-            best(
-                lambda: testing.assert_close(
-                    out, "conv", x, w, padding=1, precision="bfloat16-float32-out"
-                ),
-                repeats,
+            lambda: testing.assert_close(
+                out, "conv", x, w, padding=1, precision="bfloat16-float32-out"
             ),
-            best(lambda: mc.conv(x64, w64, padding=1), repeats),
-        )
-    )
-    rows.append(
+            lambda: mc.conv(x64, w64, padding=1),
+        ),
         (
             f"conv_input {shape} float32",
-            best(lambda: testing.assert_close(gx, "conv_input", x.shape, w, g, padding=1), repeats),
-            best(lambda: mc.grad.conv_input(x.shape, w64, g64, padding=1), repeats),
-        )
-    )
-    rows.append(
+            lambda: testing.assert_close(gx, "conv_input", x.shape, w, g, padding=1),
+            lambda: mc.grad.conv_input(x.shape, w64, g64, padding=1),
+        ),
         (
             f"conv_weight {shape} float32",
-            best(
-                lambda: testing.assert_close(gw, "conv_weight", x, w.shape, g, padding=1), repeats
-            ),
-            best(lambda: mc.grad.conv_weight(x64, w.shape, g64, padding=1), repeats),
-        )
-    )
-    return rows
+            lambda: testing.assert_close(gw, "conv_weight", x, w.shape, g, padding=1),
+            lambda: mc.grad.conv_weight(x64, w.shape, g64, padding=1),
+        ),
+    ]
+    return [(name, *interleaved(check, conv, repeats)) for name, check, conv in cases]
 
 
-def generated_ratios(count: int, repeats: int) -> tuple[list[float], dict[str, int]]:
+def generated_ratios(count: int, repeats: int) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Per dtype, the ratio of ``assert_conv_close`` over ``mc.conv`` in float64 per problem."""
     from hypothesis import given, settings  # noqa: PLC0415
 
-    ratios: list[float] = []
+    ratios: dict[str, list[float]] = {}
     methods: dict[str, int] = {}
 
     @settings(max_examples=count, deadline=None, database=None, derandomize=True)
@@ -98,9 +93,12 @@ def generated_ratios(count: int, repeats: int) -> tuple[list[float], dict[str, i
         args64: list[Any] = [None if a is None else a.astype(kind) for a in problem.args()]
         options = problem.conv_kwargs()
         out = mc.conv(*problem.args(), **options)
-        check = best(lambda: testing.assert_conv_close(out, *problem.args(), **options), repeats)
-        conv = best(lambda: mc.conv(*args64, **options), repeats)
-        ratios.append(check / conv)
+        check, conv = interleaved(
+            lambda: testing.assert_conv_close(out, *problem.args(), **options),
+            lambda: mc.conv(*args64, **options),
+            repeats,
+        )
+        ratios.setdefault(str(problem.x.dtype), []).append(check / conv)
         exact = oracle_for("conv", problem.args(), options).exact
         method = "exact arithmetic" if exact is None else exact.method
         methods[method] = methods.get(method, 0) + 1
@@ -114,19 +112,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small shapes, a few seconds")
     args = parser.parse_args()
     if args.quick:
-        rows = layer_rows(1, 8, 16, 2)
-        ratios, methods = generated_ratios(20, 2)
+        rows = layer_rows(1, 8, 16, 3)
+        ratios, methods = generated_ratios(20, 3)
     else:
-        rows = layer_rows(2, 16, 32, 7)
-        ratios, methods = generated_ratios(200, 5)
+        rows = layer_rows(2, 16, 32, 21)
+        ratios, methods = generated_ratios(200, 9)
     print(f"{'case':58} {'assert_close':>13} {'mc.conv f64':>12} {'ratio':>7}")
     for name, check, conv in rows:
         print(f"{name:58} {check * 1e3:10.2f} ms {conv * 1e3:9.2f} ms {check / conv:6.1f}x")
-    print(
-        f"generated problems ({len(ratios)}): median {statistics.median(ratios):.1f}x, "
-        f"90th percentile {float(np.percentile(ratios, 90)):.1f}x; reference: "
-        + ", ".join(f"{name} {n}" for name, n in sorted(methods.items()))
-    )
+    every = [ratio for values in ratios.values() for ratio in values]
+    for name, values in [("all", every), *sorted(ratios.items())]:
+        print(
+            f"generated problems, {name} ({len(values)}): median "
+            f"{statistics.median(values):.1f}x, 90th percentile "
+            f"{float(np.percentile(values, 90)):.1f}x"
+        )
+    print("reference: " + ", ".join(f"{name} {n}" for name, n in sorted(methods.items())))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import find, given, settings
 
 import mimo_conv as mc
+from emulated_kernels import emulate
 from mimo_conv import testing
 from mimo_conv.testing import (
     BackwardProblem,
@@ -167,3 +168,79 @@ def test_inputs_are_not_modified() -> None:
     assert_close(out, "conv", x, w, precision="tf32")
     np.testing.assert_array_equal(x, before[0])
     np.testing.assert_array_equal(w, before[1])
+
+
+# --- exact elements when even values of 1 would overflow 2**p -----------------------------
+
+#: A model whose output holds the integers only up to 2**4: 16 terms already force sparse
+#: problems (bfloat16 output does at 256 terms, float16 accumulation at 2048).
+NARROW = testing.Precision("float8_e4m3fn", "float32", output="float8_e4m3fn")
+NARROW_TOP = 2**4
+
+
+def _magnitude_sum(op: str, args: tuple[Any, ...], options: dict[str, Any]) -> np.ndarray:
+    """``sum |a_i b_i| + |c|`` per output: every partial sum, in any order, is at most this."""
+    functions: dict[str, Any] = {"conv": mc.conv, "conv_transpose": mc.conv_transpose}
+    function = functions.get(op) or getattr(mc.grad, op)
+    absolute = [abs(a.astype(np.float64)) if isinstance(a, np.ndarray) else a for a in args]
+    return np.asarray(function(*absolute, **options))
+
+
+def _assert_integers(*arrays: Any) -> None:
+    for array in arrays:
+        if array is not None:
+            assert np.array_equal(array, np.round(array))
+
+
+@settings(max_examples=25, deadline=None)
+@given(conv_problems(dtypes=("float32",), elements="exact", precision=NARROW, max_channels=4))
+def test_exact_elements_beyond_2p_terms_keep_every_partial_sum_exact(problem: ConvProblem) -> None:
+    _assert_integers(*problem.args())
+    # Integer terms whose magnitudes add up to at most 2**p: every partial sum is exact.
+    assert np.all(_magnitude_sum("conv", problem.args(), problem.conv_kwargs()) <= NARROW_TOP)
+    wide: list[Any] = [None if a is None else a.astype(np.float64) for a in problem.args()]
+    exact = mc.conv(*wide, **problem.conv_kwargs())
+    kernel = emulate("conv", *problem.args(), precision=NARROW, **problem.conv_kwargs())
+    np.testing.assert_array_equal(kernel, exact)
+
+
+@settings(max_examples=15, deadline=None)
+@given(backward_problems(dtypes=("float32",), elements="exact", precision=NARROW, max_side=6))
+def test_exact_backward_problems_keep_every_gradient_sum_exact(problem: BackwardProblem) -> None:
+    options = problem.kwargs()
+    _assert_integers(problem.forward.x, problem.forward.weight, problem.grad_output)
+    assert np.all(_magnitude_sum("conv", problem.forward.args(), options) <= NARROW_TOP)
+    assert np.all(_magnitude_sum("conv_input", problem.input_args(), options) <= NARROW_TOP)
+    assert np.all(_magnitude_sum("conv_weight", problem.weight_args(), options) <= NARROW_TOP)
+    bias_sum = mc.grad.conv_bias(abs(problem.grad_output), batched=problem.batched)
+    assert np.all(bias_sum <= NARROW_TOP)
+
+
+@settings(max_examples=15, deadline=None)
+@given(transpose_problems(dtypes=("float32",), elements="exact", precision=NARROW))
+def test_exact_transposed_problems_keep_every_sum_exact(problem: TransposeProblem) -> None:
+    _assert_integers(*problem.args())
+    sums = _magnitude_sum("conv_transpose", problem.args(), problem.kwargs())
+    assert np.all(sums <= NARROW_TOP)
+
+
+def test_sparse_exact_problems_are_not_trivial() -> None:
+    results: list[np.ndarray] = []
+
+    @settings(max_examples=40, deadline=None, database=None, derandomize=True)
+    @given(
+        conv_problems(
+            dtypes=("float32",), elements="exact", precision=NARROW, max_channels=8, bias=False
+        )
+    )
+    def collect(problem: ConvProblem) -> None:
+        if problem.n >= NARROW_TOP:  # the sparse regime: more terms than 2**p
+            args = [a.astype(np.float64) for a in problem.args() if a is not None]
+            results.append(mc.conv(*args, **problem.conv_kwargs()))
+
+    collect()
+    assert len(results) >= 10
+    nonzero = [bool(np.any(result)) for result in results]
+    assert sum(nonzero) >= 0.8 * len(results)
+    # The range is used, not only 0 and 1.
+    assert max(float(np.abs(result).max()) for result in results) >= 4

@@ -290,6 +290,7 @@ def error_bound(
     padding_mode: str = "zeros",
     dtype: DTypeLike | None = None,
     precision: str | Precision | None = None,
+    probabilistic: float | None = None,
 ) -> NDArray[np.floating[Any]]:
     """Elementwise bound on the rounding error of a convolution computed in any order.
 
@@ -315,6 +316,8 @@ def error_bound(
         The dtype of the result bounded; default the one :func:`mimo_conv.conv` returns.
     precision : str or Precision, optional
         The precision model of the kernel (see :func:`bound`); overrides ``dtype``.
+    probabilistic : float, optional
+        A failure probability: the non-rigorous probabilistic bound (see :func:`bound`).
 
     Returns
     -------
@@ -334,7 +337,13 @@ def error_bound(
     """
     if isinstance(x, ConvProblem):
         return conv_error_bound(
-            x.x, x.weight, x.bias, **x.conv_kwargs(), dtype=dtype, precision=precision
+            x.x,
+            x.weight,
+            x.bias,
+            **x.conv_kwargs(),
+            dtype=dtype,
+            precision=precision,
+            probabilistic=probabilistic,
         )
     if weight is None:
         msg = "weight must be given unless x is a ConvProblem, got None"
@@ -350,4 +359,5 @@ def error_bound(
         padding_mode=padding_mode,
         dtype=dtype,
         precision=precision,
+        probabilistic=probabilistic,
     )

@@ -38,6 +38,7 @@ def assert_close(
     precision: str | Precision | None = None,
     check_dtype: bool | None = None,
     bound_factor: float = 1.0,
+    probabilistic: float | None = None,
     **options: Any,
 ) -> None:
     """Assert that ``actual`` is ``op(*args, **options)`` up to the rounding of a precision model.
@@ -63,6 +64,11 @@ def assert_close(
     bound_factor : float, optional
         Allow this multiple of the bound (for an algorithm that changes the arithmetic,
         Winograd or FFT, its derived factor over the direct bound).
+    probabilistic : float, optional
+        **Not rigorous**: check against Higham and Mary's probabilistic bound with this
+        failure probability instead (see :func:`bound`); tighter, so it catches smaller
+        precision bugs, but a correct kernel may fail it (with about that probability
+        when rounding errors behave like independent random variables of mean zero).
 
     Raises
     ------
@@ -86,7 +92,7 @@ def assert_close(
       the errors fit ... they exceed the float64 model 9.01e+11x
     """
     __tracebackhide__ = True
-    oracle = oracle_for(op, args, options, precision)
+    oracle = oracle_for(op, args, options, precision, probabilistic=probabilistic)
     _check(oracle, actual, precision, check_dtype, bound_factor)
 
 
@@ -113,6 +119,7 @@ def assert_conv_close(
     precision: str | Precision | None = None,
     check_dtype: bool | None = None,
     bound_factor: float = 1.0,
+    probabilistic: float | None = None,
     **conv_kwargs: Any,
 ) -> None:
     """Assert that ``actual`` is ``conv(x, weight, bias, **conv_kwargs)`` up to rounding.
@@ -126,7 +133,9 @@ def assert_conv_close(
     """
     __tracebackhide__ = True
     _conv_options(conv_kwargs)
-    oracle = oracle_for("conv", (x, weight, bias), conv_kwargs, precision)
+    oracle = oracle_for(
+        "conv", (x, weight, bias), conv_kwargs, precision, probabilistic=probabilistic
+    )
     _check(oracle, actual, precision, check_dtype, bound_factor)
 
 

@@ -32,7 +32,7 @@ operation on ``|a|``, ``|b|`` and ones (:class:`Magnitudes`), inflated for their
 rounding (the ``slack``), so composing the bound for another precision (the diagnosis
 tries every preset) costs only elementwise arithmetic (:func:`compose`).
 
-Complex inputs (the default precision only): each part is a real sum of ``2n`` terms of
+Complex inputs (in any model): each part is a real sum of ``2n`` terms of
 total magnitude at most ``P``, so the modulus of the error is at most ``sqrt(2)`` times the
 real bound for ``2n`` terms. Exact arithmetic (integers, Python ints and fractions in
 object arrays) has bound 0.
@@ -122,11 +122,73 @@ def gammas(counts: NDArray[Any], unit_roundoff: float) -> NDArray[np.float64]:
     >>> gammas(np.array([0.0, 3.0]), 2.0**-24)[1] >= gamma(3, 2.0**-24)
     np.True_
     """
-    largest = float(np.max(counts, initial=0.0))
+    largest = float(np.max(counts)) if np.size(counts) else 0.0
     gamma(math.ceil(largest), unit_roundoff)  # refuses n u >= 1
     nu = counts * unit_roundoff
     result: NDArray[np.float64] = nu / (1 - nu) * (1 + 4 * _U64)
     return result
+
+
+def probabilistic_gamma(r: int, unit_roundoff: float, lam: float) -> float:
+    """Return Higham and Mary's ``gamma~_r(lambda) = exp(lambda sqrt(r) u + r u**2 / (1 - u)) - 1``.
+
+    Under their model (rounding errors independent random variables of mean zero),
+    a product of ``r`` factors ``1 + delta_j`` is ``1 + theta`` with
+    ``|theta| <= gamma~_r(lambda)`` with probability at least
+    ``1 - 2 exp(-lambda**2 (1 - u)**2 / 2)`` (SIAM J. Sci. Comput. 41(5), 2019, Theorem 3.1).
+    Rounded up.
+
+    Examples
+    --------
+    >>> probabilistic_gamma(144, 2.0**-24, 6.0) < gamma(144, 2.0**-24)
+    True
+    """
+    u = unit_roundoff
+    value = math.expm1(lam * math.sqrt(r) * u + r * u * u / (1 - u))
+    return value * (1 + 8 * _U64)
+
+
+def probabilistic_lambda(failure: float, terms: int, outputs: int, unit_roundoff: float) -> float:
+    """Return the ``lambda`` that makes ``failure`` the probability of any term exceeding.
+
+    Every term of every output is within ``gamma~`` but with probability ``failure``: a
+    union bound over ``terms * outputs`` events of probability
+    ``2 exp(-lambda**2 (1 - u)**2 / 2)``. Rounded up.
+
+    Examples
+    --------
+    >>> round(probabilistic_lambda(1e-6, 144, 32768, 2.0**-24), 3)
+    7.73
+    """
+    events = max(terms, 1) * max(outputs, 1)
+    return math.sqrt(2 * math.log(2 * events / failure)) / (1 - unit_roundoff) * (1 + 8 * _U64)
+
+
+def check_probabilistic(probabilistic: object, precision: Precision | None) -> float | None:
+    """Validate a ``probabilistic=`` argument against the model; return it as a float.
+
+    Examples
+    --------
+    >>> check_probabilistic(2, None)
+    Traceback (most recent call last):
+    ...
+    ValueError: probabilistic must be a failure probability in (0, 1), got 2
+    """
+    if probabilistic is None:
+        return None
+    if isinstance(probabilistic, bool) or not isinstance(probabilistic, float | int):
+        msg = f"probabilistic must be a float in (0, 1) or None, got {probabilistic!r}"
+        raise TypeError(msg)
+    if not 0 < probabilistic < 1:
+        msg = f"probabilistic must be a failure probability in (0, 1), got {probabilistic!r}"
+        raise ValueError(msg)
+    if precision is not None and precision.rounding == "toward_zero":
+        msg = (
+            "probabilistic= assumes rounding errors of mean zero, and rounding toward zero "
+            f"makes every error shrink the magnitude; got precision {precision!r}"
+        )
+        raise ValueError(msg)
+    return float(probabilistic)
 
 
 def _object_plan(*arrays: NDArray[Any] | None) -> DtypePlan | None:
@@ -172,6 +234,9 @@ class Magnitudes:
         ``A`` and ``B``: the largest ``|a|`` and ``|b|``.
     complex_result : bool
     call : OpCall
+    uniform_count : float or None
+        ``n`` when every output has the same number of terms (conv, conv_weight,
+        conv_bias): the bound is then composed with a scalar count.
     """
 
     products: NDArray[Any]
@@ -182,6 +247,7 @@ class Magnitudes:
     complex_result: bool
     call: OpCall
     _held: dict[tuple[int, str], bool] = field(default_factory=dict)
+    uniform_count: float | None = None
 
     @property
     def n(self) -> int:
@@ -208,13 +274,15 @@ class Magnitudes:
             name = None if dtype is None else format_name(dtype)
             if array is None or (name is not None and fmt.holds(FORMATS[name])):
                 held = True
-            elif (
-                array.dtype.kind in "fiu"
-                and fmt.name != "longdouble"
-                and (array.dtype.kind != "f" or np.finfo(array.dtype).precision <= 15)
+            elif array.dtype.kind in "fiuc" and (
+                array.dtype.kind in "iu" or np.finfo(array.dtype).precision <= 15
             ):
-                values = np.asarray(array, dtype=np.float64)
-                held = bool(np.array_equal(round_to(values, fmt), values))
+                # Each part of a complex number is rounded on its own.
+                parts = (array.real, array.imag) if array.dtype.kind == "c" else (array,)
+                held = all(
+                    np.array_equal(round_to(v, fmt), v)
+                    for v in (np.asarray(part, dtype=np.float64) for part in parts)
+                )
             else:
                 held = False
             self._held[key] = held
@@ -240,6 +308,9 @@ class BoundTerms:
         Where a correct kernel may overflow (a partial sum or the result can reach the
         largest finite number of the accumulation or output format): there a non-finite
         result is accepted, and a finite one must still be within the bound.
+    probabilistic : float or None
+        The failure probability of a probabilistic accumulation term (:func:`bound`), None
+        for the rigorous bound.
     """
 
     inputs: NDArray[Any]
@@ -250,6 +321,7 @@ class BoundTerms:
     precision: Precision | None
     n: int
     may_overflow: NDArray[np.bool_] | None = None
+    probabilistic: float | None = None
 
     def dominant(self, index: tuple[int, ...]) -> str:
         """Return the name of the largest term at ``index``."""
@@ -279,14 +351,26 @@ def _abs_wide(array: NDArray[Any]) -> NDArray[Any]:
     return result
 
 
+def _largest(array: NDArray[Any]) -> float:
+    """``max |array|`` of a real array, as a float (exact), 0 when empty."""
+    if array.dtype.kind == "f":
+        return float(max(-array.min(), array.max())) if array.size else 0.0
+    return float(np.max(np.abs(np.asarray(array, dtype=np.float64)), initial=0.0))
+
+
 def _has_complex(array: NDArray[Any]) -> bool:
     if array.dtype.kind == "c":
         return True
     return array.dtype.kind == "O" and any(isinstance(v, complex) for v in array.ravel().tolist())
 
 
-def magnitudes(call: OpCall) -> Magnitudes:
+def magnitudes(
+    call: OpCall, *, products: NDArray[Any] | None = None, count: NDArray[Any] | None = None
+) -> Magnitudes:
     """Compute ``P``, ``|c|``, ``n``, ``A`` and ``B`` of a call in float64 (two calls of it).
+
+    ``products`` (the call on ``|a|, |b|`` in float64) and ``count`` (on ones) may be
+    given when they were computed with other calls (:mod:`mimo_conv.testing.stacked_calls`).
 
     Examples
     --------
@@ -294,30 +378,49 @@ def magnitudes(call: OpCall) -> Magnitudes:
     >>> m.products.tolist(), m.n
     ([[3.0..., 5.0...]], 2)
     """
-    left = _abs_wide(call.left)
-    right = None if call.right is None else _abs_wide(call.right)
-    wide = (
-        np.dtype(np.longdouble)
-        if np.longdouble in (left.dtype, getattr(right, "dtype", None))
-        else np.dtype(np.float64)
-    )
-    left = left.astype(wide)
-    right = None if right is None else right.astype(wide)
-    products = np.asarray(call.run(left, right, None), dtype=wide)
-    if call.op == "conv" and right is not None:
+    if products is not None and all(a.dtype.kind in "fiub" for a in call.operands()):
+        # The products were computed with other calls: only the largest magnitudes are
+        # needed here, read without temporaries.
+        wide: np.dtype[Any] = np.dtype(np.float64)
+        left_max, right_max = (1.0 if a is None else _largest(a) for a in (call.left, call.right))
+        shapes = (call.left.shape, None if call.right is None else call.right.shape)
+        products = np.asarray(products, dtype=wide)
+    else:
+        left = _abs_wide(call.left)
+        right = None if call.right is None else _abs_wide(call.right)
+        wide = (
+            np.dtype(np.longdouble)
+            if np.longdouble in (left.dtype, getattr(right, "dtype", None))
+            else np.dtype(np.float64)
+        )
+        left = left.astype(wide)
+        right = None if right is None else right.astype(wide)
+        products = np.asarray(call.run(left, right, None), dtype=wide)
+        left_max = float(np.max(left, initial=0.0))
+        right_max = float(np.max(right, initial=0.0)) if right is not None else 1.0
+        shapes = (left.shape, None if right is None else right.shape)
+    uniform = None
+    # The shortcuts read the canonical axis order (channels first, kernels O I *k).
+    canonical = call.options.get("layout") is None and call.options.get("weight_layout") is None
+    if count is not None:
+        count = np.asarray(count, dtype=np.float64)
+    elif call.op == "conv" and shapes[1] is not None and canonical:
         # Every output of a forward conv has C_in / groups * prod(kernel) terms (padded
         # positions hold zeros or copies): no call needed.
-        count = np.full(products.shape, float(np.prod(right.shape[1:])))
-    elif call.op in ("conv_weight", "conv_bias"):
+        uniform = float(math.prod(shapes[1][1:]))
+    elif call.op in ("conv_weight", "conv_bias") and canonical:
         # One term per image and output position, for every tap (or bias) alike.
-        grads = right if call.op == "conv_weight" else left
+        grads = shapes[1] if call.op == "conv_weight" else shapes[0]
         assert grads is not None
         channels = products.shape[0]
-        count = np.full(products.shape, float(grads.size // channels) if channels else 0.0)
+        uniform = float(math.prod(grads) // channels) if channels else 0.0
     else:
-        ones_right = None if right is None else np.ones(right.shape)
-        count = np.asarray(call.run(np.ones(left.shape), ones_right, None), dtype=np.float64)
-    n = int(np.max(count, initial=0))
+        ones_right = None if shapes[1] is None else np.ones(shapes[1])
+        count = np.asarray(call.run(np.ones(shapes[0]), ones_right, None), dtype=np.float64)
+    if uniform is not None:
+        count = np.full(products.shape, uniform)
+    assert count is not None
+    n = int(uniform) if uniform is not None else int(np.max(count, initial=0))
     # Each magnitude went through at most n + 3 roundings (|.| of a complex, the product,
     # n - 1 additions); 1 + 2 gamma_{n+16} covers them (and the arithmetic of compose()),
     # and (n + 1) smallest subnormals cover the products that underflowed.
@@ -334,10 +437,11 @@ def magnitudes(call: OpCall) -> Magnitudes:
         products=products,
         bias=bias_term,
         count=count,
-        left_max=float(np.max(left, initial=0.0)),
-        right_max=float(np.max(right, initial=0.0)) if right is not None else 1.0,
+        left_max=left_max,
+        right_max=right_max,
         complex_result=any(_has_complex(a) for a in call.operands()),
         call=call,
+        uniform_count=uniform if products.size else None,
     )
 
 
@@ -385,8 +489,14 @@ def _input_errors(mag: Magnitudes, precision: Precision) -> list[tuple[float, fl
     return [(0.0, 0.0) if mag.held(which, fmt) else error for which in range(3)]
 
 
-def compose(mag: Magnitudes, precision: Precision | None) -> BoundTerms:
+def compose(
+    mag: Magnitudes, precision: Precision | None, probabilistic: float | None = None
+) -> BoundTerms:
     """Compose the bound of a call under a precision model from its :class:`Magnitudes`.
+
+    ``probabilistic`` (a failure probability) replaces the accumulation term's ``gamma_r``
+    by Higham and Mary's probabilistic ``gamma~_r`` where that is smaller (see
+    :func:`bound`).
 
     Examples
     --------
@@ -396,6 +506,8 @@ def compose(mag: Magnitudes, precision: Precision | None) -> BoundTerms:
     'accumulation'
     """
     shape = mag.products.shape
+    shape_size = int(mag.products.size)
+    check_probabilistic(probabilistic, precision)
     zeros = np.zeros(shape, dtype=mag.products.dtype)
     if precision is None:
         return BoundTerms(zeros, zeros, zeros, zeros, zeros, None, mag.n)
@@ -406,7 +518,7 @@ def compose(mag: Magnitudes, precision: Precision | None) -> BoundTerms:
     fmt_in = precision.input_format
     (u_a, e_a), (u_b, e_b), (u_c, e_c) = _input_errors(mag, precision)
     bilinear = mag.call.bilinear
-    count = mag.count
+    count: Any = mag.count if mag.uniform_count is None else mag.uniform_count
     has_bias = mag.bias is not None
     products = mag.products
     if mag.complex_result:
@@ -425,7 +537,7 @@ def compose(mag: Magnitudes, precision: Precision | None) -> BoundTerms:
     roundings = np.maximum(terms - 1, 0) + product_rounds * (count > 0)
     g = gammas(roundings, u)
     total_in = mag.total + inputs
-    accumulation = g * total_in
+    accumulation = _probable(g, roundings, terms, u, probabilistic, shape_size) * total_in
     e_product = acc.underflow(rounding, flush=flush) if bilinear else 0.0
     e_sum = acc.smallest_normal if flush else 0.0
     underflow = (count * e_product + np.maximum(terms - 1, 0) * e_sum) * (1 + g)
@@ -451,24 +563,34 @@ def compose(mag: Magnitudes, precision: Precision | None) -> BoundTerms:
     ):
         may_overflow = np.ones(shape, dtype=bool)  # an input itself rounds to infinity
     return BoundTerms(
-        inputs, accumulation, underflow, output, total, precision, mag.n, may_overflow
-    )
+        inputs, accumulation, underflow, output, total, precision, mag.n, may_overflow,
+        probabilistic,
+    )  # fmt: skip
+
+
+def _probable(
+    g: Any, roundings: Any, terms: Any, u: float, probabilistic: float | None, outputs: int
+) -> Any:
+    """Return ``gamma_r``, or with ``probabilistic`` the smaller of it and ``gamma~_r``."""
+    if probabilistic is None:
+        return g
+    most = int(np.max(roundings, initial=0))
+    lam = probabilistic_lambda(probabilistic, int(np.max(terms, initial=0)), outputs, u)
+    return np.minimum(g, probabilistic_gamma(most, u, lam))
 
 
 def _precision_for(call: OpCall, precision: str | Precision | None) -> Precision | None:
     if precision is None:
         return call_precision(call)
-    model = as_precision(precision)
-    if any(_has_complex(a) for a in call.operands()):
-        msg = (
-            f"precision= models real arithmetic; got complex operands with precision={precision!r}"
-        )
-        raise ValueError(msg)
-    return model
+    return as_precision(precision)
 
 
 def bound_terms(
-    op: str, *args: Any, precision: str | Precision | None = None, **options: Any
+    op: str,
+    *args: Any,
+    precision: str | Precision | None = None,
+    probabilistic: float | None = None,
+    **options: Any,
 ) -> BoundTerms:
     """Return the bound of ``op(*args, **options)`` term by term (see :func:`bound`).
 
@@ -478,15 +600,25 @@ def bound_terms(
     6
     """
     call = parse_call(op, args, options)
-    return terms_for(call, magnitudes(call), precision)
+    return terms_for(call, magnitudes(call), precision, probabilistic=probabilistic)
 
 
-def terms_for(call: OpCall, mag: Magnitudes, precision: str | Precision | None) -> BoundTerms:
+def terms_for(
+    call: OpCall,
+    mag: Magnitudes,
+    precision: str | Precision | None,
+    *,
+    probabilistic: float | None = None,
+) -> BoundTerms:
     """:func:`compose` for a ``precision=`` argument, the longdouble default included."""
     model = _precision_for(call, precision)
+    failure = check_probabilistic(probabilistic, model)
     if model is None and mag.products.dtype == np.longdouble:
+        if failure is not None:
+            msg = "probabilistic= needs a float model; longdouble inputs are bounded rigorously"
+            raise ValueError(msg)
         return _longdouble_terms(mag)
-    return compose(mag, model)
+    return compose(mag, model, failure)
 
 
 def _longdouble_terms(mag: Magnitudes) -> BoundTerms:
@@ -510,7 +642,11 @@ def _longdouble_terms(mag: Magnitudes) -> BoundTerms:
 
 
 def bound(
-    op: str, *args: Any, precision: str | Precision | None = None, **options: Any
+    op: str,
+    *args: Any,
+    precision: str | Precision | None = None,
+    probabilistic: float | None = None,
+    **options: Any,
 ) -> NDArray[Any]:
     """Elementwise bound on ``|computed - exact|`` of ``op(*args, **options)``.
 
@@ -525,6 +661,15 @@ def bound(
         The arithmetic of the kernel being bounded: a preset name
         (:data:`mimo_conv.testing.PRESETS`) or a :class:`Precision`. Default: the inputs'
         own, as mimo_conv computes them (float16 and bfloat16 accumulate in float32).
+        Complex operands are bounded in any model (each part of the result is a real
+        sum of ``2n`` products of parts, ``docs/testing.md``).
+    probabilistic : float, optional
+        **Not rigorous.** A failure probability ``q``: the accumulation term uses Higham
+        and Mary's ``gamma~_r(lambda) ~ lambda sqrt(r) u`` instead of ``gamma_r ~ r u``,
+        with ``lambda`` chosen so that, if rounding errors were independent random
+        variables of mean zero, the whole result would exceed the bound with probability
+        at most ``q``. Tighter by about ``sqrt(n) / lambda``; refused for
+        ``rounding="toward_zero"``. The input, underflow and output terms stay rigorous.
 
     Returns
     -------
@@ -535,15 +680,21 @@ def bound(
     ------
     ValueError
         When ``r u >= 1`` for the accumulation format (no bound of this form: e.g. 2,048
-        terms accumulated in float16), or for an unknown preset (the message lists them).
+        terms accumulated in float16), for an unknown preset (the message lists them), or
+        for ``probabilistic`` outside ``(0, 1)`` or with rounding toward zero.
 
     Examples
     --------
     >>> g = np.ones((1, 1, 3), dtype=np.float32)
     >>> bound("conv_input", (1, 1, 4), np.ones((1, 1, 2), np.float32), g).tolist()
     [[[5.96...e-08, 2.38...e-07, 2.38...e-07, 5.96...e-08]]]
+    >>> x = np.ones((1, 4096), np.float32)
+    >>> w = np.ones((1, 1, 4096), np.float32)
+    >>> rigorous = bound("conv", x, w)[0, 0]
+    >>> float(bound("conv", x, w, probabilistic=1e-9)[0, 0] / rigorous)
+    0.1204...
     """
-    return bound_terms(op, *args, precision=precision, **options).total
+    return bound_terms(op, *args, precision=precision, probabilistic=probabilistic, **options).total
 
 
 def conv_error_bound(
@@ -558,6 +709,7 @@ def conv_error_bound(
     padding_mode: str = "zeros",
     dtype: DTypeLike | None = None,
     precision: str | Precision | None = None,
+    probabilistic: float | None = None,
 ) -> NDArray[Any]:
     """Return the bound of :func:`mimo_conv.conv`, with the older ``dtype=`` spelling.
 
@@ -595,4 +747,5 @@ def conv_error_bound(
         groups,
         padding_mode=padding_mode,
         precision=precision,
+        probabilistic=probabilistic,
     )

@@ -20,9 +20,10 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,12 @@ class OpCall:
         The dtypes of left, right and bias as given (``ml_dtypes`` ones included).
     run : callable
         ``run(left, right, bias)``: the operation with the same options on other operands.
+    options : dict
+        The options as bound to the function's signature (operands, ``method`` and
+        ``memory_budget`` left out): what :mod:`mimo_conv.testing.stacked_calls` needs to
+        run several operand pairs in one call.
+    memo : dict
+        What the oracle computed once about the operands and reuses (their grids).
     """
 
     op: str
@@ -70,6 +77,8 @@ class OpCall:
     bias: NDArray[Any] | None
     dtypes: tuple[np.dtype[Any] | None, np.dtype[Any] | None, np.dtype[Any] | None]
     run: Run
+    options: dict[str, Any] = field(default_factory=dict)
+    memo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def bilinear(self) -> bool:
@@ -87,6 +96,12 @@ def _as_operand(value: Any) -> tuple[NDArray[Any], np.dtype[Any]]:
     if array.dtype.kind == "V" or type(array.dtype).__module__.startswith("ml_dtypes"):
         return array.astype(np.float32), array.dtype
     return array, array.dtype
+
+
+@functools.cache
+def _signature(op: str) -> inspect.Signature:
+    """Return the signature of ``op``'s function, read once (reading it costs microseconds)."""
+    return inspect.signature(OPERATIONS[op][0])
 
 
 def parse_call(op: str, args: tuple[Any, ...], options: dict[str, Any]) -> OpCall:
@@ -113,7 +128,7 @@ def parse_call(op: str, args: tuple[Any, ...], options: dict[str, Any]) -> OpCal
         msg = f"op must be one of {list(OPERATIONS)!r}, got {op!r}"
         raise ValueError(msg)
     function, left_name, right_name, bias_name = OPERATIONS[op]
-    signature = inspect.signature(function)
+    signature = _signature(op)
     try:
         bound = signature.bind(*args, **options)
     except TypeError as error:
@@ -159,4 +174,4 @@ def parse_call(op: str, args: tuple[Any, ...], options: dict[str, Any]) -> OpCal
         dtypes.get(right_name) if right_name is not None else None,
         dtypes.get(bias_name) if bias_name is not None else None,
     )
-    return OpCall(op, left, right, bias, kinds, run)
+    return OpCall(op, left, right, bias, kinds, run, dict(given))

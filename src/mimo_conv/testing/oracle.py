@@ -19,12 +19,13 @@ Examples
 >>> w = np.array([[[1.0, 1.0]]], dtype=np.float32)
 >>> oracle = oracle_for("conv", (x, w), {})
 >>> oracle.check(mc.conv(x, w))
->>> oracle.n, oracle.exact.method
-(2, 'ozaki')
+>>> oracle.n, oracle.exact.method  # float32 products are exact in float64: one call
+(2, 'float64')
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,11 +45,16 @@ from mimo_conv.testing.precision import Precision, format_name
 from mimo_conv.testing.reference import (
     Exact,
     add,
+    check_finite,
     fraction_exact,
     from_fractions,
+    one_call_exact,
+    one_call_plan,
     ozaki_exact,
+    ozaki_split,
 )
 from mimo_conv.testing.report import describe_failure
+from mimo_conv.testing.stacked_calls import run_pairs, stackable
 
 _U64 = 2.0**-53
 #: The Ozaki reference's error must stay below this fraction of the bound, else fractions.
@@ -137,8 +143,10 @@ class Oracle:
         """Where ``actual`` is farther from the exact result than the bound allows."""
         if self.expected is not None:
             return ~_equal_exact(actual, self.expected)
-        observed, slack = self.errors(actual)
         limit = np.asarray(self.bound, dtype=np.float64) * bound_factor
+        if self.exact_imag is None and _within_at_a_glance(actual, self.exact, limit):
+            return np.zeros(self.out_shape, dtype=bool)
+        observed, slack = self.errors(actual)
         allowed = limit * (1 + 4 * _U64) + slack
         exceeding = ~(observed <= allowed)
         overflow = self.terms.may_overflow
@@ -181,6 +189,28 @@ class Oracle:
         if not mask.any():
             return
         raise AssertionError(describe_failure(self, result, mask, bound_factor))
+
+
+def _within_at_a_glance(actual: Any, exact: Exact | None, limit: NDArray[np.float64]) -> bool:
+    """Whether every element is surely within the bound, from ``|actual - hi|`` alone.
+
+    ``|actual - (hi + lo)| <= |actual - hi| + |lo|`` and the rounded ``|actual - hi|`` is
+    at most ``1 + 2u`` times too small; with ``(1 + 4u)`` instead of ``(1 + 2u)`` the two
+    roundings of the test itself are covered too, so ``fl(|actual - hi|) (1 + 4u) + |lo|
+    <= limit`` shows the element within ``limit (1 + 2u)``, which the precise comparison
+    would accept.
+    Non-finite results and real results of complex references are left to that comparison.
+    """
+    result = np.asarray(actual)
+    if exact is None or result.dtype.kind not in "fiu" or result.dtype == np.longdouble:
+        return False
+    values = _as_float64(result)
+    with np.errstate(invalid="ignore", over="ignore"):
+        gap = np.subtract(values, exact.hi)
+        np.abs(gap, out=gap)
+        gap *= 1 + 4 * _U64
+        gap += np.abs(exact.lo)
+        return bool(np.all(gap <= limit))
 
 
 def _zero(like: Exact) -> Exact:
@@ -230,23 +260,110 @@ def _equal_exact(actual: Any, expected: NDArray[Any]) -> NDArray[np.bool_]:
     return np.asarray(np.frompyfunc(lambda a, b: a == b, 2, 1)(left, right), dtype=bool)
 
 
-def _exact_real(
-    call: OpCall, mag: Magnitudes, tolerance: NDArray[Any]
-) -> tuple[Exact, Exact | None]:
-    """Return the exact result: Ozaki when it applies and is tight enough, else fractions."""
-    operands = call.operands()
-    ozaki_ok = all(
-        a.dtype.kind in "fiub" and (a.dtype.kind != "f" or np.finfo(a.dtype).precision <= 15)
-        for a in operands
+def _real_floats(call: OpCall) -> bool:
+    """Whether the operands are real and read exactly in float64 (floats up to float64, ints)."""
+    kinds = [a.dtype.kind for a in call.operands()]
+    return "f" in kinds and all(
+        a.dtype.kind in "iub" or (a.dtype.kind == "f" and np.finfo(a.dtype).precision <= 15)
+        for a in call.operands()
     )
-    if ozaki_ok:
+
+
+def _negligible(exact: Exact, tolerance: NDArray[Any]) -> bool:
+    """Whether the reference's own error is zero or below ``_NEGLIGIBLE`` of the bound."""
+    if not exact.error.any():
+        return True
+    return bool(np.all(exact.error <= np.asarray(tolerance, dtype=np.float64) * _NEGLIGIBLE))
+
+
+def _exact_real(
+    call: OpCall, mag: Magnitudes, tolerance: NDArray[Any], *, one_call: bool = True
+) -> tuple[Exact, Exact | None]:
+    """Return the exact result: one float64 call or Ozaki when tight enough, else fractions.
+
+    ``one_call=False`` skips the single float64 call (already found too coarse).
+    """
+    if _real_floats(call) or all(a.dtype.kind in "iub" for a in call.operands()):
+        check_finite(call)
+        n = max(mag.n, 1)
+        low = one_call_plan(call) if one_call else None
+        if low is not None:
+            result = run_pairs(call, [(call.left, call.right)])[0]
+            exact = one_call_exact(call, result, mag.products, n, low)
+            if _negligible(exact, tolerance):
+                return exact, None
         limit = np.asarray(tolerance, dtype=np.float64) * _NEGLIGIBLE
         smallest = float(limit.min(initial=np.inf)) / 4
-        exact = ozaki_exact(call, max(mag.n, 1), negligible=smallest if limit.size else 0.0)
-        if exact.error.max(initial=0.0) == 0 or bool(np.all(exact.error <= limit)):
+        exact = ozaki_exact(call, n, negligible=smallest if limit.size else 0.0)
+        if _negligible(exact, tolerance):
             return exact, None
     real, imag = fraction_exact(call)
     return from_fractions(real), None if imag is None else from_fractions(imag)
+
+
+def _terms_at_most(call: OpCall) -> int | None:
+    """Return an upper bound on the terms of an output without a call (None: needs one)."""
+    if call.right is None or call.options.get("weight_layout") is not None:
+        return None
+    if call.op == "conv":
+        return int(math.prod(call.right.shape[1:]))
+    if call.op == "conv_transpose":
+        groups = int(call.options.get("groups", 1))
+        return int(call.right.shape[0] // max(groups, 1) * math.prod(call.right.shape[2:]))
+    return None
+
+
+def _paired_oracle(
+    call: OpCall, precision: str | Precision | None, probabilistic: float | None
+) -> Oracle | None:
+    """Return the oracle of a conv from one list of operand pairs (None: not this way).
+
+    The pairs of the reference (the operands themselves when one float64 call has exact
+    products, else their Ozaki slices and the truncation magnitudes) and ``|a|, |b|`` (and
+    ones, to count the terms of a transposed convolution) run together: one engine call
+    for a small problem (:mod:`mimo_conv.testing.stacked_calls`). None when the operation
+    does not allow it, or for an Ozaki reference too large to stack (it then prunes its
+    slice pairs with the bound, computed first).
+    """
+    n = _terms_at_most(call)
+    if n is None or not call.left.size or call.right is None or not call.right.size:
+        return None
+    check_finite(call)
+    n = max(n, 1)
+    low = one_call_plan(call)
+    magnitude_pairs: list[tuple[NDArray[Any], NDArray[Any] | None]] = [
+        (np.abs(np.asarray(call.left, dtype=np.float64)),
+         np.abs(np.asarray(call.right, dtype=np.float64)))
+    ]  # fmt: skip
+    if call.op != "conv":
+        magnitude_pairs.append((np.ones(call.left.shape), np.ones(call.right.shape)))
+    chopped = None
+    pairs: list[tuple[NDArray[Any], NDArray[Any] | None]]
+    truncation: list[tuple[NDArray[Any], NDArray[Any] | None]] = []
+    if low is not None:
+        pairs = [(call.left, call.right)]
+    else:
+        chopped = ozaki_split(call, n)
+        pairs = chopped.pairs()[0]
+        truncation = chopped.truncation_pairs() if chopped.truncated else []
+        if not stackable(call, len(pairs) + len(truncation) + len(magnitude_pairs)):
+            return None
+    results = run_pairs(call, pairs + truncation + magnitude_pairs)
+    first_magnitude = len(pairs) + len(truncation)
+    count = results[first_magnitude + 1] if call.op != "conv" else None
+    mag = magnitudes(call, products=results[first_magnitude], count=count)
+    terms = terms_for(call, mag, precision, probabilistic=probabilistic)
+    if chopped is None:
+        assert low is not None
+        exact = one_call_exact(call, results[0], mag.products, n, low)
+    else:
+        shape = results[first_magnitude].shape
+        exact = chopped.finish(
+            results[: len(pairs)], shape, 0.0, results[len(pairs) : first_magnitude] or None
+        )
+    if not _negligible(exact, terms.total):
+        exact, _ = _exact_real(call, mag, terms.total, one_call=chopped is not None)
+    return Oracle(call, mag, terms, exact, None, None)
 
 
 def oracle_for(
@@ -254,6 +371,8 @@ def oracle_for(
     args: tuple[Any, ...],
     options: dict[str, Any],
     precision: str | Precision | None = None,
+    *,
+    probabilistic: float | None = None,
 ) -> Oracle:
     """Read a call once and compute its exact result and its bound.
 
@@ -265,6 +384,8 @@ def oracle_for(
         The positional and keyword arguments of that operation's function.
     precision : str or Precision, optional
         The model of the kernel under test (default: the inputs' own precision).
+    probabilistic : float, optional
+        The failure probability of a probabilistic bound (see :func:`bound`).
 
     Examples
     --------
@@ -272,8 +393,12 @@ def oracle_for(
     1
     """
     call = parse_call(op, args, options)
+    if _real_floats(call):
+        paired = _paired_oracle(call, precision, probabilistic)
+        if paired is not None:
+            return paired
     mag = magnitudes(call)
-    terms = terms_for(call, mag, precision)
+    terms = terms_for(call, mag, precision, probabilistic=probabilistic)
     if terms.precision is None and terms.total.dtype != np.longdouble:
         exact_kinds = all(a.dtype.kind in "iubO" for a in call.operands())
         if exact_kinds and call_precision(call) is None:
@@ -301,7 +426,8 @@ def _complex_ozaki(call: OpCall, mag: Magnitudes, terms: BoundTerms) -> Oracle:
     n = max(mag.n, 1)
 
     def real_call(a: NDArray[Any], b: NDArray[Any] | None, bias: NDArray[Any] | None) -> Exact:
-        sub = OpCall(call.op, a, b, bias, (a.dtype, None if b is None else b.dtype, None), call.run)
+        dtypes = (a.dtype, None if b is None else b.dtype, None)
+        sub = OpCall(call.op, a, b, bias, dtypes, call.run, call.options)
         return ozaki_exact(sub, n)
 
     b_re = b_im = None

@@ -268,12 +268,18 @@ def format_name(dtype: np.dtype[Any]) -> str | None:
     >>> format_name(np.dtype(np.float32)), format_name(np.dtype(np.int8))
     ('float32', None)
     """
-    if dtype.kind == "f" and dtype.name in FORMATS:
-        return dtype.name
-    if dtype.kind == "V" or dtype.name in FORMATS:
-        # ml_dtypes registers its types with kind "V" and names like "bfloat16".
-        return dtype.name if dtype.name in FORMATS else None
-    return None
+    try:
+        return _FORMAT_NAMES[dtype]
+    except KeyError:
+        pass
+    name = dtype.name  # slow to read: the answer is remembered per dtype
+    # ml_dtypes registers its types with kind "V" and names like "bfloat16".
+    found = name if name in FORMATS else None
+    _FORMAT_NAMES[dtype] = found
+    return found
+
+
+_FORMAT_NAMES: dict[np.dtype[Any], str | None] = {}
 
 
 def round_to(

@@ -34,7 +34,6 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -43,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mimo_conv.testing.operations import OpCall
+from mimo_conv.testing.stacked_calls import run_pairs
 
 _U64 = 2.0**-53
 _ETA64 = 2.0**-1074
@@ -128,7 +128,20 @@ def _grid_bits(array: F64) -> tuple[int, int]:
     return int(top), int(lowest.min())
 
 
-def split(array: F64, beta: int, most: int) -> tuple[list[F64], int, F64]:
+def grid_of(call: OpCall, which: int) -> tuple[int, int]:
+    """:func:`_grid_bits` of operand ``which`` (0 left, 1 right) in float64, computed once."""
+    key = f"grid{which}"
+    if key not in call.memo:
+        array = call.left if which == 0 else call.right
+        assert array is not None
+        call.memo[key] = _grid_bits(np.asarray(array, dtype=np.float64))
+    found: tuple[int, int] = call.memo[key]
+    return found
+
+
+def split(
+    array: F64, beta: int, most: int, grid: tuple[int, int] | None = None
+) -> tuple[list[F64], int, F64]:
     """Cut ``array`` into at most ``most`` slices of ``beta`` bits on a common grid.
 
     Returns the slices scaled by ``2**-E`` (so each is an integer below ``2**beta`` times
@@ -141,7 +154,7 @@ def split(array: F64, beta: int, most: int) -> tuple[list[F64], int, F64]:
     >>> len(slices), top, rest.tolist()
     (2, 1, [0.0, 0.0])
     """
-    top, lowest = _grid_bits(array)
+    top, lowest = _grid_bits(array) if grid is None else grid
     needed = max(1, math.ceil((top - lowest) / beta))
     count = min(needed, most)
     slices = []
@@ -167,6 +180,182 @@ def beta_for(n: int) -> int:
     return (53 - math.ceil(math.log2(max(n, 1)))) // 2
 
 
+def check_finite(call: OpCall) -> None:
+    """Raise ``ValueError`` unless every operand of a float call is finite (checked once).
+
+    Examples
+    --------
+    >>> from mimo_conv.testing.operations import parse_call
+    >>> check_finite(parse_call("unfold", (np.array([[[np.nan]]]), 1), {}))
+    Traceback (most recent call last):
+    ...
+    ValueError: the exact reference needs finite inputs, got an array with NaN or Inf
+    """
+    for array in call.operands():
+        if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
+            msg = "the exact reference needs finite inputs, got an array with NaN or Inf"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True, eq=False)
+class OzakiSplit:
+    """The operands of a real float call cut into slices (module docstring), not yet run.
+
+    Attributes
+    ----------
+    call : OpCall
+    n : int
+        The largest number of terms of an output.
+    beta : int
+        Bits per slice.
+    left, right : ndarray of float64
+        The operands (``right`` None for a linear operation).
+    left_slices, right_slices : list of ndarray
+        The slices, scaled by ``2**-left_top`` and ``2**-right_top``; ``[None]`` for the
+        missing right operand of a linear operation.
+    left_top, right_top : int
+    left_rest, right_rest : ndarray
+        The bits the slices do not hold (unscaled), zero when they hold every bit.
+    """
+
+    call: OpCall
+    n: int
+    beta: int
+    left: F64
+    right: F64 | None
+    left_slices: list[F64]
+    right_slices: list[F64 | None]
+    left_top: int
+    right_top: int
+    left_rest: F64
+    right_rest: F64 | None
+
+    @property
+    def scale(self) -> int:
+        """The exponent the slices' parts are scaled back by."""
+        return self.left_top + self.right_top
+
+    def pairs(self, negligible: float = 0.0) -> tuple[list[tuple[F64, F64 | None]], float]:
+        """Return the slice pairs to run and the bound on the parts of those left out.
+
+        A pair ``k, m`` whose part is at most ``n 2**(scale - beta (k + m))`` is left out
+        when that is below ``negligible`` (never the first pair).
+        """
+        kept = self._kept(negligible)
+        pairs = [(self.left_slices[k], self.right_slices[m]) for k, m in kept]
+        dropped = 0.0
+        for k in range(len(self.left_slices)):
+            for m in range(len(self.right_slices)):
+                if (k, m) not in kept:
+                    dropped += math.ldexp(self.n, self.scale - self.beta * (k + m))
+        return pairs, dropped
+
+    def _kept(self, negligible: float) -> list[tuple[int, int]]:
+        return [
+            (k, m)
+            for k in range(len(self.left_slices))
+            for m in range(len(self.right_slices))
+            if k + m == 0 or math.ldexp(self.n, self.scale - self.beta * (k + m)) >= negligible
+        ]
+
+    def diagonals(self, parts: list[F64], negligible: float = 0.0) -> list[F64]:
+        """Add the parts of each diagonal ``k + m = d``, largest diagonal first.
+
+        Exact: ``beta`` leaves room for ``most`` parts in a sum.
+        """
+        sums: dict[int, F64] = {}
+        for (k, m), part in zip(self._kept(negligible), parts, strict=True):
+            d = k + m
+            sums[d] = part if d not in sums else sums[d] + part
+        return [sums[d] for d in sorted(sums)]
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the slices leave bits out (then :meth:`truncation_pairs` bound them)."""
+        return bool(np.any(self.left_rest)) or (
+            self.right_rest is not None and bool(np.any(self.right_rest))
+        )
+
+    def truncation_pairs(self) -> list[tuple[F64, F64 | None]]:
+        """Return the magnitude pairs whose results bound ``|a b - a~ b~|``.
+
+        ``|a - a~| |b|`` and ``|a~| |b - b~|`` (one pair ``|a - a~|`` for a linear operation).
+        """
+        if self.right is None or self.right_rest is None:
+            return [(np.abs(self.left_rest), None)]
+        found: list[tuple[F64, F64 | None]] = [(np.abs(self.left_rest), np.abs(self.right))]
+        if np.any(self.right_rest):
+            found.append((np.abs(self.left - self.left_rest), np.abs(self.right_rest)))
+        return found
+
+    def finish(
+        self,
+        parts: list[F64],
+        shape: tuple[int, ...],
+        dropped: float = 0.0,
+        truncation_parts: list[F64] | None = None,
+        negligible: float = 0.0,
+    ) -> Exact:
+        """Add the pairs' ``parts`` (and the bias) into the exact result within ``error``.
+
+        ``parts`` are the results of :meth:`pairs` with the same ``negligible``;
+        ``truncation_parts`` those of :meth:`truncation_pairs` (needed when
+        :attr:`truncated`).
+        """
+        total = (
+            sum_levels(self.diagonals(parts, negligible))
+            if parts
+            else Exact(np.zeros(shape), np.zeros(shape), np.zeros(shape), "ozaki")
+        )
+        scale = self.scale
+        # Scaling back by a power of two is exact unless it underflows (half a subnormal each).
+        hi, lo = np.ldexp(total.hi, scale), np.ldexp(total.lo, scale)
+        if not (np.all(np.isfinite(hi)) and np.all(np.isfinite(lo))):
+            msg = "the exact result leaves the float64 range; use dtype=object inputs"
+            raise ValueError(msg)
+        error = np.ldexp(total.error, scale) * (1 + 2 * _U64)
+        if scale < 0:
+            error = error + 2 * _ETA64  # hi and lo may each lose half a subnormal
+        if dropped:
+            error = error + dropped * (1 + 4 * _U64)
+        if self.truncated:
+            if truncation_parts is None:
+                truncation_parts = [
+                    np.asarray(self.call.run(a, b, None), dtype=np.float64)
+                    for a, b in self.truncation_pairs()
+                ]
+            error = error + truncation_from_parts(truncation_parts, self.n)
+        return with_bias(Exact(hi, lo, error, "ozaki"), self.call)
+
+
+def ozaki_split(call: OpCall, n: int, *, most: int = 6) -> OzakiSplit:
+    """Cut the operands of a real float call into at most ``most`` slices each.
+
+    Examples
+    --------
+    >>> from mimo_conv.testing.operations import parse_call
+    >>> call = parse_call("conv", (np.array([[0.1, 0.2]]), np.array([[[3.0]]])), {})
+    >>> chopped = ozaki_split(call, 1)
+    >>> chopped.beta, len(chopped.left_slices), len(chopped.right_slices), chopped.truncated
+    (25, 3, 1, False)
+    """
+    left = np.asarray(call.left, dtype=np.float64)
+    right = None if call.right is None else np.asarray(call.right, dtype=np.float64)
+    # Headroom for the ``most`` parts of a diagonal k + m = d, added in float64 exactly.
+    beta = beta_for(n * most)
+    left_slices, left_top, left_rest = split(left, beta, most, grid_of(call, 0))
+    right_slices: list[F64 | None]
+    if right is None:
+        right_slices, right_top, right_rest = [None], 0, None
+    else:
+        found, right_top, right_rest = split(right, beta, most, grid_of(call, 1))
+        right_slices = list(found)
+    return OzakiSplit(
+        call, n, beta, left, right, left_slices, right_slices, left_top, right_top,
+        left_rest, right_rest,
+    )  # fmt: skip
+
+
 def ozaki_exact(call: OpCall, n: int, *, most: int = 6, negligible: float = 0.0) -> Exact:
     """Return the exact result of a real float call, or within a bounded ``error`` (module doc).
 
@@ -187,118 +376,52 @@ def ozaki_exact(call: OpCall, n: int, *, most: int = 6, negligible: float = 0.0)
     ValueError
         If an operand holds NaN or Inf.
     """
-    left = np.asarray(call.left, dtype=np.float64)
-    right = None if call.right is None else np.asarray(call.right, dtype=np.float64)
-    for array in (left, right, call.bias):
-        if array is not None and not np.all(np.isfinite(np.asarray(array, dtype=np.float64))):
-            msg = "the exact reference needs finite inputs, got an array with NaN or Inf"
-            raise ValueError(msg)
-    beta = beta_for(n)
-    left_slices, left_top, left_rest = split(left, beta, most)
-    right_slices: list[F64 | None]
-    if right is None:
-        right_slices, right_top, right_rest = [None], 0, None
-    else:
-        found, right_top, right_rest = split(right, beta, most)
-        right_slices = list(found)
-    scale = left_top + right_top
-    pairs = []
-    dropped = 0.0
-    for k, a in enumerate(left_slices):
-        for m, b in enumerate(right_slices):
-            most_part = math.ldexp(n, scale - beta * (k + m))
-            if k + m > 0 and most_part < negligible:
-                dropped += most_part
-            else:
-                pairs.append((a, b))
-    total: Exact | None = None
-    parts: Iterable[F64]
-    if (
-        call.op == "conv"
-        and right is not None
-        and len(pairs) > 1
-        and left.size * len(pairs) <= _STACK_LIMIT
-    ):
-        parts = _stacked_conv_parts(call, left_slices, right_slices)
-    else:
-        parts = (np.asarray(call.run(a, b, None), dtype=np.float64) for a, b in pairs)
-    for part in parts:
-        total = (
-            Exact(part, np.zeros_like(part), np.zeros_like(part), "ozaki")
-            if total is None
-            else add(total, part)
-        )
-    if total is None:
-        shape_source = call.run(
-            np.zeros(left.shape), None if right is None else np.zeros(right.shape), None
-        )
-        zero = np.zeros(np.shape(shape_source))
-        total = Exact(zero, zero.copy(), zero.copy(), "ozaki")
-    # Scaling back by a power of two is exact unless it underflows (half a subnormal each).
-    hi, lo = np.ldexp(total.hi, scale), np.ldexp(total.lo, scale)
-    if not (np.all(np.isfinite(hi)) and np.all(np.isfinite(lo))):
-        msg = "the exact result leaves the float64 range; use dtype=object inputs"
-        raise ValueError(msg)
-    error = np.ldexp(total.error, scale) * (1 + 2 * _U64)
-    if scale < 0:
-        error = error + 2 * _ETA64  # hi and lo may each lose half a subnormal
-    if dropped:
-        error = error + dropped * (1 + 4 * _U64)
-    truncated = bool(np.any(left_rest)) or (right_rest is not None and bool(np.any(right_rest)))
-    if truncated:
-        error = error + _truncation_bound(call, n, left, left_rest, right, right_rest)
-    exact = Exact(hi, lo, error, "ozaki")
-    if call.bias is not None:
-        bias = np.asarray(call.bias, dtype=np.float64).reshape(
-            (-1,) + (1,) * (call.left.ndim - 2 if right is None else right.ndim - 2)
-        )
-        exact = add(exact, np.broadcast_to(bias, hi.shape).astype(np.float64))
-    return exact
+    check_finite(call)
+    chopped = ozaki_split(call, n, most=most)
+    pairs, dropped = chopped.pairs(negligible)
+    parts = run_pairs(call, pairs)
+    shape = parts[0].shape if parts else _output_shape(call)
+    return chopped.finish(parts, shape, dropped, negligible=negligible)
 
 
-#: Small conv calls run all slice pairs in one engine call (slices stacked along the batch
-#: and the output channels): one call's overhead instead of one per pair.
-_STACK_LIMIT = 1 << 15
+def _output_shape(call: OpCall) -> tuple[int, ...]:
+    """Return the result's shape, from one call on zeros."""
+    right = None if call.right is None else np.zeros(call.right.shape)
+    return tuple(np.shape(call.run(np.zeros(call.left.shape), right, None)))
 
 
-def _stacked_conv_parts(
-    call: OpCall, left_slices: list[F64], right_slices: list[F64 | None]
-) -> list[F64]:
-    """Return every slice pair's part of a conv, from one call.
+def with_bias(exact: Exact, call: OpCall) -> Exact:
+    """``exact`` plus the call's bias (broadcast over each output channel), in double-double."""
+    if call.bias is None or call.right is None:
+        return exact
+    bias = np.asarray(call.bias, dtype=np.float64).reshape((-1,) + (1,) * (call.right.ndim - 2))
+    return add(exact, np.broadcast_to(bias, exact.hi.shape).astype(np.float64))
 
-    ``x`` slices go along the batch axis, weight slices inside each group's output channels
-    (so the groups still line up).
+
+def sum_levels(levels: list[F64]) -> Exact:
+    """Add exact arrays of decreasing size in double-double, the roundings bounded.
+
+    The first two are added with TwoSum, the rest into the low part, whose roundings are
+    bounded by ``gamma`` of their count times the sum of their magnitudes.
+
+    Examples
+    --------
+    >>> total = sum_levels([np.array([1.0]), np.array([2.0**-60]), np.array([2.0**-120])])
+    >>> float(total.hi[0]), float(total.lo[0]), bool(total.error[0] < 2.0**-100)
+    (1.0, 8.673617379884035e-19, True)
     """
-    weight = right_slices[0]
-    assert weight is not None
-    spatial = weight.ndim - 2
-    batched = left_slices[0].ndim == spatial + 2
-    xs = [s if batched else s[np.newaxis] for s in left_slices]
-    batch = xs[0].shape[0]
-    groups = _groups(call)
-    out_channels = weight.shape[0]
-    per_group = out_channels // groups if groups else 0
-    stacked_w = np.stack(
-        [np.reshape(np.asarray(w), (groups, per_group, *weight.shape[1:])) for w in right_slices],
-        axis=1,
-    ).reshape((groups * len(right_slices) * per_group, *weight.shape[1:]))
-    out = np.asarray(call.run(np.concatenate(xs), stacked_w, None), dtype=np.float64)
-    out = out.reshape((len(xs), batch, groups, len(right_slices), per_group, *out.shape[2:]))
-    parts = []
-    for k in range(len(xs)):
-        for m in range(len(right_slices)):
-            part = out[k, :, :, m].reshape((batch, out_channels, *out.shape[5:]))
-            parts.append(part if batched else part[0])
-    return parts
-
-
-def _groups(call: OpCall) -> int:
-    """Return the ``groups`` of a conv call: ``C_in / weight.shape[1]``."""
-    assert call.right is not None
-    spatial = call.right.ndim - 2
-    channel_axis = 1 if call.left.ndim == spatial + 2 else 0
-    per_group = call.right.shape[1]
-    return call.left.shape[channel_axis] // per_group if per_group else 1
+    if len(levels) == 1:
+        zero = np.zeros_like(levels[0])
+        return Exact(levels[0], zero, zero.copy(), "ozaki")
+    s, tail = two_sum(levels[0], levels[1])
+    size = np.abs(tail)
+    for level in levels[2:]:
+        tail = tail + level
+        size = size + np.abs(level)
+    hi, lo = two_sum(s, tail)
+    nu = len(levels) * _U64
+    error = size * (nu / (1 - nu) * (1 + 4 * _U64)) if len(levels) > 2 else np.zeros_like(hi)
+    return Exact(hi, lo, error, "ozaki")
 
 
 def _truncation_bound(
@@ -314,9 +437,98 @@ def _truncation_bound(
             dropped = dropped + np.asarray(
                 call.run(kept, np.abs(right_rest), None), dtype=np.float64
             )
+    return truncation_from_parts([dropped], n)
+
+
+def truncation_from_parts(parts: list[F64], n: int) -> F64:
+    """Round up the sum of the truncation magnitudes (each of ``n`` terms, float64)."""
+    dropped = parts[0] if len(parts) == 1 else parts[0] + parts[1]
     nu = (n + 8) * _U64
     result: F64 = dropped * (1 + 2 * nu / (1 - nu)) + (2 * n + 4) * _ETA64
     return result
+
+
+# --- one float64 call: exact products, a bounded sum ------------------------------------
+
+
+def _narrow_bits(call: OpCall, which: int) -> tuple[int, int] | None:
+    """Return ``(bits, low)``: at most ``bits`` significant bits, multiples of ``2**low``.
+
+    None when the values cannot be read exactly in float64.
+
+    float32 and float16 arrays by their dtype (24 bits, multiples of ``2**-149``; 11 bits,
+    ``2**-24``), float64 and integer arrays by their values (so short values are found).
+    """
+    array = call.left if which == 0 else call.right
+    assert array is not None
+    kind = array.dtype.kind
+    if kind == "f" and np.finfo(array.dtype).precision < 15:  # float32, float16: by dtype
+        info = np.finfo(array.dtype)
+        return int(info.nmant) + 1, int(info.minexp) - int(info.nmant)
+    if kind in "iu" and array.size and float(np.max(np.abs(array.astype(np.float64)))) > 2.0**53:
+        return None
+    top, low = grid_of(call, which)
+    return top - low, low
+
+
+def one_call_plan(call: OpCall) -> int | None:
+    """Whether one float64 call of a real call has exact products: the grid exponent if so.
+
+    The products ``a_i b_i`` are exact in float64 when the significant bits of the two
+    operands add up to at most 53 and every product is a multiple of ``2**-1074`` (float32
+    and float16 operands always; float64 ones when their values are short, as integers
+    are). Returns ``L``: every term is a multiple of ``2**L``, so a sum whose magnitudes
+    add up to at most ``2**(53 + L)`` is exact in any order. None when the products may
+    round.
+
+    Examples
+    --------
+    >>> from mimo_conv.testing.operations import parse_call
+    >>> one_call_plan(parse_call("conv", (np.array([[3.0, -5.0]]), np.array([[[2.0]]])), {}))
+    1
+    >>> one_call_plan(parse_call("conv", (np.array([[0.1, 0.2]]), np.array([[[0.3]]])), {}))
+    """
+    left = _narrow_bits(call, 0)
+    if left is None:
+        return None
+    if call.right is None:
+        return left[1]
+    right = _narrow_bits(call, 1)
+    if right is None:
+        return None
+    if left[0] + right[0] > 53 or left[1] + right[1] < -1074:
+        return None
+    return left[1] + right[1]
+
+
+def one_call_exact(
+    call: OpCall, result: NDArray[Any], products: NDArray[Any], n: int, low: int
+) -> Exact:
+    """Return the exact result from one float64 call with exact products, within ``error``.
+
+    ``result`` is the call on the operands (no bias), ``products`` an upper bound on
+    ``sum |a_i b_i|`` per output and ``low`` the grid exponent of :func:`one_call_plan`.
+    A sum of ``n`` exact terms in any order is off by at most ``gamma_{n-1}`` times the sum
+    of their magnitudes (Higham, section 4.2), and not at all where that sum is at most
+    ``2**(53 + low)`` (every partial sum is then a float64 number).
+
+    Examples
+    --------
+    >>> from mimo_conv.testing.operations import parse_call
+    >>> call = parse_call("conv", (np.array([[3.0, -5.0, 1.0]]), np.ones((1, 1, 2))), {})
+    >>> result = call.run(call.left, call.right, None)
+    >>> exact = one_call_exact(call, result, np.array([[8.0, 6.0]]), 2, 0)
+    >>> exact.hi.tolist(), exact.error.tolist()
+    ([[-2.0, -4.0]], [[0.0, 0.0]])
+    """
+    hi = np.asarray(result, dtype=np.float64)
+    sums = max(n - 1, 0)
+    nu = sums * _U64
+    g = nu / (1 - nu) * (1 + 4 * _U64)
+    bound = np.asarray(products, dtype=np.float64)
+    error = np.where(bound <= math.ldexp(1.0, min(53 + low, 1023)), 0.0, g * bound)
+    exact = Exact(hi, np.zeros_like(hi), np.asarray(error, dtype=np.float64), "float64")
+    return with_bias(exact, call)
 
 
 # --- exact rational arithmetic: object operands, longdouble, and the fallback -----------

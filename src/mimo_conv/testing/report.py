@@ -68,8 +68,6 @@ def preset_fits(oracle: Oracle, observed: NDArray[np.float64]) -> dict[str, floa
     out (they have no bound for this call).
     """
     ratios: dict[str, float] = {}
-    if oracle.magnitudes.complex_result:
-        return ratios
     for name, preset in PRESETS.items():
         try:
             limit = np.asarray(compose(oracle.magnitudes, preset).total, dtype=np.float64)
@@ -110,8 +108,10 @@ def describe_failure(
     op = oracle.call.op
     model = precision_name(oracle.terms.precision)
     count = int(mask.sum())
+    failure = oracle.terms.probabilistic
+    kind = "" if failure is None else f" (probabilistic bound, failure probability {failure:g})"
     head = (
-        f"; shape {result.shape}, dtype {result.dtype}, precision {model}, "
+        f"; shape {result.shape}, dtype {result.dtype}, precision {model}{kind}, "
         f"n = {oracle.n} terms per output"
     )
     if oracle.expected is not None:

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 from numpy.typing import DTypeLike, NDArray
 
 from mimo_conv._core.arguments import PADDING_MODES
+from mimo_conv._ops.conv import conv
+from mimo_conv.testing.bounds import bound_terms
 from mimo_conv.testing.precision import Precision, as_precision, default_precision
 from mimo_conv.testing.problems import (
     ELEMENT_KINDS,
@@ -114,7 +116,7 @@ def _element_strategy(
         raise ValueError(msg)
     if kind == "exact":
         model = precision if precision is not None else _dtype_model(dtype)
-        bound = exact_integer_limit(model, terms)
+        bound = max(exact_integer_limit(model, terms), 1)
         return st.integers(-bound, bound)
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
@@ -133,9 +135,10 @@ def _element_strategy(
 def _integer_bound(dtype: np.dtype[Any], kind: str, terms: int, precision: Precision | None) -> int:
     """Return the largest magnitude of integer elements of ``kind`` for ``dtype``."""
     if kind == "exact":
-        return exact_integer_limit(
-            precision if precision is not None else _dtype_model(dtype), terms
-        )
+        # When even 1 is too large (more than 2**p terms), values in {-1, 0, 1} and the
+        # strategy caps the nonzeros each output meets (_sparse_terms).
+        model = precision if precision is not None else _dtype_model(dtype)
+        return max(exact_integer_limit(model, terms), 1)
     if dtype.kind in "iu":
         info_i = np.iinfo(dtype)
         return int(min(-int(info_i.min), int(info_i.max), _INT_LIMIT))
@@ -396,11 +399,23 @@ def _problems(
     terms = in_per_group * math.prod(kernels)
 
     dtype = draw(st.sampled_from(dtypes))
-    terms = max(terms, extra_terms(in_channels, kernels, (*leading, out_channels, *out_spatial)))
+    if extra_terms is not _no_extra_terms:
+        options = {
+            "stride": tuple(strides),
+            "padding": padding,
+            "dilation": tuple(dilations),
+            "groups": group_count,
+            "padding_mode": mode,
+        }
+        terms = max(terms, extra_terms(x_shape, weight_shape, options))
     values = _element_strategy(dtype, elements, terms, precision)
     spec = (elements, terms, precision)
     x = _array(draw, dtype, x_shape, values, *spec)
     weight = _array(draw, dtype, weight_shape, values, *spec)
+    sparse = _sparse_terms(elements, dtype, terms, precision)
+    if sparse is not None:
+        # Each output of the forward conv meets each weight of its channel once.
+        weight = cap_nonzeros(_rng(draw), weight, 0, sparse)
     has_bias = draw(st.booleans()) if bias is None else bias
     bias_array = _array(draw, dtype, (out_channels,), values, *spec) if has_bias else None
     return ConvProblem(
@@ -416,22 +431,85 @@ def _problems(
     )
 
 
-def _no_extra_terms(in_channels: int, kernels: list[int], out_shape: tuple[int, ...]) -> int:
+def _no_extra_terms(
+    x_shape: tuple[int, ...], weight_shape: tuple[int, ...], options: dict[str, Any]
+) -> int:
     """Return 0: a forward problem's values need only its own ``n`` to stay exact and finite."""
-    del in_channels, kernels, out_shape
+    del x_shape, weight_shape, options
     return 0
 
 
-def _gradient_terms(in_channels: int, kernels: list[int], out_shape: tuple[int, ...]) -> int:
-    """Return the terms of the gradients' sums (at most).
+def _gradient_terms(
+    x_shape: tuple[int, ...], weight_shape: tuple[int, ...], options: dict[str, Any]
+) -> int:
+    """Return the largest number of terms of an element of ``dL/dw``, ``dL/db`` or ``dL/dx``.
 
-    ``N * prod(out)`` for ``dL/dw``, up to ``C_out * prod(k) * 2**d`` for ``dL/dx``
-    (reflected borders count twice per axis).
+    ``N * prod(out)`` for the weight and bias gradients; for the input gradient counted by
+    running it on ones (borders, reflected and replicated padding counted as they are).
     """
-    del in_channels
-    positions = math.prod(out_shape) // max(out_shape[-len(kernels) - 1], 1)
-    per_input = out_shape[-len(kernels) - 1] * math.prod(kernels) * 2 ** len(kernels)
+    ones_x, ones_w = np.ones(x_shape), np.ones(weight_shape)
+    out_shape = _conv_shape(ones_x, ones_w, options)
+    channels = weight_shape[0]
+    positions = math.prod(out_shape) // max(channels, 1)
+    per_input = _count("conv_input", (x_shape, ones_w, np.ones(out_shape)), options)
     return int(max(positions, per_input))
+
+
+def _conv_shape(x: NDArray[Any], weight: NDArray[Any], options: dict[str, Any]) -> tuple[int, ...]:
+    """Return the shape of ``mimo_conv.conv(x, weight, **options)``."""
+    return tuple(conv(x, weight, **options).shape)
+
+
+def _count(op: str, args: tuple[Any, ...], options: dict[str, Any]) -> int:
+    """Return the largest number of terms of an output of ``op`` (a call on ones)."""
+    return bound_terms(op, *args, **options).n
+
+
+def _sparse_terms(
+    kind: str | st.SearchStrategy[Any],
+    dtype: np.dtype[Any],
+    terms: int,
+    precision: Precision | None,
+) -> int | None:
+    """For ``elements="exact"`` when even values in {-1, 0, 1} overflow ``2**p``: ``K``.
+
+    Every output may then have at most ``K = 2**p - 1`` nonzero products (and a bias of
+    magnitude 1), ``p`` the digits of the accumulation and output formats, so every partial
+    sum is an integer of at most ``2**p``. None when no sparsity is needed.
+    """
+    if kind != "exact":
+        return None
+    model = precision if precision is not None else _dtype_model(dtype)
+    if exact_integer_limit(model, terms) > 0:
+        return None
+    return int(2 ** min(model.accumulate_format.precision, model.output_format.precision) - 1)
+
+
+def cap_nonzeros(
+    rng: np.random.Generator, array: NDArray[Any], axis: int, limit: int
+) -> NDArray[Any]:
+    """Keep at most ``limit`` nonzeros among the elements of each index along ``axis``.
+
+    The ones kept are chosen at random; the others become 0. A new array.
+
+    Examples
+    --------
+    >>> capped = cap_nonzeros(np.random.default_rng(0), np.ones((2, 3, 3)), 0, 4)
+    >>> (capped != 0).reshape(2, -1).sum(axis=1).tolist()
+    [4, 4]
+    """
+    moved = np.moveaxis(np.array(array, copy=True), axis, 0)
+    rows = moved.reshape(moved.shape[0], -1)
+    for row in rows:
+        nonzero = np.flatnonzero(row)
+        if nonzero.size > limit:
+            row[rng.choice(nonzero, nonzero.size - limit, replace=False)] = 0
+    return np.moveaxis(rows.reshape(moved.shape), 0, axis)
+
+
+def _rng(draw: st.DrawFn) -> np.random.Generator:
+    """Return a NumPy generator seeded by one draw."""
+    return np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
 
 
 def _compact(draw: st.DrawFn, values: list[int]) -> int | tuple[int, ...]:
@@ -558,11 +636,23 @@ def backward_problems_strategy(
     @st.composite
     def build(draw: st.DrawFn) -> BackwardProblem:
         problem = draw(_problems(**_forward_kwargs(forward, model), extra_terms=_gradient_terms))
-        kernels = list(problem.weight.shape[2:])
-        terms = max(problem.n, _gradient_terms(0, kernels, problem.out_shape))
+        terms = max(
+            problem.n,
+            _gradient_terms(problem.x.shape, problem.weight.shape, problem.conv_kwargs()),
+        )
         dtype = problem.x.dtype
         values = _element_strategy(dtype, elements, terms, model)
         grad = _array(draw, dtype, problem.out_shape, values, elements, terms, model)
+        sparse = _sparse_terms(elements, dtype, terms, model)
+        if sparse is not None:
+            # dL/dw and dL/db meet each grad_output element of their channel once; an
+            # element of dL/dx meets one of an image at most once per kernel tap.
+            batched = problem.x.ndim == problem.weight.ndim
+            images = grad if batched else grad[np.newaxis]
+            rng = _rng(draw)
+            images = cap_nonzeros(rng, images, 0, sparse // math.prod(problem.weight.shape[2:]))
+            images = cap_nonzeros(rng, images, 1, sparse)
+            grad = images if batched else images[0]
         return BackwardProblem(problem, grad)
 
     return build()
@@ -666,6 +756,10 @@ def transpose_problems_strategy(
     spec = (elements, terms, model)
     x = _array(draw, dtype, (*leading, in_channels, *sizes), values, *spec)
     weight = _array(draw, dtype, (in_channels, out_per_group, *kernels), values, *spec)
+    sparse = _sparse_terms(elements, dtype, terms, model)
+    if sparse is not None:
+        # An output of channel o meets each weight[:, o mod C_out/groups] at most once.
+        weight = cap_nonzeros(_rng(draw), weight, 1, sparse)
     has_bias = draw(st.booleans()) if bias is None else bias
     bias_array = _array(draw, dtype, (out_channels,), values, *spec) if has_bias else None
     return TransposeProblem(
