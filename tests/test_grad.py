@@ -962,8 +962,9 @@ def _slack(*arrays: NDArray[Any]) -> int:
     return sum(a.nbytes for a in arrays) + 3 * np.getbufsize() * 8 + 32 * 1024
 
 
-@pytest.mark.parametrize("budget", [2**20, 2**21])
+@pytest.mark.parametrize("budget", [2**20, 3 * 2**19])
 def test_input_gradient_temporaries_stay_within_the_budget(budget: int) -> None:
+    # Budgets below the unbudgeted call's ~1.9 MB (the stride-phase route) so that both bind.
     # One image needs 8 * (8 * 576 + 16 * (676 + 9 * 576)) B = 813 KiB: 1 or 2 per chunk.
     # Integer values: the cost model may take another path under the budget (row_gemm
     # unbudgeted, gemm in chunks), and only exact sums are equal in every order.
