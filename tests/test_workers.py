@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -218,3 +219,31 @@ def test_add_into_is_the_in_place_sum_on_every_thread_count() -> None:
         total = base.copy()
         workers.add_into(total, addend)
         assert total.tobytes() == expected.tobytes()
+
+
+def test_a_helper_that_never_started_keeps_no_task_alive() -> None:
+    # The pool's only thread is busy elsewhere, so the helper run_tasks submits waits in the
+    # queue; the caller runs every task itself and cancels it. The queued (cancelled) call
+    # must not keep the tasks, and the arrays they hold, alive after run_tasks returns: that
+    # memory would sit beside the next chunk's, beyond the planned workspace.
+    mc.set_threads(2)
+    pool = workers._get_pool()
+    release = threading.Event()
+    blockers = [pool.submit(release.wait, 5) for _ in range(pool._max_workers)]
+    try:
+        payload = np.ones(1000)
+        alive = weakref.ref(payload)
+        ran: list[int] = []
+        tasks: list[Callable[[], None]] = [
+            lambda p=payload, n=n: ran.append(n + int(p[0]) - 1)  # type: ignore[misc]
+            for n in range(4)
+        ]
+        del payload
+        workers.run_tasks(tasks)
+        del tasks
+        assert sorted(ran) == [0, 1, 2, 3]
+        assert alive() is None
+    finally:
+        release.set()
+        for blocker in blockers:
+            blocker.result()

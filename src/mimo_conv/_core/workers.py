@@ -165,7 +165,11 @@ def run_tasks(tasks: Sequence[Callable[[], object]]) -> None:
         for task in tasks:
             task()
         return
-    counter = iter(range(len(tasks)))
+    # The helpers reach the tasks only through this list, emptied before returning: the
+    # pool may hold a finished or cancelled helper's call a little longer, and it must not
+    # keep the tasks' arrays (a chunk of the caller's) alive beyond the planned workspace.
+    shared = list(tasks)
+    counter = iter(range(len(shared)))
     take = threading.Lock()
     errors: list[BaseException] = []
 
@@ -173,12 +177,14 @@ def run_tasks(tasks: Sequence[Callable[[], object]]) -> None:
         while not errors:
             with take:
                 number = next(counter, None)
-            if number is None:
+                task = shared[number] if number is not None else None
+            if task is None:
                 return
             try:
-                tasks[number]()
+                task()
             except BaseException as exc:  # re-raised by the caller below
                 errors.append(exc)
+            del task
 
     pool = _get_pool()
     futures: list[Future[None]] = [
@@ -191,6 +197,7 @@ def run_tasks(tasks: Sequence[Callable[[], object]]) -> None:
     # Stop handing out tasks on any error, and wait for the running ones, so no thread
     # still writes into the caller's arrays once this returns or raises.
     _wait_all(futures, errors)
+    shared.clear()
     if errors:
         # An interrupt wins over a task's failure: Ctrl-C must not turn into another error.
         raise next((exc for exc in errors if not isinstance(exc, Exception)), errors[0])
@@ -199,10 +206,13 @@ def run_tasks(tasks: Sequence[Callable[[], object]]) -> None:
 def _wait_all(futures: Sequence[Future[None]], errors: list[BaseException]) -> None:
     """Wait until every future is done; an interrupt meanwhile stops the rest, then waits on.
 
-    The interrupt (``KeyboardInterrupt`` from Ctrl-C) is recorded in ``errors``, which makes
-    the helpers take no further task; it is re-raised by the caller once they have stopped.
+    A helper that has not started yet is cancelled rather than waited for: the caller has
+    taken every task it would have found (on a loaded machine a pool thread can take
+    milliseconds to be scheduled, and waiting for it cost more than the work). The interrupt
+    (``KeyboardInterrupt`` from Ctrl-C) is recorded in ``errors``, which makes the running
+    helpers take no further task; it is re-raised by the caller once they have stopped.
     """
-    pending = list(futures)
+    pending = [future for future in futures if not future.cancel()]
     while pending:
         try:
             pending[0].result()
