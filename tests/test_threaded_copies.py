@@ -97,20 +97,21 @@ def test_copy_taps_fills_the_im2col_buffer_of_the_window_view(
     assert np.array_equal(target, window_view(x, g).transpose(order))
     if threads > 1:
         assert split_tasks, "the copy was not split into tasks"
-        assert all(1 < count <= threads for count in split_tasks)
+        assert all(1 < count <= threads * workers.SHARES_PER_THREAD for count in split_tasks)
     else:
         assert split_tasks == []
 
 
 def test_copy_taps_cuts_a_tap_between_two_tasks_at_a_channel(split_tasks: list[int]) -> None:
-    # 3 taps x 5 channels = 15 (tap, channel) pairs over 2 tasks: 7 and 8, so the second tap
-    # is cut at channel 2; every element must still be copied exactly once.
+    # 3 taps x 5 channels = 15 (tap, channel) pairs; 420 elements make 6 tasks of at least 64
+    # (8 = 4 per thread would be smaller), of 2 or 3 pairs: taps are cut between channels,
+    # and every element must still be copied exactly once.
     mc.set_threads(2)
     x = np.arange(5 * 30).reshape(1, 5, 30)
     g = geometry_of((1, 5, 30), (3,), 1, 1)
     target = np.zeros((1, 5, 3, 28), np.int64)
     columns.copy_taps(target, x, columns.tap_copies(g, 0, 28))
-    assert split_tasks == [2]
+    assert split_tasks == [6]
     assert np.array_equal(target, window_view(x, g).transpose(0, 1, 3, 2))
 
 
@@ -125,8 +126,10 @@ def test_add_into_adds_every_element_once_on_any_split(split_tasks: list[int]) -
         expected = base.copy()
         expected[:, :, 1:6] += addend[:, :, 1:6]
         assert np.array_equal(total, expected)  # the untouched rows stay untouched too
-    # 600 elements allow 9 tasks of 64: one per thread; 2 and 3 split the images, 5 the rows.
-    assert split_tasks == [2, 3, 5]
+    # The first axis at least as long as the thread count is split, into as many tasks as it
+    # has entries (up to 4 per thread, and 600 elements allow 9 of 64): 2 and 3 threads split
+    # the 3 images, 5 threads the 5 rows.
+    assert split_tasks == [3, 3, 5]
 
 
 def conv_problem(dtype: str, seed: int) -> tuple[np.ndarray, np.ndarray]:

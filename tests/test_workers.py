@@ -247,3 +247,14 @@ def test_a_helper_that_never_started_keeps_no_task_alive() -> None:
         release.set()
         for blocker in blockers:
             blocker.result()
+
+
+def test_work_is_cut_into_a_few_shares_per_thread_each_large_enough() -> None:
+    size = workers.MIN_TASK_ELEMENTS
+    mc.set_threads(2)
+    assert workers.share_count(100 * size, 1000) == 2 * workers.SHARES_PER_THREAD
+    assert workers.share_count(3 * size, 1000) == 3  # each share holds at least MIN elements
+    assert workers.share_count(100 * size, 5) == 5  # no more than the limit
+    assert workers.share_count(size, 1000) == 1  # too small to split at all
+    mc.set_threads(1)
+    assert workers.share_count(100 * size, 1000) == 1

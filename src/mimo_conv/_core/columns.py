@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.windows import tap_slices
-from mimo_conv._core.workers import run_tasks, task_count
+from mimo_conv._core.workers import run_tasks, share_count
 
 #: One tap's copy: where it goes in the buffer and where it comes from in the source. Both
 #: index an array whose axis 1 is the channels and take every channel (``slice(None)``).
@@ -53,10 +53,10 @@ def tap_copies(geometry: ConvGeometry, start: int, stop: int) -> list[TapCopy]:
 def copy_taps(target: NDArray[Any], source: NDArray[Any], copies: Sequence[TapCopy]) -> None:
     """Run ``target[to] = source[frm]`` for every ``(to, frm)`` of ``copies``, over the threads.
 
-    The work, ``copies`` times the channels, is cut into at most
-    :func:`~mimo_conv._core.workers.task_count` contiguous ranges of ``(copy, channel)``
-    pairs; each task copies its range, one strided copy per tap it meets (so a task of a
-    two-thread run issues about half the taps' copies, each over its channels). The
+    The work, ``copies`` times the channels, is cut into
+    :func:`~mimo_conv._core.workers.share_count` contiguous ranges of ``(copy, channel)``
+    pairs (a few per thread); each task copies its range, one strided copy per tap it meets
+    (at most its own pairs, over its channels of each). The
     destinations of different pairs are disjoint, so nothing depends on which thread copied
     what. No temporary is allocated: each copy goes straight from the source view into the
     target.
@@ -83,7 +83,7 @@ def copy_taps(target: NDArray[Any], source: NDArray[Any], copies: Sequence[TapCo
     units = len(copies) * channels
     if units == 0:
         return
-    tasks = min(units, task_count(target.size, units))
+    tasks = share_count(target.size, units)
     if tasks == 1:
         for to, frm in copies:
             target[to] = source[frm]

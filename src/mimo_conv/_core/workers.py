@@ -140,6 +140,31 @@ def task_count(elements: int, limit: int) -> int:
     return max(1, min(limit, get_threads(), elements // MIN_TASK_ELEMENTS))
 
 
+#: Tasks per thread that :func:`share_count` aims at. The threads take tasks from one counter
+#: (a lock and a call, about a microsecond each), so a thread that is descheduled for a while
+#: on a loaded machine delays the call by one small task, not by half of the work.
+SHARES_PER_THREAD = 4
+
+
+def share_count(elements: int, limit: int) -> int:
+    """How many tasks to cut work of ``elements`` into for balance: a few per thread.
+
+    Up to :data:`SHARES_PER_THREAD` per thread, at most ``limit``, each of at least
+    :data:`MIN_TASK_ELEMENTS`; 1 when :func:`task_count` would not split the work.
+
+    Examples
+    --------
+    >>> share_count(10, 8)
+    1
+    >>> share_count(2**30, 1000) == (1 if get_threads() == 1 else 4 * get_threads())
+    True
+    """
+    threads = task_count(elements, limit)
+    if threads == 1:
+        return 1
+    return min(limit, threads * SHARES_PER_THREAD, elements // MIN_TASK_ELEMENTS)
+
+
 def run_tasks(tasks: Sequence[Callable[[], object]]) -> None:
     """Run independent tasks on the worker threads and the caller; return when all are done.
 
@@ -229,7 +254,7 @@ def add_into(target: NDArray[Any], addend: NDArray[Any]) -> None:
 
     Each element gets the one addition it gets single-threaded, so the sum is bit for bit
     the same for every thread count. The split is along the first axis at least as long as
-    the task count (:func:`task_count`); work too small to split runs here.
+    the thread count, in up to :func:`share_count` parts; work too small to split runs here.
 
     Examples
     --------
@@ -240,12 +265,13 @@ def add_into(target: NDArray[Any], addend: NDArray[Any]) -> None:
     array([[1, 2, 3],
            [4, 5, 6]])
     """
-    tasks = task_count(target.size, max(target.shape, default=1))
-    axis = next((number for number, size in enumerate(target.shape) if size >= tasks), None)
-    if tasks == 1 or axis is None:
+    threads = task_count(target.size, max(target.shape, default=1))
+    axis = next((number for number, size in enumerate(target.shape) if size >= threads), None)
+    if threads == 1 or axis is None:
         target += addend
         return
     length = target.shape[axis]
+    tasks = min(length, share_count(target.size, length))
     bounds = [length * number // tasks for number in range(tasks + 1)]
 
     def add(start: int, stop: int) -> None:
