@@ -203,3 +203,18 @@ def test_the_threaded_paths_stay_within_the_planned_workspace(method: str) -> No
             slack = 3 * np.getbufsize() * 8 + 32 * 1024
             assert peak <= cost.workspace + slack, (method, threads, budget, peak, cost)
             assert np.array_equal(out, expected)  # small integers: exact in any order
+
+
+def test_python_objects_are_copied_and_added_on_the_calling_thread(
+    split_tasks: list[int],
+) -> None:
+    # Their copies and additions hold the GIL: threads would only take turns.
+    mc.set_threads(2)
+    x = np.arange(3 * 4 * 30, dtype=np.int64).reshape(3, 4, 30)
+    w = np.arange(5 * 4 * 3, dtype=np.int64).reshape(5, 4, 3) % 7 - 3
+    for method in PATHS:
+        result = mc.conv1d(x.astype(object), w.astype(object), method=method)
+        assert np.array_equal(result.astype(np.int64), mc.conv1d(x, w, method="naive"))
+    assert split_tasks == []
+    mc.conv1d(x, w, method="shift")  # the same call in int64 is split
+    assert split_tasks

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.windows import tap_slices
-from mimo_conv._core.workers import run_tasks, share_count
+from mimo_conv._core.workers import run_tasks, share_count, splittable
 
 #: One tap's copy: where it goes in the buffer and where it comes from in the source. Both
 #: index an array whose axis 1 is the channels and take every channel (``slice(None)``).
@@ -59,7 +59,8 @@ def copy_taps(target: NDArray[Any], source: NDArray[Any], copies: Sequence[TapCo
     (at most its own pairs, over its channels of each). The
     destinations of different pairs are disjoint, so nothing depends on which thread copied
     what. No temporary is allocated: each copy goes straight from the source view into the
-    target.
+    target. Python objects are copied on the calling thread, as
+    :func:`~mimo_conv._core.workers.splittable` says.
 
     Parameters
     ----------
@@ -83,7 +84,7 @@ def copy_taps(target: NDArray[Any], source: NDArray[Any], copies: Sequence[TapCo
     units = len(copies) * channels
     if units == 0:
         return
-    tasks = share_count(target.size, units)
+    tasks = share_count(target.size, units) if splittable(target) else 1
     if tasks == 1:
         for to, frm in copies:
             target[to] = source[frm]

@@ -125,6 +125,21 @@ def set_threads(threads: int | None) -> int | None:
     return previous
 
 
+def splittable(array: NDArray[Any]) -> bool:
+    """Whether NumPy works on ``array`` without the GIL: not for Python objects.
+
+    Copying or adding ``dtype=object`` elements runs Python code (reference counts, the
+    objects' ``__add__``) under the GIL, so threads would only take turns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> splittable(np.ones(3)), splittable(np.ones(3, dtype=object))
+    (True, False)
+    """
+    return not array.dtype.hasobject
+
+
 def task_count(elements: int, limit: int) -> int:
     """How many tasks to split work of ``elements`` into, at most ``limit`` and the threads.
 
@@ -265,7 +280,7 @@ def add_into(target: NDArray[Any], addend: NDArray[Any]) -> None:
     array([[1, 2, 3],
            [4, 5, 6]])
     """
-    threads = task_count(target.size, max(target.shape, default=1))
+    threads = task_count(target.size, max(target.shape, default=1)) if splittable(target) else 1
     axis = next((number for number, size in enumerate(target.shape) if size >= threads), None)
     if threads == 1 or axis is None:
         target += addend
