@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
+import time
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -204,3 +207,109 @@ def test_gemm_tap_copies_on_several_threads_give_the_same_buffer(dtype: str) -> 
     for other in results[1:]:
         assert np.array_equal(results[0], other)
     assert np.array_equal(results[0], mc.conv2d(x, w, stride=2, padding=1, method="einsum"))
+
+
+def test_an_interrupt_in_the_caller_stops_the_tasks_and_waits_for_the_running_ones() -> None:
+    # Ctrl-C while the caller runs its share: the tasks not started are skipped, the running
+    # ones finish, and only then does KeyboardInterrupt reach the caller, so no task writes
+    # into the call's arrays after it has returned.
+    mc.set_threads(2)
+    started: list[int] = []
+    finished: list[int] = []
+    helper_busy = threading.Event()
+    lock = threading.Lock()
+
+    def task(number: int) -> None:
+        with lock:
+            started.append(number)
+        if threading.current_thread() is threading.main_thread():
+            helper_busy.wait(5)
+            raise KeyboardInterrupt
+        helper_busy.set()
+        time.sleep(0.05)
+        with lock:
+            finished.append(number)
+
+    tasks: list[Callable[[], None]] = [lambda n=n: task(n) for n in range(40)]  # type: ignore[misc]
+    with pytest.raises(KeyboardInterrupt):
+        workers.run_tasks(tasks)
+    main_tasks = len(started) - len(finished)
+    assert main_tasks == 1  # the caller's interrupted task; every helper task finished
+    assert len(started) < 40  # the rest were skipped
+    time.sleep(0.1)
+    assert len(started) - main_tasks == len(finished)  # and nothing started afterwards
+
+
+def test_an_interrupt_while_the_caller_waits_lets_the_running_task_finish() -> None:
+    # The interrupt lands while the caller waits for a helper (a SIGINT sent from the task):
+    # the wait goes on until that task is done, then KeyboardInterrupt is raised.
+    mc.set_threads(2)
+    finished: list[str] = []
+    helper_started = threading.Event()
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def slow() -> None:
+        if threading.current_thread() is threading.main_thread():
+            helper_started.wait(5)
+            return  # the caller's share ends once the helper has its task: it waits for it
+        helper_started.set()
+        time.sleep(0.05)
+        signal.pthread_kill(main, signal.SIGINT)
+        time.sleep(0.1)
+        finished.append(threading.current_thread().name)
+
+    with pytest.raises(KeyboardInterrupt):
+        workers.run_tasks([slow, slow])
+    assert len(finished) == 1
+
+
+def test_add_into_is_the_in_place_sum_on_every_thread_count() -> None:
+    rng = np.random.default_rng(2)
+    base = rng.standard_normal((4, 8, 2**14)).astype(np.float32)
+    addend = rng.standard_normal(base.shape).astype(np.float32)
+    expected = base + addend
+    for threads in (1, 2, 3):
+        mc.set_threads(threads)
+        total = base.copy()
+        workers.add_into(total, addend)
+        assert total.tobytes() == expected.tobytes()
+
+
+def test_a_helper_that_never_started_keeps_no_task_alive() -> None:
+    # The pool's only thread is busy elsewhere, so the helper run_tasks submits waits in the
+    # queue; the caller runs every task itself and cancels it. The queued (cancelled) call
+    # must not keep the tasks, and the arrays they hold, alive after run_tasks returns: that
+    # memory would sit beside the next chunk's, beyond the planned workspace.
+    mc.set_threads(2)
+    pool = workers._get_pool()
+    release = threading.Event()
+    blockers = [pool.submit(release.wait, 5) for _ in range(pool._max_workers)]
+    try:
+        payload = np.ones(1000)
+        alive = weakref.ref(payload)
+        ran: list[int] = []
+        tasks: list[Callable[[], None]] = [
+            lambda p=payload, n=n: ran.append(n + int(p[0]) - 1)  # type: ignore[misc]
+            for n in range(4)
+        ]
+        del payload
+        workers.run_tasks(tasks)
+        del tasks
+        assert sorted(ran) == [0, 1, 2, 3]
+        assert alive() is None
+    finally:
+        release.set()
+        for blocker in blockers:
+            blocker.result()
+
+
+def test_work_is_cut_into_a_few_shares_per_thread_each_large_enough() -> None:
+    size = workers.MIN_TASK_ELEMENTS
+    mc.set_threads(2)
+    assert workers.share_count(100 * size, 1000) == 2 * workers.SHARES_PER_THREAD
+    assert workers.share_count(3 * size, 1000) == 3  # each share holds at least MIN elements
+    assert workers.share_count(100 * size, 5) == 5  # no more than the limit
+    assert workers.share_count(size, 1000) == 1  # too small to split at all
+    mc.set_threads(1)
+    assert workers.share_count(100 * size, 1000) == 1

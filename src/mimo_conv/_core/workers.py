@@ -3,7 +3,8 @@
 BLAS already runs a matrix product on every core, but NumPy's copies, multiplications and
 additions run on the thread that calls them. NumPy releases the GIL inside those loops, so a
 path can split such work into independent *tasks* that write disjoint parts of one output
-and run them on a few threads (:func:`run_tasks`).
+and run them on a few threads (:func:`run_tasks`; :func:`add_into` splits an in-place sum, and
+:func:`mimo_conv._core.columns.copy_taps` the GEMM paths' im2col copies).
 
 Reproducibility is by construction, not by luck: a path splits only over images, channels
 or taps whose results land in different output elements, and each task performs the same
@@ -20,10 +21,15 @@ handing a task to a thread costs tens of microseconds.
 from __future__ import annotations
 
 import contextvars
+import itertools
 import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from numpy.typing import NDArray
 
 #: Environment variables that set the BLAS thread count, read in this order for the default.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -185,6 +191,21 @@ def set_threads(threads: int | None) -> int | None:
     return previous
 
 
+def splittable(array: NDArray[Any]) -> bool:
+    """Whether NumPy works on ``array`` without the GIL: not for Python objects.
+
+    Copying or adding ``dtype=object`` elements runs Python code (reference counts, the
+    objects' ``__add__``) under the GIL, so threads would only take turns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> splittable(np.ones(3)), splittable(np.ones(3, dtype=object))
+    (True, False)
+    """
+    return not array.dtype.hasobject
+
+
 def task_count(elements: int, limit: int) -> int:
     """How many tasks to split work of ``elements`` into, at most ``limit`` and the threads.
 
@@ -200,6 +221,31 @@ def task_count(elements: int, limit: int) -> int:
     return max(1, min(limit, get_threads(), elements // MIN_TASK_ELEMENTS))
 
 
+#: Tasks per thread that :func:`share_count` aims at. The threads take tasks from one counter
+#: (a lock and a call, about a microsecond each), so a thread that is descheduled for a while
+#: on a loaded machine delays the call by one small task, not by half of the work.
+SHARES_PER_THREAD = 4
+
+
+def share_count(elements: int, limit: int) -> int:
+    """How many tasks to cut work of ``elements`` into for balance: a few per thread.
+
+    Up to :data:`SHARES_PER_THREAD` per thread, at most ``limit``, each of at least
+    :data:`MIN_TASK_ELEMENTS`; 1 when :func:`task_count` would not split the work.
+
+    Examples
+    --------
+    >>> share_count(10, 8)
+    1
+    >>> share_count(2**30, 1000) == (1 if get_threads() == 1 else 4 * get_threads())
+    True
+    """
+    threads = task_count(elements, limit)
+    if threads == 1:
+        return 1
+    return min(limit, threads * SHARES_PER_THREAD, elements // MIN_TASK_ELEMENTS)
+
+
 def run_tasks(tasks: Sequence[Callable[[], object]]) -> None:
     """Run independent tasks on the worker threads and the caller; return when all are done.
 
@@ -207,7 +253,9 @@ def run_tasks(tasks: Sequence[Callable[[], object]]) -> None:
     counter, so the work stays balanced whatever the task count. Each task runs in a copy of
     the caller's context (a memory budget set by the caller holds in it). The first exception
     a task raises is re-raised here once every task has stopped, so no task is still writing
-    into an output when the caller sees the error; the remaining tasks are skipped.
+    into an output when the caller sees the error; the remaining tasks are skipped. An
+    interrupt (Ctrl-C) in the caller is handled the same way: the tasks not yet started are
+    skipped, the running ones finish, then the interrupt propagates.
 
     Examples
     --------
@@ -223,7 +271,11 @@ def run_tasks(tasks: Sequence[Callable[[], object]]) -> None:
         for task in tasks:
             task()
         return
-    counter = iter(range(len(tasks)))
+    # The helpers reach the tasks only through this list, emptied before returning: the
+    # pool may hold a finished or cancelled helper's call a little longer, and it must not
+    # keep the tasks' arrays (a chunk of the caller's) alive beyond the planned workspace.
+    shared = list(tasks)
+    counter = iter(range(len(shared)))
     take = threading.Lock()
     errors: list[BaseException] = []
 
@@ -231,22 +283,83 @@ def run_tasks(tasks: Sequence[Callable[[], object]]) -> None:
         while not errors:
             with take:
                 number = next(counter, None)
-            if number is None:
+                task = shared[number] if number is not None else None
+            if task is None:
                 return
             try:
-                tasks[number]()
+                task()
             except BaseException as exc:  # re-raised by the caller below
                 errors.append(exc)
+            del task
 
     pool = _get_pool()
     futures: list[Future[None]] = [
         pool.submit(contextvars.copy_context().run, drain) for _ in range(helpers)
     ]
-    drain()
-    for future in futures:
-        future.result()
+    try:
+        drain()
+    except BaseException as exc:  # an interrupt between two tasks of the caller's share
+        errors.append(exc)
+    # Stop handing out tasks on any error, and wait for the running ones, so no thread
+    # still writes into the caller's arrays once this returns or raises.
+    _wait_all(futures, errors)
+    shared.clear()
     if errors:
-        raise errors[0]
+        # An interrupt wins over a task's failure: Ctrl-C must not turn into another error.
+        raise next((exc for exc in errors if not isinstance(exc, Exception)), errors[0])
+
+
+def _wait_all(futures: Sequence[Future[None]], errors: list[BaseException]) -> None:
+    """Wait until every future is done; an interrupt meanwhile stops the rest, then waits on.
+
+    A helper that has not started yet is cancelled rather than waited for: the caller has
+    taken every task it would have found (on a loaded machine a pool thread can take
+    milliseconds to be scheduled, and waiting for it cost more than the work). The interrupt
+    (``KeyboardInterrupt`` from Ctrl-C) is recorded in ``errors``, which makes the running
+    helpers take no further task; it is re-raised by the caller once they have stopped.
+    """
+    pending = [future for future in futures if not future.cancel()]
+    while pending:
+        try:
+            pending[0].result()
+            pending.pop(0)
+        except BaseException as exc:  # an interrupt, or a helper's own failure
+            if pending[0].done():
+                pending.pop(0)
+            if exc not in errors:
+                errors.append(exc)
+
+
+def add_into(target: NDArray[Any], addend: NDArray[Any]) -> None:
+    """``target += addend`` (same shapes), split over the threads along one axis.
+
+    Each element gets the one addition it gets single-threaded, so the sum is bit for bit
+    the same for every thread count. The split is along the first axis at least as long as
+    the thread count, in up to :func:`share_count` parts; work too small to split runs here.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> total = np.arange(6).reshape(2, 3)
+    >>> add_into(total, np.ones((2, 3), int))
+    >>> total
+    array([[1, 2, 3],
+           [4, 5, 6]])
+    """
+    threads = task_count(target.size, max(target.shape, default=1)) if splittable(target) else 1
+    axis = next((number for number, size in enumerate(target.shape) if size >= threads), None)
+    if threads == 1 or axis is None:
+        target += addend
+        return
+    length = target.shape[axis]
+    tasks = min(length, share_count(target.size, length))
+    bounds = [length * number // tasks for number in range(tasks + 1)]
+
+    def add(start: int, stop: int) -> None:
+        part = (slice(None),) * axis + (slice(start, stop),)
+        target[part] += addend[part]
+
+    run_tasks([partial(add, start, stop) for start, stop in itertools.pairwise(bounds)])
 
 
 def _get_pool() -> ThreadPoolExecutor:

@@ -9,7 +9,10 @@ orientation, which BLAS reads along its contiguous rows (issue 6 measured the tr
     out[n, group] = weight[group] (C_out/groups, K) @ columns[n, group] (K, positions)
 
 writes straight into the output. Each tap is one strided copy of ``prod(output_shape)``
-elements per channel, so the copy runs at memory speed with no per-window Python work.
+elements per channel, so the copy runs at memory speed with no per-window Python work; the
+copies of a chunk are split over the worker threads by ranges of channels
+(:func:`~mimo_conv._core.columns.copy_taps`) while BLAS waits, then the product runs on BLAS's
+threads. A copy is exact, so the result is the same bit for bit on every thread count.
 
 Cost: ``N * C_out * prod(output_shape) * C_in/groups * prod(kernel)`` multiply-adds in BLAS
 for float and complex dtypes (NumPy's own loops for integers and objects, exact there), plus
@@ -31,8 +34,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mimo_conv._core.budget import Chunking, chunks
+from mimo_conv._core.columns import copy_taps, tap_copies
 from mimo_conv._core.geometry import ConvGeometry
-from mimo_conv._core.windows import tap_slices
 from mimo_conv._paths.spec import PathSpec, Work
 
 
@@ -105,10 +108,9 @@ def correlate_gemm(
         return out
     matrices = weight.reshape((groups, outputs_per_group, geometry.terms_per_output))
     out_view = out.reshape((batch, groups, outputs_per_group, rows, inner))
-    every: tuple[int | slice, ...] = (slice(None), slice(None))
     for row_slice in chunks(rows, step.rows):
         height = row_slice.stop - row_slice.start
-        copies = tap_slices(geometry, row_slice.start, row_slice.stop)
+        copies = tap_copies(geometry, row_slice.start, row_slice.stop)
         gather = _gather_index(geometry) if height == rows else None
         for image_slice in chunks(batch, step.images):
             count = image_slice.stop - image_slice.start
@@ -128,8 +130,7 @@ def correlate_gemm(
                     ),
                     dtype=x_padded.dtype,
                 )
-                for tap, index in copies:
-                    columns[(*every, *tap)] = source[index]
+                copy_taps(columns, source, copies)
             # The product goes straight into the output, also for a range of rows: merging
             # the (rows, inner positions) axes of a row slice is still a view, with a
             # leading dimension BLAS accepts.
@@ -181,9 +182,8 @@ def _gather_index(geometry: ConvGeometry) -> NDArray[np.intp] | None:
         geometry.in_channels * math.prod(geometry.padded_shape), dtype=np.intp
     ).reshape((1, geometry.in_channels, *geometry.padded_shape))
     index = np.empty((1, *shape), dtype=np.intp)
-    every: tuple[int | slice, ...] = (slice(None), slice(None))
-    for tap, taps in tap_slices(geometry, 0, output_shape[0]):
-        index[(*every, *tap)] = positions[taps]
+    for to, source in tap_copies(geometry, 0, output_shape[0]):
+        index[to] = positions[source]
     return index.reshape(-1)
 
 

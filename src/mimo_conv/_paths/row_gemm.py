@@ -17,7 +17,11 @@ For a 1-d convolution the "buffer" is the padded input itself: no copy at all.
 
 Cost: the same multiply-adds as ``"gemm"``, in ``kernel[0]`` products with an inner dimension
 ``kernel[0]`` times smaller; ``prod(kernel[1:])`` input copies instead of ``prod(kernel)``;
-plus ``kernel[0] - 1`` output-sized additions. Temporary memory: one chunk of the buffer,
+plus ``kernel[0] - 1`` output-sized additions. The copies and the additions are split over
+the worker threads (:func:`~mimo_conv._core.columns.copy_taps`,
+:func:`~mimo_conv._core.workers.add_into`), each element getting the operations it gets on one
+thread, in the same order: the same bits on every thread count. Temporary memory: one chunk
+of the buffer,
 ``C_in * prod(kernel[1:]) * (rows + dilation[0] * (kernel[0] - 1)) * prod(output[1:])``
 elements, and one chunk of a product, chunked like ``"gemm"``. With a stride above 1 along
 the first axis the shifted rows are not a strided view of the buffer any more, and the call
@@ -34,7 +38,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mimo_conv._core.budget import Chunking, chunks
+from mimo_conv._core.columns import copy_taps
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._core.workers import add_into
 from mimo_conv._paths.gemm import (
     correlate_gemm,
     gemm_work,
@@ -137,7 +143,19 @@ def correlate_row_gemm(
     ]
     out_view = out.reshape((batch, groups, outputs_per_group, rows, inner))
     step = chunking or Chunking(max(1, batch), max(1, rows))
-    rest_taps = list(product(*(range(size) for size in rest_shape)))
+    # For each tap of the later kernel axes, the input elements it meets along those axes.
+    rest_slices = [
+        (
+            tap,
+            tuple(
+                slice(t * d, t * d + s * (o - 1) + 1, s)
+                for t, d, s, o in zip(
+                    tap, geometry.dilation[1:], geometry.stride[1:], output_shape[1:], strict=True
+                )
+            ),
+        )
+        for tap in product(*(range(size) for size in rest_shape))
+    ]
     every: tuple[slice, slice] = (slice(None), slice(None))
     for row_slice in chunks(rows, step.rows):
         height = row_slice.stop - row_slice.start
@@ -151,19 +169,14 @@ def correlate_row_gemm(
                     (count, geometry.in_channels, *rest_shape, span, *output_shape[1:]),
                     dtype=x_padded.dtype,
                 )
-                for tap in rest_taps:
-                    later = tuple(
-                        slice(t * d, t * d + s * (o - 1) + 1, s)
-                        for t, d, s, o in zip(
-                            tap,
-                            geometry.dilation[1:],
-                            geometry.stride[1:],
-                            output_shape[1:],
-                            strict=True,
-                        )
-                    )
-                    where: tuple[int | slice, ...] = (*every, *tap)
-                    columns[where] = x_padded[(image_slice, slice(None), padded_rows, *later)]
+                copy_taps(
+                    columns,
+                    x_padded,
+                    [
+                        ((*every, *tap), (image_slice, slice(None), padded_rows, *later))
+                        for tap, later in rest_slices
+                    ],
+                )
             else:  # 1-d: the padded rows themselves, a view
                 columns = x_padded[image_slice, :, padded_rows]
             flat = columns.reshape((count, groups, per_group * rest, span * inner))
@@ -179,7 +192,7 @@ def correlate_row_gemm(
                 if partial is None:
                     partial = np.empty(target.shape, dtype=x_padded.dtype)
                 np.matmul(matrix, operand, out=partial)
-                target += partial
+                add_into(target, partial)
             # Free this chunk before the next is allocated: two alive would double the peak.
             del columns, flat, target, partial
     return out

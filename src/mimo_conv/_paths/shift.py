@@ -13,7 +13,9 @@ added into the output.
 
 Cost: the same ``N * C_out * prod(output_shape) * C_in/groups * prod(kernel)`` multiply-adds
 as ``"gemm"``, as ``prod(kernel)`` products that are each ``prod(kernel)`` times smaller,
-plus per tap one input-sized copy and one output-sized addition (single-threaded in NumPy).
+plus per tap one input-sized copy and one output-sized addition, each split over the worker
+threads (:func:`~mimo_conv._core.columns.copy_taps`, :func:`~mimo_conv._core.workers.add_into`;
+the same bits on every thread count).
 Temporary memory does not grow with the kernel: one chunk of the shifted input
 (``C_in * prod(output_shape) * itemsize`` bytes per image) and one chunk of a product
 (``C_out * prod(output_shape) * itemsize``), chunked like ``"gemm"``.
@@ -28,8 +30,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mimo_conv._core.budget import Chunking, chunks
+from mimo_conv._core.columns import copy_taps
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.windows import tap_slices
+from mimo_conv._core.workers import add_into
 from mimo_conv._paths.gemm import reads_strided, window_copy_runs
 from mimo_conv._paths.spec import PathSpec, Work
 
@@ -114,10 +118,11 @@ def correlate_shift(
             operand = shifted.reshape((count, groups, per_group, height * inner))
             partial = np.empty((count, groups, outputs_per_group, height * inner), x_padded.dtype)
             target = out_view[image_slice, :, :, row_slice]
+            whole: tuple[slice, slice] = (slice(None), slice(None))
             for number, (_, index) in enumerate(views):
-                shifted[...] = source[index]
+                copy_taps(shifted, source, [(whole, index)])
                 np.matmul(matrices[number], operand, out=partial)
-                target += partial.reshape(target.shape)
+                add_into(target, partial.reshape(target.shape))
             # Free this chunk before the next is allocated: two alive would double the peak.
             del shifted, operand, partial
     return out
