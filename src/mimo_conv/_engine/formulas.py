@@ -26,6 +26,8 @@ from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._engine.constants import (
     BLAS_FLOPS_PER_SECOND,
     COPY_BYTES_PER_SECOND,
+    DEPTHWISE_ELEMENTS_PER_PRODUCT,
+    DEPTHWISE_SECONDS_PER_PRODUCT,
     EINSUM_CALL_SECONDS,
     EINSUM_LOOP_FLOPS_PER_SECOND,
     HALF_SPEED_DIMENSION,
@@ -138,13 +140,19 @@ def predict_seconds(work: Work, flops: int, dtypes: DtypePlan, copied_bytes: int
     3e-06
     """
     full = rate(dtypes)
-    if work.elementwise:
+    if work.stacked_products and dtypes.compute.kind in "fc":  # the depthwise path
+        scale = max(1.0, dtypes.compute.itemsize / 4)  # wider elements: fewer per vector
+        seconds = work.stacked_products * DEPTHWISE_SECONDS_PER_PRODUCT * scale
+    elif work.elementwise:
         loop = (
             EINSUM_LOOP_FLOPS_PER_SECOND
             if work.einsum_calls
             else NUMPY_ELEMENTWISE_FLOPS_PER_SECOND
         )
         seconds = flops / min(full, loop) if flops else 0.0
+        # Depthwise products without float SIMD: their passes' traffic, as a copy's.
+        passes = DEPTHWISE_ELEMENTS_PER_PRODUCT * work.stacked_products
+        seconds += passes * dtypes.compute.itemsize / COPY_BYTES_PER_SECOND
     else:
         seconds = products_seconds(work, flops, dtypes)
     seconds += (work.bytes_moved + 2 * copied_bytes) / COPY_BYTES_PER_SECOND

@@ -52,6 +52,10 @@ class Work:
         Iterations of a Python loop (the naive path's windows).
     elementwise : bool
         The arithmetic is NumPy's elementwise multiply and sum, not a matrix product.
+    stacked_products : int
+        Products computed by whole-array multiplies into cache-resident stacks and summed
+        by reductions over them (``"depthwise"``), on the busiest thread; when nonzero they
+        stand for the arithmetic instead of the FLOP count.
     note : str
         What the path does, for the printed table.
     """
@@ -64,6 +68,7 @@ class Work:
     einsum_calls: int = 0
     python_iterations: int = 0
     elementwise: bool = False
+    stacked_products: int = 0
     note: str = ""
 
 
