@@ -10,6 +10,7 @@ stacks for small maps), an input that is not C-contiguous, the split into tasks 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -215,6 +216,32 @@ def test_integers_are_exact_in_every_layout(
     assert np.array_equal(mc.conv2d(x, w, method="depthwise", **options), expected)
 
 
+@pytest.mark.parametrize(
+    ("x_shape", "stride", "layout"),
+    [
+        ((1, 2, 12, 12), 1, "flat"),
+        ((1, 2, 24, 24), 2, "strided"),
+        ((2, 3, 3, 3), 1, "channels_last"),
+    ],
+)
+def test_exact_python_numbers_in_every_layout(
+    x_shape: tuple[int, ...], stride: int, layout: str
+) -> None:
+    # Object arrays of Fractions: exact arithmetic, so the result must equal the reference.
+    rng = np.random.default_rng(8)
+    numbers = rng.integers(-9, 10, size=x_shape)
+    x = np.array([Fraction(int(v), 3) for v in numbers.ravel()], dtype=object).reshape(x_shape)
+    w = np.array(
+        [Fraction(int(v), 7) for v in rng.integers(-9, 10, size=2 * x_shape[1] * 9)],
+        dtype=object,
+    ).reshape(2 * x_shape[1], 1, 3, 3)
+    options = {"padding": 1, "stride": stride, "groups": x_shape[1]}
+    assert depthwise_layout(depthwise_geometry(x_shape, 3, 2, stride)) == layout
+    out = mc.conv2d(x, w, method="depthwise", **options)
+    assert out.dtype == object
+    assert np.array_equal(out, mc.conv2d(x, w, method="naive", **options))
+
+
 def test_products_are_summed_tap_by_tap_in_c_order() -> None:
     # The documented order, ((p_0 + p_1) + p_2) + ..., recomputed one float32 addition at a
     # time; values spread over many binades so that another order would round differently.
@@ -255,7 +282,7 @@ def test_shallow_stacks_give_the_same_bits_as_one_deep_stack(
         assert deep.layout == "channels_last"
         assert deep.depth == 25
         whole = mc.conv2d(x, w, padding=2, groups=64, method="depthwise")
-        monkeypatch.setattr(depthwise, "TASK_BYTES", 1024)
+        monkeypatch.setattr(depthwise, "STACK_TASK_BYTES", 1024)
         depthwise._plan.cache_clear()
         shallow = plan_depthwise(geometry, 4)
         assert 2 < shallow.depth < 25
