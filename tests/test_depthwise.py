@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pytest
@@ -160,7 +161,12 @@ def test_float_results_do_not_depend_on_the_thread_count(
     channels = x_shape[1]
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal((2 * channels, 1, kernel, kernel)).astype(np.float32)
-    options = {"padding": padding, "stride": stride, "groups": channels, "method": "depthwise"}
+    options: dict[str, Any] = {
+        "padding": padding,
+        "stride": stride,
+        "groups": channels,
+        "method": "depthwise",
+    }
     previous = mc.set_threads(1)
     try:
         single = mc.conv2d(x, w, **options)
@@ -188,7 +194,7 @@ def test_floats_stay_within_the_derived_bound_in_every_layout(
         x = x + 1j * rng.standard_normal(x_shape)
         w = w - 1j * rng.standard_normal(w.shape)
     x, w = x.astype(dtype), w.astype(dtype)
-    options = {"padding": padding, "stride": stride, "groups": channels}
+    options: dict[str, Any] = {"padding": padding, "stride": stride, "groups": channels}
     assert depthwise_layout(depthwise_geometry(x_shape, kernel, 3, stride, padding)) == layout
     out = mc.conv2d(x, w, method="depthwise", **options)
     assert out.dtype == np.dtype(dtype)
@@ -205,7 +211,7 @@ def test_integers_are_exact_in_every_layout(
     rng = np.random.default_rng(5)
     x, w = integer_problem(rng, x_shape, 2, (kernel, kernel))
     dilation = 2 if x_shape[-1] > 8 else 1
-    options = {
+    options: dict[str, Any] = {
         "padding": padding * dilation,
         "stride": stride,
         "dilation": dilation,
@@ -235,7 +241,7 @@ def test_exact_python_numbers_in_every_layout(
         [Fraction(int(v), 7) for v in rng.integers(-9, 10, size=2 * x_shape[1] * 9)],
         dtype=object,
     ).reshape(2 * x_shape[1], 1, 3, 3)
-    options = {"padding": 1, "stride": stride, "groups": x_shape[1]}
+    options: dict[str, Any] = {"padding": 1, "stride": stride, "groups": x_shape[1]}
     assert depthwise_layout(depthwise_geometry(x_shape, 3, 2, stride)) == layout
     out = mc.conv2d(x, w, method="depthwise", **options)
     assert out.dtype == object

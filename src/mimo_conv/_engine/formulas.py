@@ -7,7 +7,8 @@ machine's rates (:mod:`mimo_conv._engine.constants`) turn them into seconds:
 SECONDS_PER_CALL + einsum_calls * EINSUM_CALL_SECONDS + python_iterations *
 NAIVE_SECONDS_PER_OUTPUT``, where each matrix product costs the faster of its arithmetic at
 BLAS's rate for its shape and, as one of a batch of small products, a fixed time plus its
-arithmetic at the small-product rate (:func:`products_seconds`).
+arithmetic at the small-product rate (:func:`products_seconds`). The depthwise path's
+float arithmetic is its counted products at ``DEPTHWISE_SECONDS_PER_PRODUCT`` instead.
 
 Examples
 --------

@@ -53,9 +53,9 @@ class Work:
     elementwise : bool
         The arithmetic is NumPy's elementwise multiply and sum, not a matrix product.
     stacked_products : int
-        Products computed by whole-array multiplies into cache-resident stacks and summed
-        by reductions over them (``"depthwise"``), on the busiest thread; when nonzero they
-        stand for the arithmetic instead of the FLOP count.
+        Products formed by elementwise multiplies over cache-resident views, each then
+        added or reduced into a running sum (``"depthwise"``), on the busiest thread; when
+        nonzero they stand for the arithmetic instead of the FLOP count.
     note : str
         What the path does, for the printed table.
     """
