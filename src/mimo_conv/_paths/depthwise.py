@@ -557,8 +557,7 @@ def _sum_terms(
     terms = math.prod(lead_shape)
     if terms == 1 or depth <= 2:  # a product per term, added at once: a stack two deep
         product = buffers.get("stack", body)
-        for term in range(terms):
-            tap = tuple(int(i) for i in np.unravel_index(term, lead_shape))
+        for term, tap in enumerate(_indices(lead_shape)):
             if term == 0:
                 np.multiply(view[tap], weights[tap], out=running)
             else:
@@ -590,6 +589,12 @@ def _sum_terms(
             term += stop - tap
         _reduce(stack[: slot + end - done], running)
         done = end
+
+
+@lru_cache(maxsize=256)
+def _indices(shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """Every index of ``shape`` in C order (cached: a task walks them for every call)."""
+    return tuple(np.ndindex(*shape))
 
 
 def _reduce(stack: NDArray[Any], running: NDArray[Any]) -> None:
