@@ -1,14 +1,17 @@
-"""The "depthwise" path: per-tap multiply-adds, checked against the reference loops.
+"""The "depthwise" path: stacked per-tap multiply-adds, checked against the reference loops.
 
 The registry-wide property tests (test_properties, test_paths, test_grad) already run this
 path on every generated problem; these tests aim at what is its own: groups == C_in with a
-channel multiplier, the flat views (stride 1) against the strided ones, an input that is
-not C-contiguous, the split into tasks, and the memory it holds.
+channel multiplier, its three layouts (flat views for stride 1, strided views, channels-last
+stacks for small maps), an input that is not C-contiguous, the split into tasks and stacks
+(the result must not depend on either), the order of its sums, and the memory it holds.
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +23,9 @@ from memory_probe import peak_temporary
 from mimo_conv._core.dtypes import plan_dtypes
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._engine.cost_model import workspace_bytes
-from mimo_conv._paths.depthwise import plan_depthwise, uses_flat_views
+from mimo_conv._paths import depthwise
+from mimo_conv._paths.depthwise import depthwise_layout, plan_depthwise, uses_flat_views
+from mimo_conv.testing import assert_conv_close
 
 
 def integer_problem(
@@ -111,31 +116,208 @@ def test_dense_and_grouped_kernels_run_one_pass_per_channel_of_a_group() -> None
         )
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
-def test_float_results_do_not_depend_on_the_thread_count(threads: int) -> None:
+def depthwise_geometry(
+    x_shape: tuple[int, ...], kernel: int, multiplier: int = 1, stride: int = 1, padding: int = 1
+) -> ConvGeometry:
+    channels, spatial = x_shape[1], len(x_shape) - 2
+    return ConvGeometry(
+        batch_size=x_shape[0],
+        in_channels=channels,
+        out_channels=channels * multiplier,
+        groups=channels,
+        input_shape=x_shape[2:],
+        kernel_shape=(kernel,) * spatial,
+        stride=(stride,) * spatial,
+        dilation=(1,) * spatial,
+        padding=((padding, padding),) * spatial,
+    )
+
+
+#: One call shape per layout: (x shape, kernel, stride, padding, layout).
+LAYOUT_CASES = (
+    ((4, 96, 20, 20), 3, 1, 1, "flat"),
+    ((4, 48, 32, 32), 3, 2, 1, "strided"),
+    ((2, 96, 4, 4), 5, 1, 2, "channels_last"),
+)
+
+
+@pytest.mark.parametrize(("x_shape", "kernel", "stride", "padding", "layout"), LAYOUT_CASES)
+def test_each_layout_is_chosen_for_its_shape(
+    x_shape: tuple[int, ...], kernel: int, stride: int, padding: int, layout: str
+) -> None:
+    geometry = depthwise_geometry(x_shape, kernel, stride=stride, padding=padding)
+    assert depthwise_layout(geometry) == layout
+    # The layout depends on the image, never on the batch (the engine's chunks of images).
+    single = depthwise_geometry((1, *x_shape[1:]), kernel, stride=stride, padding=padding)
+    assert depthwise_layout(single) == layout
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize(("x_shape", "kernel", "stride", "padding", "layout"), LAYOUT_CASES)
+def test_float_results_do_not_depend_on_the_thread_count(
+    threads: int, x_shape: tuple[int, ...], kernel: int, stride: int, padding: int, layout: str
+) -> None:
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((4, 96, 20, 20)).astype(np.float32)
-    w = rng.standard_normal((96, 1, 3, 3)).astype(np.float32)
+    channels = x_shape[1]
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((2 * channels, 1, kernel, kernel)).astype(np.float32)
+    options: dict[str, Any] = {
+        "padding": padding,
+        "stride": stride,
+        "groups": channels,
+        "method": "depthwise",
+    }
     previous = mc.set_threads(1)
     try:
-        single = mc.conv2d(x, w, padding=1, groups=96, method="depthwise")
+        single = mc.conv2d(x, w, **options)
         mc.set_threads(threads)
-        geometry = ConvGeometry(
-            batch_size=4,
-            in_channels=96,
-            out_channels=96,
-            groups=96,
-            input_shape=(20, 20),
-            kernel_shape=(3, 3),
-            stride=(1, 1),
-            dilation=(1, 1),
-            padding=((1, 1),) * 2,
-        )
-        assert len(plan_depthwise(geometry, 4).tasks) > 1  # the work is really split
-        several = mc.conv2d(x, w, padding=1, groups=96, method="depthwise")
+        geometry = depthwise_geometry(x_shape, kernel, 2, stride, padding)
+        plan = plan_depthwise(geometry, 4)
+        assert plan.layout == layout
+        assert len(plan.tasks) > 1  # the work is really split
+        several = mc.conv2d(x, w, **options)
     finally:
         mc.set_threads(previous)
     assert np.array_equal(single, several)  # same order of operations: bit for bit
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "complex64", "complex128"])
+@pytest.mark.parametrize(("x_shape", "kernel", "stride", "padding", "layout"), LAYOUT_CASES)
+def test_floats_stay_within_the_derived_bound_in_every_layout(
+    dtype: str, x_shape: tuple[int, ...], kernel: int, stride: int, padding: int, layout: str
+) -> None:
+    rng = np.random.default_rng(4)
+    channels = x_shape[1]
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal((3 * channels, 1, kernel, kernel))
+    if dtype.startswith("complex"):
+        x = x + 1j * rng.standard_normal(x_shape)
+        w = w - 1j * rng.standard_normal(w.shape)
+    x, w = x.astype(dtype), w.astype(dtype)
+    options: dict[str, Any] = {"padding": padding, "stride": stride, "groups": channels}
+    assert depthwise_layout(depthwise_geometry(x_shape, kernel, 3, stride, padding)) == layout
+    out = mc.conv2d(x, w, method="depthwise", **options)
+    assert out.dtype == np.dtype(dtype)
+    assert_conv_close(out, x, w, **options)
+
+
+@pytest.mark.parametrize(("x_shape", "kernel", "stride", "padding", "layout"), LAYOUT_CASES)
+@pytest.mark.parametrize("mode", ["zeros", "circular"])
+def test_integers_are_exact_in_every_layout(
+    x_shape: tuple[int, ...], kernel: int, stride: int, padding: int, layout: str, mode: str
+) -> None:
+    # The hypothesis test above draws small maps (mostly channels-last); these shapes reach
+    # each layout, with a multiplier of 2 and a dilation of 2 where the map allows it.
+    rng = np.random.default_rng(5)
+    x, w = integer_problem(rng, x_shape, 2, (kernel, kernel))
+    dilation = 2 if x_shape[-1] > 8 else 1
+    options: dict[str, Any] = {
+        "padding": padding * dilation,
+        "stride": stride,
+        "dilation": dilation,
+        "groups": x_shape[1],
+        "padding_mode": mode,
+    }
+    expected = mc.conv2d(x, w, method="einsum", **options)
+    assert np.array_equal(mc.conv2d(x, w, method="depthwise", **options), expected)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "stride", "layout"),
+    [
+        ((1, 2, 12, 12), 1, "flat"),
+        ((1, 2, 24, 24), 2, "strided"),
+        ((2, 3, 3, 3), 1, "channels_last"),
+    ],
+)
+def test_exact_python_numbers_in_every_layout(
+    x_shape: tuple[int, ...], stride: int, layout: str
+) -> None:
+    # Object arrays of Fractions: exact arithmetic, so the result must equal the reference.
+    rng = np.random.default_rng(8)
+    numbers = rng.integers(-9, 10, size=x_shape)
+    x = np.array([Fraction(int(v), 3) for v in numbers.ravel()], dtype=object).reshape(x_shape)
+    w = np.array(
+        [Fraction(int(v), 7) for v in rng.integers(-9, 10, size=2 * x_shape[1] * 9)],
+        dtype=object,
+    ).reshape(2 * x_shape[1], 1, 3, 3)
+    options: dict[str, Any] = {"padding": 1, "stride": stride, "groups": x_shape[1]}
+    assert depthwise_layout(depthwise_geometry(x_shape, 3, 2, stride)) == layout
+    out = mc.conv2d(x, w, method="depthwise", **options)
+    assert out.dtype == object
+    assert np.array_equal(out, mc.conv2d(x, w, method="naive", **options))
+
+
+def test_products_are_summed_tap_by_tap_in_c_order() -> None:
+    # The documented order, ((p_0 + p_1) + p_2) + ..., recomputed one float32 addition at a
+    # time; values spread over many binades so that another order would round differently.
+    rng = np.random.default_rng(6)
+    for x_shape, kernel in (
+        ((1, 3, 5, 5), 5),
+        ((1, 1, 5, 5), 5),
+        ((2, 4, 2, 2), 3),
+        ((1, 2, 20, 20), 3),
+    ):
+        x = (rng.standard_normal(x_shape) * 10.0 ** rng.integers(-4, 5, x_shape)).astype(np.float32)
+        w = rng.standard_normal((x_shape[1], 1, kernel, kernel)).astype(np.float32)
+        padding = kernel // 2 if x_shape[-1] < 5 else 0
+        out = mc.conv2d(x, w, padding=padding, groups=x_shape[1], method="depthwise")
+        padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+        expected = np.empty_like(out)
+        for n, c, r, q in np.ndindex(out.shape):
+            total = None
+            for i, j in np.ndindex(kernel, kernel):
+                product = padded[n, c, r + i, q + j] * w[c, 0, i, j]  # float32 * float32
+                total = product if total is None else np.float32(total + product)
+            expected[n, c, r, q] = total
+        assert np.array_equal(out, expected), x_shape
+
+
+def test_shallow_stacks_give_the_same_bits_as_one_deep_stack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With a small cache target a channels-last stack holds fewer taps than the kernel has;
+    # the running sum carried into the next stack keeps the order, so the bits are the same.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 64, 4, 4)).astype(np.float32)
+    w = rng.standard_normal((64, 1, 5, 5)).astype(np.float32)
+    geometry = depthwise_geometry(x.shape, 5, padding=2)
+    previous = mc.set_threads(1)
+    try:
+        deep = plan_depthwise(geometry, 4)
+        assert deep.layout == "channels_last"
+        assert deep.depth == 25
+        whole = mc.conv2d(x, w, padding=2, groups=64, method="depthwise")
+        monkeypatch.setattr(depthwise, "STACK_TASK_BYTES", 1024)
+        depthwise._plan.cache_clear()
+        shallow = plan_depthwise(geometry, 4)
+        assert 2 < shallow.depth < 25
+        stacked = mc.conv2d(x, w, padding=2, groups=64, method="depthwise")
+    finally:
+        mc.set_threads(previous)
+        depthwise._plan.cache_clear()  # no plan made under the patched target survives
+    assert np.array_equal(stacked, whole)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_channels_last_temporaries_stay_within_the_budget(threads: int) -> None:
+    x = np.arange(4 * 96 * 4 * 4, dtype=np.float64).reshape(4, 96, 4, 4) % 7 - 3
+    w = np.arange(96 * 25, dtype=np.float64).reshape(96, 1, 5, 5) % 5 - 2
+    expected = mc.conv2d(x, w, padding=2, groups=96, method="einsum")
+    budget = 400_000  # one output row per chunk on two threads: 26 buffers of 96 x 4 each
+    previous = mc.set_threads(threads)
+    try:
+        assert plan_depthwise(depthwise_geometry(x.shape, 5, padding=2), 8).layout == (
+            "channels_last"
+        )
+        peak, result = peak_temporary(
+            lambda: mc.conv2d(x, w, padding=2, groups=96, method="depthwise", memory_budget=budget)
+        )
+    finally:
+        mc.set_threads(previous)
+    assert np.array_equal(result, expected)
+    slack = threads * 3 * np.getbufsize() * 8 + 32 * 1024  # as in the test below
+    assert peak <= budget + slack, (peak, budget)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -178,9 +360,11 @@ def test_temporaries_stay_within_the_budget_on_any_thread_count(threads: int, bu
 def test_a_row_that_does_not_fit_raises_before_any_work() -> None:
     x = np.ones((1, 4, 8, 8))
     w = np.ones((4, 1, 3, 3))
-    # One row: 2 buffers * 4 channels * 10 wide columns * 8 bytes = 640 bytes, plus the copy.
+    # One row, channels-last (a small map): (9 taps + 1) buffers * 4 channels * 8 columns *
+    # 8 bytes = 2560 bytes, plus the slab of 3 padded rows * 10 columns * 4 channels * 8 bytes.
+    assert depthwise_layout(depthwise_geometry((1, 4, 8, 8), 3)) == "channels_last"
     with pytest.raises(MemoryError, match="depthwise"):
-        mc.conv2d(x, w, padding=1, groups=4, method="depthwise", memory_budget=600)
+        mc.conv2d(x, w, padding=1, groups=4, method="depthwise", memory_budget=1600)
 
 
 def test_flat_views_are_used_exactly_for_unit_strides() -> None:

@@ -111,3 +111,16 @@ NUMPY_ELEMENTWISE_FLOPS_PER_SECOND = 1e9
 NAIVE_SECONDS_PER_OUTPUT = 7.4e-6
 
 # --- calibrate.py: end ---
+
+#: The depthwise path's arithmetic, seconds per product on one thread (float32; wider types
+#: scale with their itemsize): each product written by one NumPy multiply over a
+#: cache-resident view and read by one add or reduce. Measured by timing the path's steps
+#: in one process on the suite's depthwise shapes (1 thread, float32, 2026-12-02, minimum
+#: of interleaved rounds, a heavily loaded machine): ~0.2-0.35 ns per product for the
+#: 3 x 3 layers on 56 x 56 maps (flat and strided views), ~0.3-0.5 ns with the slab and
+#: result transposes for the channels-last stacks of the 4 x 4 and 3 x 3 maps.
+DEPTHWISE_SECONDS_PER_PRODUCT = 0.4e-9
+#: Elements each depthwise product moves (the multiply reads one and writes one, the add
+#: reads two and writes one): charged at :data:`COPY_BYTES_PER_SECOND` for the integer and
+#: object types, whose arithmetic the model rates like every other path's.
+DEPTHWISE_ELEMENTS_PER_PRODUCT = 5

@@ -15,7 +15,9 @@ machine's rates (:class:`Rates`, by default the measured constants of
   own loops run on the calling thread);
 * **calls**: a fixed cost per NumPy call, per ``np.einsum`` call and per sliding-window
   view;
-* **Python loops**: a fixed cost per iteration (the naive path).
+* **Python loops**: a fixed cost per iteration (the naive path);
+* **depthwise passes**: the depthwise path's float arithmetic is its counted products at
+  ``DEPTHWISE_SECONDS_PER_PRODUCT`` each (scaled by the itemsize), split over its threads.
 
 ``threads`` is :func:`mimo_conv._core.workers.get_threads`, which by default follows the
 BLAS thread count of the environment: the model takes BLAS to run on that many threads.
@@ -42,6 +44,8 @@ from mimo_conv._engine.constants import (
     BLAS_SINGLE_THREAD_WORK,
     BLAS_THREAD_EFFICIENCY,
     COPY_BYTES_PER_SECOND,
+    DEPTHWISE_ELEMENTS_PER_PRODUCT,
+    DEPTHWISE_SECONDS_PER_PRODUCT,
     EINSUM_CALL_SECONDS,
     EINSUM_LOOP_FLOPS_PER_SECOND,
     HALF_SPEED_COLUMNS,
@@ -99,6 +103,8 @@ class Rates:
     einsum_loop_flops_per_second: float = EINSUM_LOOP_FLOPS_PER_SECOND
     numpy_elementwise_flops_per_second: float = NUMPY_ELEMENTWISE_FLOPS_PER_SECOND
     naive_seconds_per_output: float = NAIVE_SECONDS_PER_OUTPUT
+    depthwise_seconds_per_product: float = DEPTHWISE_SECONDS_PER_PRODUCT
+    depthwise_elements_per_product: float = DEPTHWISE_ELEMENTS_PER_PRODUCT
 
 
 #: The measured constants, as the planner uses them.
@@ -296,13 +302,20 @@ def predict_seconds(
     """
     threads = get_threads() if threads is None else threads
     full = rate(dtypes, rates)
-    if work.elementwise:
+    if work.stacked_products and dtypes.compute.kind in "fc":  # the depthwise path
+        scale = max(1.0, dtypes.compute.itemsize / 4)  # wider elements: fewer per vector
+        seconds = work.stacked_products * rates.depthwise_seconds_per_product * scale
+        seconds /= numpy_threads_speedup(work, rates)
+    elif work.elementwise:
         loop = (
             rates.einsum_loop_flops_per_second
             if work.einsum_calls
             else rates.numpy_elementwise_flops_per_second
         )
         seconds = flops / min(full, loop) / numpy_threads_speedup(work, rates) if flops else 0.0
+        # Depthwise products without float SIMD: their passes' traffic, as a copy's.
+        passes = rates.depthwise_elements_per_product * work.stacked_products
+        seconds += passes * dtypes.compute.itemsize / rates.copy_bytes_per_second
     else:
         seconds = products_seconds(work, flops, dtypes, threads, rates)
     seconds += numpy_seconds(work, copied_bytes, rates)

@@ -1,4 +1,4 @@
-"""The ``"depthwise"`` path: per-tap multiply-adds, for convolutions with few channels per group.
+"""The ``"depthwise"`` path: per-tap elementwise multiply-adds, for few channels per group.
 
 A depthwise convolution (``groups == C_in``, any channel multiplier ``C_out / C_in``) sums
 only ``prod(kernel)`` products per output, one per tap, each a scalar weight times one input
@@ -8,48 +8,76 @@ its row count the multiplier), so this path does the arithmetic elementwise inst
     out[n, o] = sum_c sum_t weight[o, c, t] * x_padded[n, group(o) * C_in/groups + c,
                                                       tap t's window positions]
 
-one NumPy multiply and one add over a whole chunk per input channel of a group ``c`` and tap
-``t``, in that fixed order (``c`` outer, taps in C order inner), so each output is the same
-recursive sum whatever the chunking or the thread count. Any group size works (the loop over
-``c`` runs ``C_in/groups`` times); the cost model picks this path only where few channels per
-group make it faster than a matrix product.
+**Three layouts**, chosen from the geometry alone (:func:`depthwise_layout`, never from the
+batch size, the chunking or the thread count):
 
-**Flat views.** With stride 1 every tap's input is one contiguous run of the flattened padded
-image, shifted by the tap's offset: output position ``(r, *p)`` is computed at "wide" index
-``r * W + flat(p)`` of the padded image's inner shape ``W``, so each multiply-add runs over a
-contiguous slice instead of a strided 2-d or 3-d window (a SIMD loop, not a loop of short
-rows). The wide result holds ``prod(padded_shape[1:]) - prod(output_shape[1:])`` extra columns
-per row, dropped at the end. With a stride the taps read strided views
-(:func:`mimo_conv._core.windows.tap_slices`).
+* ``"flat"`` (stride 1): output position ``(r, *p)`` is computed at "wide" index
+  ``r * W + flat(p)`` of the padded image's inner shape ``W``, so a tap is a constant
+  offset into the flattened image and its view one contiguous run per channel (a SIMD loop,
+  not a loop of short rows). The wide result holds ``prod(padded_shape[1:]) -
+  prod(output_shape[1:])`` extra columns per row, dropped at the end.
+* ``"strided"`` (a stride > 1): the taps read strided views of the padded image.
+* ``"channels_last"`` (one channel per group, a small map): the task's slab of the input is
+  copied channels-last, so the innermost loop runs over the channels (hundreds of
+  contiguous elements) instead of a row of two to four outputs.
 
-Cost: ``2 * C_in/groups * prod(kernel)`` elementwise passes over an output-sized chunk (the
-multiply writes a temporary, the add reads it), on :func:`mimo_conv._core.workers.get_threads`
-threads, split over images and groups. Temporary memory: the accumulator and the product of
-one chunk, ``2 * C_out * prod(wide output) * itemsize`` bytes per image and output row
-(wide: padded inner shape), for each of the threads that run at once; the plan sizes the
-chunks (:class:`~mimo_conv._core.budget.Chunking`) so that this stays within the budget.
+**One order of summation.** Every tap's input is a strided view of one array, so one
+read-only view (:func:`numpy.lib.stride_tricks.as_strided`) with the channels of a group and
+the taps as leading axes holds all the terms. Channel-first, each term is one NumPy multiply
+and one add into the running sum. Channels-last, where the calls and not the arithmetic
+were the cost (a few output positions, hundreds of channels), one multiply fills a *stack*
+of products, every tap deep, and one ``np.add.reduce`` over the stack's first axis sums it
+slot by slot; if the stack must be shallower, the running sum is copied into the first slot
+of the next one. Either way each output is the same recursive sum ``((p_0 + p_1) + p_2) +
+...``, channels of a group outer, taps in C order inner, whatever the layout, the stack
+depth, the chunking or the thread count: results are bit for bit the same for all of them.
+
+Work is split into tasks over images, groups and output rows that write disjoint outputs,
+run on :func:`mimo_conv._core.workers.get_threads` threads; each thread reuses its buffers
+from task to task. A task's buffers (running sum, product or stack, channels-last slab) aim
+at :data:`TASK_BYTES` so that they stay in cache. Temporary memory of a chunk of the plan:
+two output-sized buffers per image and output row channel-first, one per tap plus one
+channels-last (and the slab), for each of the threads that run at once
+(:func:`depthwise_bytes_per_row`).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 from numpy.typing import NDArray
 
 from mimo_conv._core.budget import Chunking, chunks
 from mimo_conv._core.geometry import ConvGeometry
-from mimo_conv._core.windows import tap_slices
 from mimo_conv._core.workers import get_threads, run_tasks, task_count
 from mimo_conv._paths.spec import PathSpec, Work
 
-#: Bytes of accumulator a task aims at: small enough that the accumulator and the product
-#: stay in the core's L2 cache across the taps (measured fastest between 128 and 512 KiB on
-#: the benchmark machine's 512 KiB L2, for the 3x3 depthwise layers of the suite).
-TASK_BYTES = 256 * 2**10
+#: Bytes of buffers a task aims at (stack, running sum, slab): small enough to stay in the
+#: core's L2 cache (1 MiB per core on the benchmark machine) from the multiply to the sum.
+#: Measured fastest between 256 KiB and 1 MiB for the depthwise layers of the suite.
+TASK_BYTES = 512 * 2**10
+
+#: The same for a channels-last task, whose stack holds every tap: its calls cost more than
+#: the cache misses of a larger stack (the 4 x 4 layer of 672 channels ran faster as one
+#: image with every channel, 1.1 MiB of stack, than split into four tasks of 168 channels).
+STACK_TASK_BYTES = 2 * 2**20
+
+#: The most taps one channels-last stack holds (a 7 x 7 x 7 kernel has 343).
+MAX_DEPTH = 1024
+
+#: Output positions per image and channel (stride 1: of the wide run) below which one
+#: channel per group goes channels-last: NumPy's per-run overhead dominates runs of a few
+#: dozen elements (the 4 x 4, 3 x 3 and 2 x 2 maps of the suite; the 56 x 56 and 28 x 28
+#: maps stay channel-first).
+CHANNELS_LAST_BELOW = 128
+
+Layout = Literal["flat", "strided", "channels_last"]
 
 
 def uses_flat_views(geometry: ConvGeometry) -> bool:
@@ -71,15 +99,70 @@ def uses_flat_views(geometry: ConvGeometry) -> bool:
     return all(step == 1 for step in geometry.stride)
 
 
+def _wide_length(geometry: ConvGeometry, height: int) -> int:
+    """Elements of the flat run that ``height`` output rows need (stride 1)."""
+    padded, output_shape = geometry.padded_shape, geometry.output_shape
+    width = math.prod(padded[1:])
+    inner = sum(
+        (size - 1) * math.prod(padded[2 + axis :]) for axis, size in enumerate(output_shape[1:])
+    )
+    return (height - 1) * width + 1 + inner
+
+
+def depthwise_layout(geometry: ConvGeometry) -> Layout:
+    """Return the layout the path computes a geometry in (the batch size plays no part).
+
+    Examples
+    --------
+    >>> def g(channels, size, stride):
+    ...     return ConvGeometry(
+    ...         batch_size=2, in_channels=channels, out_channels=channels, groups=channels,
+    ...         input_shape=(size, size), kernel_shape=(3, 3), stride=(stride, stride),
+    ...         dilation=(1, 1), padding=((1, 1),) * 2,
+    ...     )
+    >>> depthwise_layout(g(64, 56, 1)), depthwise_layout(g(64, 56, 2))
+    ('flat', 'strided')
+    >>> depthwise_layout(g(672, 4, 1))  # 4 x 4 outputs: a wide run of 22 elements
+    'channels_last'
+    """
+    flat = uses_flat_views(geometry)
+    if geometry.in_channels_per_group == 1:
+        output_shape = geometry.output_shape
+        run = _wide_length(geometry, output_shape[0]) if flat else math.prod(output_shape)
+        if run < CHANNELS_LAST_BELOW:
+            return "channels_last"
+    return "flat" if flat else "strided"
+
+
 def _row_width(geometry: ConvGeometry) -> int:
-    """Elements per output row of the accumulator: padded inner shape when wide."""
-    if uses_flat_views(geometry):
+    """Elements per output row of the running sum: padded inner shape when wide."""
+    if depthwise_layout(geometry) == "flat":
         return math.prod(geometry.padded_shape[1:])
     return math.prod(geometry.output_shape[1:])
 
 
+def _slab_per_row(geometry: ConvGeometry) -> int:
+    """Elements of channels-last input slab per output row (at most), over all channels."""
+    if depthwise_layout(geometry) != "channels_last":
+        return 0
+    span = geometry.dilation[0] * (geometry.kernel_shape[0] - 1) + 1
+    rows = max(geometry.stride[0], span)
+    return rows * math.prod(geometry.padded_shape[1:]) * geometry.in_channels
+
+
+def _output_buffers(geometry: ConvGeometry) -> int:
+    """Output-sized buffers a task holds: the running sum and its products.
+
+    Channel-first, one product at a time is added into the running sum; channels-last,
+    every tap is stacked (up to :data:`MAX_DEPTH`).
+    """
+    if depthwise_layout(geometry) == "channels_last":
+        return 1 + min(geometry.terms_per_output, MAX_DEPTH)
+    return 2
+
+
 def depthwise_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
-    """Temporary bytes per image and output row: accumulator plus one product, per thread.
+    """Temporary bytes per image and output row: the task's buffers and slab, per thread.
 
     Every one of the :func:`~mimo_conv._core.workers.get_threads` threads may hold its
     own task's buffers at once, so a chunk of the plan pays for all of them.
@@ -96,7 +179,8 @@ def depthwise_bytes_per_row(geometry: ConvGeometry, itemsize: int) -> int:
     29184
     >>> _ = set_threads(previous)
     """
-    return 2 * geometry.out_channels * _row_width(geometry) * itemsize * get_threads()
+    outputs = _output_buffers(geometry) * geometry.out_channels * _row_width(geometry)
+    return (outputs + _slab_per_row(geometry)) * itemsize * get_threads()
 
 
 def correlate_depthwise(
@@ -105,7 +189,7 @@ def correlate_depthwise(
     geometry: ConvGeometry,
     chunking: Chunking | None = None,
 ) -> NDArray[Any]:
-    """Cross-correlate by per-tap multiply-adds over flat (or strided) views.
+    """Cross-correlate by stacked per-tap products over flat, strided or channels-last views.
 
     Parameters
     ----------
@@ -155,46 +239,67 @@ def correlate_depthwise(
     if geometry.in_channels_per_group == 0:
         out[...] = x_padded.dtype.type(0)
         return out
-    per_group, taps = geometry.in_channels_per_group, math.prod(geometry.kernel_shape)
-    # (C_in/groups, taps, groups, C_out/groups): one small weight table per channel and tap.
-    table = np.moveaxis(
-        weight.reshape((geometry.groups, geometry.out_channels_per_group, per_group, taps)),
-        (2, 3),
-        (0, 1),
-    )
+    layout = plan.layout
     # Flat runs need a C-contiguous image; another layout (an unpadded input passed as it
-    # is) takes the strided views rather than a copy the budget did not plan for.
-    flat = plan.flat and x_padded.flags.c_contiguous
-
-    run_tasks(
-        [
-            partial(_accumulate, x_padded, table, out, geometry, task, flat=flat)
-            for task in plan.tasks
-        ]
-    )
+    # is) takes the strided views, the same products summed in the same order.
+    if layout == "flat" and not x_padded.flags.c_contiguous:
+        layout = "strided"
+    buffers = _Buffers(out.dtype)
+    if layout == "channels_last":
+        # (kernel..., C_out/groups, groups): the weights of a tap, channels innermost.
+        taps = math.prod(geometry.kernel_shape)
+        shape = (geometry.groups, geometry.out_channels_per_group, taps)
+        table = np.ascontiguousarray(weight.reshape(shape).transpose(2, 1, 0))
+        compute = partial(_channels_last_task, x_padded, table, out, geometry, buffers)
+    else:
+        compute = partial(_channel_first_task, x_padded, weight, out, geometry, buffers, layout)
+    run_tasks([partial(compute, task, plan.depth) for task in plan.tasks])
     return out
+
+
+class _Buffers(threading.local):
+    """Each thread's buffers for one call, allocated by its first task and reused after.
+
+    A fresh allocation per task of a few hundred KiB is mapped (and faulted in) anew by
+    the allocator each time; reusing them keeps them in the cache as well.
+    """
+
+    def __init__(self, dtype: np.dtype[Any]) -> None:
+        self.dtype = dtype
+        self.arrays: dict[str, NDArray[Any]] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> NDArray[Any]:
+        """Return an uninitialised ``shape`` array: the start of this thread's ``name`` buffer."""
+        size = math.prod(shape)
+        array = self.arrays.get(name)
+        if array is None or array.size < size:
+            array = self.arrays[name] = np.empty(size, dtype=self.dtype)
+        return array[:size].reshape(shape)
 
 
 @dataclass(frozen=True)
 class _DepthwisePlan:
-    """Shapes, the split of a call into tasks and its workspace, computed once per call shape."""
+    """Layout, the split of a call into tasks, stack depth and workspace, per call shape."""
 
     out_shape: tuple[int, ...]
-    flat: bool
+    layout: Layout
     tasks: tuple[tuple[slice, slice, slice], ...]
+    depth: int
     workspace: int
 
 
 def plan_depthwise(
     geometry: ConvGeometry, itemsize: int, chunking: Chunking | None = None
 ) -> _DepthwisePlan:
-    """Split a call into tasks: the plan's chunks, each split over groups for the cache.
+    """Split a call into tasks (the plan's chunks, split for the cache) and size their stacks.
 
-    Each task holds an accumulator and a product for some images, groups and output rows;
-    up to :func:`~mimo_conv._core.workers.get_threads` tasks run at once, each at most one
-    chunk of the plan (whose bytes :func:`depthwise_bytes_per_row` counts once per thread).
-    Chunks are split over groups until each task is near :data:`TASK_BYTES`, so its buffers
-    stay in cache.
+    Each task holds a running sum and a stack of products for some images, groups and
+    output rows (channels-last: also its input slab); up to
+    :func:`~mimo_conv._core.workers.get_threads` tasks run at once, each within one chunk of
+    the plan (whose bytes :func:`depthwise_bytes_per_row` counts once per thread). Chunks
+    are split until each task is near :data:`TASK_BYTES`: channel-first over groups (a
+    task's runs are whole images or rows), channels-last over images first (its runs are
+    the channels). The stack is as deep as the taps where that fits the task's share.
 
     Examples
     --------
@@ -211,6 +316,20 @@ def plan_depthwise(
     return _plan(geometry, itemsize, step.images, step.rows, get_threads())
 
 
+def _task_bytes(
+    geometry: ConvGeometry, itemsize: int, images: int, groups: int, rows: int
+) -> tuple[int, int]:
+    """Bytes of one output-sized buffer of a task, and of its slab (channels-last)."""
+    channels = groups * geometry.out_channels_per_group
+    per_output = images * channels * rows * _row_width(geometry) * itemsize
+    slab = 0
+    if depthwise_layout(geometry) == "channels_last":
+        span = geometry.dilation[0] * (geometry.kernel_shape[0] - 1) + 1
+        slab_rows = (rows - 1) * geometry.stride[0] + span
+        slab = images * groups * slab_rows * math.prod(geometry.padded_shape[1:]) * itemsize
+    return per_output, slab
+
+
 @lru_cache(maxsize=256)
 def _plan(
     geometry: ConvGeometry, itemsize: int, images: int, row_step: int, threads: int
@@ -219,152 +338,331 @@ def _plan(
     batch, groups = geometry.batch_size, geometry.groups
     output_shape = geometry.output_shape
     rows = output_shape[0]
-    per_row = 2 * geometry.out_channels * _row_width(geometry) * itemsize
-    chunk = min(images, max(1, batch)) * min(rows, row_step) * per_row
-    # Split the groups so that one task's buffers stay near TASK_BYTES, and into at least as
-    # many tasks as run at once when the work is large enough.
-    wanted = max(math.ceil(chunk / TASK_BYTES), task_count(chunk // max(1, itemsize), threads))
+    layout = depthwise_layout(geometry)
+    terms = geometry.terms_per_output
+    images, row_step = min(images, max(1, batch)), min(rows, row_step)
+    output, slab = _task_bytes(geometry, itemsize, images, groups, row_step)
+    # What the plan budgets per thread (depthwise_bytes_per_row): the buffers and the slab.
+    # Channel-first runs are long: a product per tap added at once is as fast as deeper
+    # stacks there and keeps the task small; channels-last runs are the channels, and the
+    # calls are the cost: stack every tap.
+    stacked = layout == "channels_last"
+    buffers = _output_buffers(geometry)
+    chunk = buffers * output + slab
+    elements = max(1, output // max(1, itemsize)) * terms  # products: the work per thread
+    target = STACK_TASK_BYTES if stacked else TASK_BYTES
+    wanted = max(math.ceil(chunk / target), task_count(elements, threads))
+    image_step = images
+    if stacked:  # channels innermost: split the images first
+        image_step = max(1, math.ceil(images / wanted))
+        wanted = math.ceil(wanted / math.ceil(images / image_step))
     group_step = max(1, math.ceil(groups / max(1, wanted)))
     tasks = tuple(
         (image_slice, group_slice, row_slice)
         for row_slice in chunks(rows, row_step)
-        for image_slice in chunks(batch, images)
+        for image_chunk in chunks(batch, images)
+        for image_slice in _pieces(image_chunk, image_step)
         for group_slice in chunks(groups, group_step)
     )
-    largest = math.ceil(chunk * min(groups, group_step) / max(1, groups))
+    task_output, task_slab = _task_bytes(geometry, itemsize, image_step, group_step, row_step)
+    depth = min(terms, 2)  # channel-first: a product, then its addition
+    if stacked:  # the deepest stack within the cache target and the task's share
+        room = min(chunk, max(target, 3 * task_output + task_slab))
+        depth = max(depth, min(buffers - 1, (room - task_slab) // max(1, task_output) - 1))
+        buffers = depth + 1
+    largest = task_slab + buffers * task_output
     workspace = min(threads, len(tasks)) * largest
     return _DepthwisePlan(
-        (batch, geometry.out_channels, *output_shape), uses_flat_views(geometry), tasks, workspace
+        (batch, geometry.out_channels, *output_shape), layout, tasks, depth, workspace
     )
 
 
-def _accumulate(
+def _pieces(outer: slice, step: int) -> list[slice]:
+    """Split a slice into consecutive pieces of ``step`` (the last may be shorter)."""
+    return [
+        slice(start, min(outer.stop, start + step))
+        for start in range(outer.start, outer.stop, step)
+    ]
+
+
+def _channel_first_task(
     source: NDArray[Any],
-    table: NDArray[Any],
+    weight: NDArray[Any],
     out: NDArray[Any],
     geometry: ConvGeometry,
+    buffers: _Buffers,
+    layout: Layout,
     task: tuple[slice, slice, slice],
-    *,
-    flat: bool,
+    depth: int,
 ) -> None:
-    """Compute one task: the outputs of some images, groups and output rows."""
+    """Compute one task in the flat or strided layout: some images, groups and output rows."""
     images, groups, rows = task
     per_group, per_out = geometry.in_channels_per_group, geometry.out_channels_per_group
     count, group_count = images.stop - images.start, groups.stop - groups.start
     height = rows.stop - rows.start
-    output_shape = geometry.output_shape
-    # Output channels of these groups, split as (groups, C_out/groups).
-    target = out[images, groups.start * per_out : groups.stop * per_out, rows].reshape(
-        (count, group_count, per_out, height, *output_shape[1:])
+    output_shape, padded = geometry.output_shape, geometry.padded_shape
+    kernel = geometry.kernel_shape
+    target = out.reshape((out.shape[0], geometry.groups, per_out, *output_shape))[
+        images, groups, :, rows
+    ]
+    # (C_in/groups, *kernel, 1, groups, C_out/groups, 1...): a weight per channel and tap.
+    table = np.moveaxis(
+        weight[groups.start * per_out : groups.stop * per_out].reshape(
+            (group_count, per_out, per_group, *kernel)
+        ),
+        (0, 1),
+        (-2, -1),
     )
-    if flat:
-        width = math.prod(geometry.padded_shape[1:])
-        # The wide index of the last output actually needed, plus one: the last tap's run
-        # then ends at the padded image's last element.
-        inner_strides = [
-            math.prod(geometry.padded_shape[2 + axis :]) for axis in range(len(output_shape) - 1)
-        ]
-        length = (
-            (height - 1) * width
-            + 1
-            + sum(
-                (size - 1) * step
-                for size, step in zip(output_shape[1:], inner_strides, strict=True)
-            )
+    channel = groups.start * per_group
+    sample, plane = source.strides[0], source.strides[1]
+    lead = (per_group, *kernel)
+    if layout == "flat":
+        width = math.prod(padded[1:])
+        length = _wide_length(geometry, height)
+        flat = source.reshape((source.shape[0], source.shape[1], -1))
+        base = flat[images.start, channel, rows.start * width :]
+        item = flat.strides[2]
+        taps = tuple(
+            spacing * math.prod(padded[axis + 1 :]) * item
+            for axis, spacing in enumerate(geometry.dilation)
         )
-        padded = source.reshape((source.shape[0], source.shape[1], -1))
-        shape = (count, group_count, per_out, height * width)
-        accumulator = np.empty(shape, dtype=out.dtype)
-        product = np.empty((count, group_count, per_out, length), dtype=out.dtype)
-        running = accumulator[..., :length]
-        offsets = _flat_offsets(geometry)
-        for channel in range(per_group):
-            # Input channels group * per_group + channel, for these groups: (count, groups, 1, L).
-            inputs = padded[
-                images, groups.start * per_group + channel : groups.stop * per_group : per_group
-            ]
-            for tap, offset in enumerate(offsets):
-                start = (rows.start * width) + offset
-                view = inputs[:, :, np.newaxis, start : start + length]
-                scale = table[channel, tap, groups, :, np.newaxis]
-                _multiply_add(view, scale, running, product, first=channel == 0 and tap == 0)
-        wide = accumulator.reshape(
-            (count, group_count, per_out, height, *geometry.padded_shape[1:])
+        view = as_strided(
+            base,
+            shape=(*lead, count, group_count, per_out, length),
+            strides=(plane, *taps, sample, per_group * plane, 0, item),
+            writeable=False,
         )
-        crop: tuple[Any, ...] = (Ellipsis, *(slice(0, size) for size in output_shape[1:]))
-        target[...] = wide[crop]
+        weights = _lead_weights(table, len(lead), 1)
+        # A contiguous running sum: NumPy's reduce into a strided one ran ~1.8x slower.
+        accumulator = buffers.get("sum", (count, group_count, per_out, length))
+        _sum_terms(view, weights, len(lead), accumulator, buffers, depth)
+        inner = accumulator.strides[3]
+        positions = as_strided(  # output (r, *p) sits at wide index r * width + flat(p)
+            accumulator,
+            shape=(count, group_count, per_out, height, *output_shape[1:]),
+            strides=(
+                *accumulator.strides[:3],
+                width * inner,
+                *(math.prod(padded[2 + axis :]) * inner for axis in range(len(padded) - 1)),
+            ),
+            writeable=False,
+        )
+        target[...] = positions
         return
-    product = np.empty(target.shape, dtype=out.dtype)
-    views = tap_slices(geometry, rows.start, rows.stop)
-    spatial = (np.newaxis,) * len(output_shape)
-    for channel in range(per_group):
-        inputs = source[
-            images, groups.start * per_group + channel : groups.stop * per_group : per_group
-        ]
-        for tap, (_, index) in enumerate(views):
-            view = inputs[index][:, :, np.newaxis]
-            scale = table[channel, tap, groups][(Ellipsis, *spatial)]
-            _multiply_add(view, scale, target, product, first=channel == 0 and tap == 0)
+    base = source[images.start :, channel:, rows.start * geometry.stride[0] :]  # a view
+    spatial = source.strides[2:]
+    view = as_strided(
+        base,
+        shape=(*lead, count, group_count, per_out, height, *output_shape[1:]),
+        strides=(
+            plane,
+            *(spacing * step for spacing, step in zip(geometry.dilation, spatial, strict=True)),
+            sample,
+            per_group * plane,
+            0,
+            *(jump * step for jump, step in zip(geometry.stride, spatial, strict=True)),
+        ),
+        writeable=False,
+    )
+    weights = _lead_weights(table, len(lead), len(output_shape))
+    _sum_terms(view, weights, len(lead), target, buffers, depth)
 
 
-def _multiply_add(
-    view: NDArray[Any],
-    scale: NDArray[Any],
-    running: NDArray[Any],
-    product: NDArray[Any],
-    *,
-    first: bool,
+def _channels_last_task(
+    source: NDArray[Any],
+    table: NDArray[Any],
+    out: NDArray[Any],
+    geometry: ConvGeometry,
+    buffers: _Buffers,
+    task: tuple[slice, slice, slice],
+    depth: int,
 ) -> None:
-    """Set ``running`` to ``view * scale`` for the first term, else add ``view * scale``."""
-    if first:
-        np.multiply(view, scale, out=running)
+    """Compute one task channels-last (one channel per group): copy its slab, then sum."""
+    images, groups, rows = task
+    per_out = geometry.out_channels_per_group
+    count, group_count = images.stop - images.start, groups.stop - groups.start
+    height = rows.stop - rows.start
+    output_shape, kernel = geometry.output_shape, geometry.kernel_shape
+    span = geometry.dilation[0] * (kernel[0] - 1) + 1
+    first = rows.start * geometry.stride[0]
+    last = (rows.stop - 1) * geometry.stride[0] + span
+    slab = buffers.get("slab", (count, last - first, *geometry.padded_shape[1:], group_count))
+    if geometry.padding_mode == "zeros" and geometry.is_padded:
+        # Only the image is transposed (the slow copy); its zero border is written as such.
+        slab[...] = 0
+        inside = _inside(geometry, first, last)
+        image = source[images, groups, first:last][(slice(None), slice(None), *inside)]
+        np.copyto(slab[(slice(None), *inside)], np.moveaxis(image, 1, -1))
     else:
-        np.multiply(view, scale, out=product)
-        np.add(running, product, out=running)
+        np.copyto(slab, np.moveaxis(source[images, groups, first:last], 1, -1))
+    spatial = slab.strides[1:-1]
+    view = as_strided(
+        slab,
+        shape=(*kernel, count, height, *output_shape[1:], per_out, group_count),
+        strides=(
+            *(spacing * step for spacing, step in zip(geometry.dilation, spatial, strict=True)),
+            slab.strides[0],
+            *(jump * step for jump, step in zip(geometry.stride, spatial, strict=True)),
+            0,
+            slab.strides[-1],
+        ),
+        writeable=False,
+    )
+    # table: (taps, C_out/groups, groups); these groups' weights per tap, channels inner.
+    weights = table[:, :, groups].reshape(
+        (*kernel, *(1,) * (len(output_shape) + 1), per_out, group_count)
+    )
+    accumulator = buffers.get("sum", view.shape[len(kernel) :])
+    _sum_terms(view, weights, len(kernel), accumulator, buffers, depth)
+    target = out.reshape((out.shape[0], geometry.groups, per_out, *output_shape))[
+        images, groups, :, rows
+    ]
+    spatial_axes = tuple(range(1, len(output_shape) + 1))
+    ndim = accumulator.ndim
+    target[...] = accumulator.transpose((0, ndim - 1, ndim - 2, *spatial_axes))
+
+
+def _inside(geometry: ConvGeometry, first: int, last: int) -> tuple[slice, ...]:
+    """Where the image sits in padded rows ``first:last`` (relative slices), per axis."""
+    (before, _), size = geometry.padding[0], geometry.input_shape[0]
+    rows = slice(max(before, first) - first, max(0, min(before + size, last) - first))
+    inner = (
+        slice(start, start + length)
+        for (start, _), length in zip(geometry.padding[1:], geometry.input_shape[1:], strict=True)
+    )
+    return (rows, *inner)
+
+
+def _lead_weights(table: NDArray[Any], lead: int, spatial: int) -> NDArray[Any]:
+    """``table`` (lead axes, groups, C_out/groups) with axes of 1 for images and positions."""
+    shape = table.shape
+    return table.reshape((*shape[:lead], 1, *shape[lead:], *(1,) * spatial))
+
+
+def _sum_terms(
+    view: NDArray[Any],
+    weights: NDArray[Any],
+    lead: int,
+    running: NDArray[Any],
+    buffers: _Buffers,
+    depth: int,
+) -> None:
+    """Set ``running`` to the sum over the ``lead`` axes of ``view * weights``, in C order.
+
+    The products go into a stack ``depth`` deep, summed by one ``np.add.reduce`` over its
+    first axis; a later stack starts with a copy of the running sum, so every element is
+    ``((p_0 + p_1) + p_2) + ...`` whatever ``depth`` is.
+    """
+    lead_shape, body = view.shape[:lead], view.shape[lead:]
+    terms = math.prod(lead_shape)
+    if terms == 1 or depth <= 2:  # a product per term, added at once: a stack two deep
+        product = buffers.get("stack", body)
+        for term, tap in enumerate(_indices(lead_shape)):
+            if term == 0:
+                np.multiply(view[tap], weights[tap], out=running)
+            else:
+                np.multiply(view[tap], weights[tap], out=product)
+                np.add(running, product, out=running)
+        return
+    stack = buffers.get("stack", (min(depth, terms), *body))
+    if depth >= terms:
+        np.multiply(view, weights, out=stack.reshape(view.shape))
+        _reduce(stack, running)
+        return
+    last = lead_shape[-1]
+    done = 0
+    while done < terms:
+        slot = 0 if done == 0 else 1
+        if slot:
+            np.copyto(stack[0], running)
+        end = min(terms, done + depth - slot)
+        term = done
+        while term < end:  # runs along the last lead axis: one multiply each
+            outer, tap = divmod(term, last)
+            stop = min(last, tap + end - term)
+            run: tuple[int | slice, ...] = (
+                *(int(i) for i in np.unravel_index(outer, lead_shape[:-1])),
+                slice(tap, stop),
+            )
+            into = slot + term - done
+            np.multiply(view[run], weights[run], out=stack[into : into + stop - tap])
+            term += stop - tap
+        _reduce(stack[: slot + end - done], running)
+        done = end
 
 
 @lru_cache(maxsize=256)
-def _flat_offsets(geometry: ConvGeometry) -> tuple[int, ...]:
-    """Offset of every tap (C order) into the flattened padded image, for stride 1."""
-    padded = geometry.padded_shape
-    strides = [math.prod(padded[axis + 1 :]) for axis in range(len(padded))]
-    offsets = [0]
-    for taps, spacing, step in zip(geometry.kernel_shape, geometry.dilation, strides, strict=True):
-        offsets = [base + tap * spacing * step for base in offsets for tap in range(taps)]
-    return tuple(offsets)
+def _indices(shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """Every index of ``shape`` in C order (cached: a task walks them for every call)."""
+    return tuple(np.ndindex(*shape))
+
+
+def _reduce(stack: NDArray[Any], running: NDArray[Any]) -> None:
+    """Set ``running = ((stack[0] + stack[1]) + stack[2]) + ...``, in that order."""
+    if stack[0].size > 1:
+        # Over the first (outermost) axis of a contiguous stack NumPy adds slot by slot.
+        np.add.reduce(stack, axis=0, out=running)
+        return
+    # One element: NumPy would sum the slots pairwise; keep the order by hand.
+    np.add(stack[0], stack[1], out=running)
+    for slot in stack[2:]:
+        np.add(running, slot, out=running)
 
 
 def depthwise_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Work:
-    """Count the work: per channel of a group and tap, one multiply and one add, elementwise.
+    """Count the work: every product goes once into a stack and once through the sum.
 
-    Each pass runs over the whole wide output (read the input, write the product; read two,
-    write one), plus the final copy out of the wide accumulator when the views are flat.
+    ``stacked_products`` counts the products on the busiest thread (the tasks spread
+    over :func:`~mimo_conv._core.workers.get_threads` threads), each written by one
+    multiply and read by one reduce over cache-resident stacks; the copies around them
+    (the wide crop, the channels-last slab and transposed result, the running sum copied
+    into a later stack) are ``bytes_moved``; the calls are those of every task.
 
     Examples
     --------
+    >>> from mimo_conv._core.workers import set_threads
     >>> g = ConvGeometry(
-    ...     batch_size=2, in_channels=4, out_channels=4, groups=4, input_shape=(6, 6),
+    ...     batch_size=2, in_channels=4, out_channels=4, groups=4, input_shape=(16, 16),
     ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
     ... )
-    >>> depthwise_work(g, 4, Chunking(2, 6)).bytes_moved  # 9 * 5 * (2*4*6*8) * 4 + 2*(2*4*36)*4
-    71424
+    >>> previous = set_threads(1)
+    >>> work = depthwise_work(g, 8, Chunking(2, 16))
+    >>> work.stacked_products  # 9 taps * 2 images * 4 channels * (15 * 18 + 16) wide positions
+    20592
+    >>> _ = set_threads(previous)
     """
     plan = plan_depthwise(geometry, itemsize, chunking)
-    output_shape = geometry.output_shape
-    wide = geometry.batch_size * geometry.out_channels * output_shape[0] * _row_width(geometry)
-    moved = 5 * geometry.terms_per_output * wide * itemsize
-    if plan.flat:
-        moved += (
-            2 * geometry.batch_size * geometry.out_channels * math.prod(output_shape) * itemsize
-        )
+    g = geometry
+    output_shape, terms = g.output_shape, g.terms_per_output
+    outputs = g.batch_size * g.out_channels * math.prod(output_shape)
+    if plan.layout == "flat":
+        positions = g.batch_size * g.out_channels * _wide_length(g, output_shape[0])
+        copied = 2 * outputs  # the crop out of the wide sum
+    else:
+        positions = outputs
+        copied = 0
+    if plan.layout == "channels_last":
+        slab = (output_shape[0] - 1) * g.stride[0] + g.dilation[0] * (g.kernel_shape[0] - 1) + 1
+        inputs = g.batch_size * g.in_channels * slab * math.prod(g.padded_shape[1:])
+        copied = 2 * inputs + 2 * outputs  # the slab in, the result out, both transposed
+    tasks = max(1, len(plan.tasks))
+    if plan.depth <= 2:  # a multiply and an add per term
+        calls = 2 * terms
+    else:  # per stack: its multiplies (a run of taps each), a copy of the sum, a reduce
+        stacks = math.ceil((terms - 1) / (plan.depth - 1))
+        runs = 1 if plan.depth >= terms else terms // g.kernel_shape[-1] + 2 * stacks
+        calls = runs + 2 * stacks + 2
+        copied += 2 * (stacks - 1) * positions  # the running sum into each later stack
+    parallel = min(get_threads(), tasks)
     return Work(
-        bytes_moved=moved,
-        calls=max(1, len(plan.tasks)) * 2 * geometry.terms_per_output,
+        bytes_moved=math.ceil(copied * itemsize / parallel),
+        calls=tasks * calls,
         products=0,
         product_rows=0,
         product_inner=0,
         elementwise=True,
-        note="multiply-add per tap",
+        stacked_products=math.ceil(terms * positions / parallel),
+        note="stacked multiply-adds per tap",
     )
 
 
@@ -372,9 +670,10 @@ def depthwise_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) ->
 PATH = PathSpec(
     name="depthwise",
     correlate=correlate_depthwise,
-    summary="does per-tap elementwise multiply-adds over flat views (few channels per group)",
-    chunk_name="accumulator and product of one output row",
+    summary="does stacked per-tap elementwise multiply-adds (few channels per group)",
+    chunk_name="running sum and stack of products of one output row",
     bytes_per_row=depthwise_bytes_per_row,
     granularity="rows",
     work=depthwise_work,
+    weight_copy=True,
 )

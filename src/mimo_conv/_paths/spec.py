@@ -53,6 +53,10 @@ class Work:
         Iterations of a Python loop (the naive path's windows).
     elementwise : bool
         The arithmetic is NumPy's elementwise multiply and sum, not a matrix product.
+    stacked_products : int
+        Products formed by elementwise multiplies over cache-resident views, each then
+        added or reduced into a running sum (``"depthwise"``), on the busiest thread; when
+        nonzero they stand for the arithmetic instead of the FLOP count.
     note : str
         What the path does, for the printed table.
     product_columns : int
@@ -80,6 +84,7 @@ class Work:
     einsum_calls: int = 0
     python_iterations: int = 0
     elementwise: bool = False
+    stacked_products: int = 0
     note: str = ""
     product_columns: int = 0
     strided_bytes: int = 0
