@@ -184,11 +184,13 @@ def test_conv_results_are_identical_for_every_thread_count(dtype: str) -> None:
     for threads in (1, 2, 3):
         mc.set_threads(threads)
         results.append(
-            [
-                mc.conv2d(x, w, padding=1, groups=64, method=method)
-                for method in ("depthwise", "gemm", "auto")
-            ]
+            [mc.conv2d(x, w, padding=1, groups=64, method=m) for m in ("depthwise", "gemm")]
         )
+        # auto's choice may depend on the thread count (the cost model prices BLAS's and
+        # the workers' threads); whatever it picks gives that path's bits exactly.
+        chosen = mc.explain_method(x, w, padding=1, groups=64).chosen
+        auto = mc.conv2d(x, w, padding=1, groups=64)
+        assert np.array_equal(auto, mc.conv2d(x, w, padding=1, groups=64, method=chosen))
     for later in results[1:]:
         for first, other in zip(results[0], later, strict=True):
             assert np.array_equal(first, other)
