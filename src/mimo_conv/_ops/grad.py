@@ -143,13 +143,13 @@ def conv_input(
     method : {METHOD_NAMES}, optional
         Validated exactly as :func:`mimo_conv.conv` validates it (same ``ValueError``s;
         ``"matmul"`` needs a 1 x 1 kernel). A named path computes the gradient as a
-        forward cross-correlation on that path (see Notes). ``"auto"`` is the scatter
-        described in the Notes when one image's columns fit the memory budget and (for
-        floats) the cost model does not predict the correlation faster (the
-        correlation multiplies the inserted zeros too: ``prod(stride)`` times the work;
-        at stride 1 the two were within about 20 % of each other on ResNet-like layers,
-        either way), and otherwise the correlation on the path the cost model picks.
-        Integer and ``dtype=object`` results are the same on every path; float results
+        forward cross-correlation of the zero-inserted ``grad_output`` on that path (see
+        Notes). ``"auto"`` takes whichever route the cost model predicts fastest among
+        those that fit the budget: the scatter described in the Notes, the stride phases
+        (one forward correlation per group of output phases, each with the sub-kernel of
+        the taps that reach it: no inserted zeros, a single correlation at stride 1) and,
+        for floats or when the others do not fit, the zero-inserted correlation.
+        Integer and ``dtype=object`` results are the same on every route; float results
         differ only by rounding.
     memory_budget : int, optional
         Largest temporary buffer, in bytes, for this call (default
