@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mimo_conv.testing import PRESETS, bound, conv_error_bound
-from mimo_conv.testing.bounds import _object_plan, bound_terms, gamma
+from mimo_conv.testing import PRESETS, bound
+from mimo_conv.testing.bounds import _object_plan, bound_terms, conv_error_bound, gamma
 from mimo_conv.testing.reference import Exact, from_fractions, to_fraction
 
 LONG = np.finfo(np.longdouble)
