@@ -19,7 +19,15 @@ import pytest
 
 from mimo_conv.testing import PRESETS, bound
 from mimo_conv.testing.bounds import _object_plan, bound_terms, conv_error_bound, gamma
-from mimo_conv.testing.reference import Exact, from_fractions, to_fraction
+from mimo_conv.testing.operations import parse_call
+from mimo_conv.testing.reference import (
+    Exact,
+    beta_for,
+    fraction_exact,
+    from_fractions,
+    ozaki_exact,
+    to_fraction,
+)
 
 LONG = np.finfo(np.longdouble)
 needs_longdouble = pytest.mark.skipif(
@@ -263,3 +271,54 @@ def test_gamma_value_and_refusal() -> None:
     assert gamma(0, 0.5) == 0
     with pytest.raises(ValueError, match=r"got n = 8, u = 0\.125"):
         gamma(8, 2.0**-3)
+
+
+# --- the Ozaki reference when the slices cannot hold every bit --------------------------
+
+
+def _kept(values: np.ndarray, beta: int) -> list[Fraction]:
+    """The bits one slice of ``beta`` bits keeps (module docstring of ``reference``).
+
+    The slice grid starts at ``2**E`` with ``max |a| < 2**E``: the slice is ``a``
+    truncated toward zero to a multiple of ``2**(E - beta)``.
+    """
+    top = int(np.frexp(np.max(np.abs(values)))[1])
+    step = Fraction(2) ** (top - beta)
+    result = []
+    for value in values.ravel().tolist():
+        exact = Fraction(value)
+        whole = abs(exact) // step
+        result.append((whole if exact >= 0 else -whole) * step)
+    return result
+
+
+@pytest.mark.parametrize("truncate_weight", [False, True])
+def test_truncated_ozaki_error_is_the_bound_on_the_dropped_bits(truncate_weight: bool) -> None:
+    # One slice per operand (most=1) cannot hold values of 30 or more bits: the dropped
+    # bits' contribution sum |a - a~| |b| + |a~| |b - b~| is bounded and added to ``error``.
+    x = np.array([[1 + 2.0**-40, -(1 + 2.0**-35), 0.75 + 2.0**-45, 3 + 2.0**-30]])
+    w = np.array([[[1 + 2.0**-38, 0.5]]]) if truncate_weight else np.array([[[1.0, 0.5]]])
+    call = parse_call("conv", (x, w), {})
+    n = 2
+    exact = ozaki_exact(call, n, most=1)
+    beta = beta_for(n)
+    kept_x, kept_w = _kept(x, beta), _kept(w, beta)
+    xs = [Fraction(v) for v in x.ravel().tolist()]
+    ws = [Fraction(v) for v in w.ravel().tolist()]
+    true, _ = fraction_exact(call)
+    for j in range(3):
+        dropped = sum(
+            (
+                abs(xs[j + t] - kept_x[j + t]) * abs(ws[t])
+                + abs(kept_x[j + t]) * abs(ws[t] - kept_w[t])
+                for t in range(2)
+            ),
+            Fraction(0),
+        )
+        assert dropped > 0
+        error = Fraction(float(exact.error[0, j]))
+        gap = abs(true[0, j] - Fraction(float(exact.hi[0, j])) - Fraction(float(exact.lo[0, j])))
+        assert gap <= error
+        # The stated error is that bound, rounded up a little (and the double-double
+        # additions' own error, far smaller): not a loose over-estimate.
+        assert dropped <= error <= dropped * (1 + Fraction(2) ** -40) + Fraction(2) ** -1000
