@@ -258,6 +258,10 @@ def test_from_fractions_splits_into_hi_lo_and_a_bounded_error() -> None:
         hi, lo = Fraction(float(exact.hi[index])), Fraction(float(exact.lo[index]))
         assert hi == Fraction(float(values[index]))  # hi is the value rounded to float64
         assert abs(values[index] - hi - lo) <= Fraction(float(exact.error[index]))
+        # The stated error is the residual rounded up once, not a multiple of it.
+        residual = abs(values[index] - hi - lo)
+        stated = Fraction(float(exact.error[index]))
+        assert stated <= residual * (1 + Fraction(2) ** -50) + Fraction(2) ** -1074
     # Exactly representable values have no error; 1/3 does (but below 2**-100 of it).
     assert exact.error[1, 0] == exact.error[1, 1] == 0
     assert 0 < exact.error[0, 0] < 2.0**-100
@@ -321,4 +325,24 @@ def test_truncated_ozaki_error_is_the_bound_on_the_dropped_bits(truncate_weight:
         assert gap <= error
         # The stated error is that bound, rounded up a little (and the double-double
         # additions' own error, far smaller): not a loose over-estimate.
+        assert dropped <= error <= dropped * (1 + Fraction(2) ** -40) + Fraction(2) ** -1000
+
+
+def test_truncated_ozaki_error_of_a_sum_of_elements() -> None:
+    # conv_bias sums the elements of each channel (no second operand): the dropped bits'
+    # contribution is sum |a - a~|.
+    g = np.array([[[1 + 2.0**-40, -(0.5 + 2.0**-44)], [3 + 2.0**-33, 2.0**-20 + 2.0**-60]]])
+    call = parse_call("conv_bias", (g,), {})
+    n = 2
+    exact = ozaki_exact(call, n, most=1)
+    kept = _kept(g, beta_for(n))
+    values = [Fraction(v) for v in g.ravel().tolist()]
+    true, _ = fraction_exact(call)
+    for channel in range(2):
+        picked = range(2 * channel, 2 * channel + 2)
+        dropped = sum((abs(values[k] - kept[k]) for k in picked), Fraction(0))
+        assert dropped > 0
+        error = Fraction(float(exact.error[channel]))
+        hi, lo = Fraction(float(exact.hi[channel])), Fraction(float(exact.lo[channel]))
+        assert abs(true[channel] - hi - lo) <= error
         assert dropped <= error <= dropped * (1 + Fraction(2) ** -40) + Fraction(2) ** -1000
