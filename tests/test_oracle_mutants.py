@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 from mimo_conv.testing import PRESETS, bound
-from mimo_conv.testing.bounds import _object_plan, bound_terms, conv_error_bound, gamma
+from mimo_conv.testing.bounds import _object_plan, bound_terms, conv_error_bound, gamma, gammas
 from mimo_conv.testing.operations import parse_call
 from mimo_conv.testing.reference import (
     Exact,
+    add,
     beta_for,
     fraction_exact,
     from_fractions,
@@ -346,3 +347,61 @@ def test_truncated_ozaki_error_of_a_sum_of_elements() -> None:
         hi, lo = Fraction(float(exact.hi[channel])), Fraction(float(exact.lo[channel]))
         assert abs(true[channel] - hi - lo) <= error
         assert dropped <= error <= dropped * (1 + Fraction(2) ** -40) + Fraction(2) ** -1000
+
+
+# --- double-double sums, exact-arithmetic terms, gamma arrays, stacked slices ------------
+
+
+def test_adding_two_exacts_is_exact_within_the_sum_of_their_errors() -> None:
+    u = Fraction(2) ** -53
+    first = Exact(np.array([1.0]), np.array([2.0**-60]), np.array([2.0**-100]), "ozaki")
+    second = Exact(np.array([2.0**-30]), np.array([-(2.0**-75)]), np.array([2.0**-101]), "ozaki")
+    total = add(first, second)
+    assert total.method == "ozaki"
+    exact = 1 + Fraction(2) ** -60 + Fraction(2) ** -30 - Fraction(2) ** -75
+    hi, lo = Fraction(float(total.hi[0])), Fraction(float(total.lo[0]))
+    assert hi == Fraction(float(exact))  # hi is the sum rounded to float64
+    assert abs(exact - hi - lo) <= Fraction(float(total.error[0])) - Fraction(3, 2**101)
+    # The error is both errors plus the rounding of the low parts, u |lo1 + lo2| and
+    # u |lo1 + lo2 + e| (e = 0 here: 1 + 2**-30 is exact), rounded up by 1 + 4u, and the
+    # float64 sum of the three rounded once.
+    low = Fraction(2) ** -60 - Fraction(2) ** -75
+    expected = Fraction(3, 2**101) + 2 * u * low * (1 + 4 * u)
+    stated = Fraction(float(total.error[0]))
+    assert expected * (1 - u) <= stated <= expected * (1 + u)
+
+
+def test_exact_arithmetic_terms_are_zero_arrays() -> None:
+    terms = bound_terms("conv", np.ones((2, 1, 4), np.int64), np.ones((3, 1, 2), np.int64))
+    assert terms.precision is None
+    assert terms.n == 2
+    for name in ("inputs", "accumulation", "underflow", "output", "total"):
+        array = getattr(terms, name)
+        assert array.shape == (2, 3, 3)
+        assert not array.any()
+
+
+@needs_longdouble
+def test_composed_terms_keep_the_magnitudes_dtype() -> None:
+    x = np.ones((1, 3), np.longdouble) / 3
+    terms = bound_terms("conv", x, np.ones((1, 1, 2), np.longdouble), precision="float32")
+    assert terms.output.dtype == np.longdouble  # float32 output holds float32 sums: zeros
+
+
+def test_gammas_of_no_counts_is_empty() -> None:
+    assert gammas(np.array([]), 2.0**-24).shape == (0,)
+    assert bound("conv", np.ones((0, 1, 3)), np.ones((1, 1, 2))).shape == (0, 1, 2)
+
+
+def test_stacked_conv_slices_with_more_images_than_channels() -> None:
+    # Slices are stacked along the batch axis: 3 images of 2 channels, 2 groups, values of
+    # 30 and more bits (two or three slices each).
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 2, 6)) * (1 + 2.0**-30)
+    w = rng.standard_normal((4, 1, 3)) / 3
+    call = parse_call("conv", (x, w, None, 1, 0, 1, 2), {})
+    exact = ozaki_exact(call, 3)
+    true, _ = fraction_exact(call)
+    for index in np.ndindex(true.shape):
+        hi, lo = Fraction(float(exact.hi[index])), Fraction(float(exact.lo[index]))
+        assert abs(true[index] - hi - lo) <= Fraction(float(exact.error[index]))
