@@ -405,3 +405,37 @@ def test_stacked_conv_slices_with_more_images_than_channels() -> None:
     for index in np.ndindex(true.shape):
         hi, lo = Fraction(float(exact.hi[index])), Fraction(float(exact.lo[index]))
         assert abs(true[index] - hi - lo) <= Fraction(float(exact.error[index]))
+
+
+def test_float64_bound_includes_the_bounds_own_8_eta() -> None:
+    eta = Fraction(2) ** -1074
+    got = bound("conv", np.zeros((1, 1, 6)), np.zeros((1, 1, 4)))
+    assert [Fraction(float(v)) for v in got.ravel()] == [8 * eta] * 3
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="float64 product underflow (half a subnormal, 2**-1075) is 0.0 as a float64, so "
+    "compose drops the n * eta / 2 term; the 8 eta slack covers only n <= 16",
+)
+def test_float64_zero_inputs_leave_the_underflow_of_every_product() -> None:
+    # As for longdouble: P = 0, so the bound is the n products' underflow, n * eta / 2 (half
+    # a subnormal each, rounding to nearest), plus the bound's own 8 eta: (10 + 8) eta.
+    eta = Fraction(2) ** -1074
+    got = bound("conv", np.zeros((1, 1, 22)), np.zeros((1, 1, 20)))
+    assert all(Fraction(float(v)) >= 18 * eta for v in got.ravel())
+
+
+def test_float32_outputs_without_terms_and_the_overflow_mask() -> None:
+    # conv_input with stride 2 and one tap: odd positions get no term (and no rounding).
+    g = np.ones((1, 1, 3), np.float32)
+    terms = bound_terms("conv_input", (1, 1, 6), np.ones((1, 1, 1), np.float32), g, stride=2)
+    eta = Fraction(2) ** -1074
+    assert [Fraction(float(v)) for v in terms.total.ravel()[1::2]] == [8 * eta] * 3
+    assert terms.may_overflow is not None
+    assert terms.may_overflow.dtype == np.bool_
+    huge = bound_terms(
+        "conv", np.array([[1e6, 1.0]], np.float32), np.ones((1, 1, 1)), precision="float16"
+    )
+    assert huge.may_overflow is not None
+    assert huge.may_overflow.dtype == np.bool_
