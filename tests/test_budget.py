@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import _thread
+import dis
+import itertools
+import signal
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -141,3 +145,162 @@ def test_numpy_integers_are_budgets_and_bools_are_not() -> None:
     for bad in (True, np.bool_(True), 1.5):
         with pytest.raises(TypeError, match="memory_budget must be an int number of bytes"):
             mc.conv2d(x, w, memory_budget=bad)  # type: ignore[arg-type]
+
+
+# --- interrupts: where CPython can deliver one, and real ones --------------------------------
+#
+# CPython runs a pending signal handler (Ctrl-C, SIGALRM, _thread.interrupt_main) only at a
+# few points of the bytecode: when a function starts (its RESUME) and right after a call
+# returns, besides backward jumps. The scope's methods have no loops, so those are every
+# instant an interrupt can land inside them.
+
+
+def _delivery_points(scope: Any) -> list[tuple[str, int]]:
+    """The (method, offset) instants of an uninterrupted ``with scope:``, in order.
+
+    Offset -1 is the method's start; any other offset is the instruction after a call.
+    """
+    methods = {type(scope).__enter__.__code__: "enter", type(scope).__exit__.__code__: "exit"}
+    after_call = {
+        code: {
+            following.offset
+            for instruction, following in itertools.pairwise(dis.get_instructions(code))
+            if instruction.opname.startswith("CALL")
+        }
+        for code in methods
+    }
+    points: list[tuple[str, int]] = []
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code not in methods:
+            return None
+        frame.f_trace_opcodes = True
+        if event == "call":
+            points.append((methods[frame.f_code], -1))
+        elif event == "opcode" and frame.f_lasti in after_call[frame.f_code]:
+            points.append((methods[frame.f_code], frame.f_lasti))
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        with scope:
+            pass
+    finally:
+        sys.settrace(None)
+    return points
+
+
+def _interrupt_at(scope: Any, point: tuple[str, int]) -> bool:
+    """Run ``with scope:`` raising KeyboardInterrupt at ``point``; whether it was raised."""
+    methods = {type(scope).__enter__.__code__: "enter", type(scope).__exit__.__code__: "exit"}
+    fired = False
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal fired
+        if frame.f_code not in methods:
+            return None
+        frame.f_trace_opcodes = True
+        here = (methods[frame.f_code], -1 if event == "call" else frame.f_lasti)
+        if not fired and event in ("call", "opcode") and here == point:
+            fired = True
+            raise KeyboardInterrupt
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        with scope:
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sys.settrace(None)
+    return fired
+
+
+def test_an_interrupt_at_each_delivery_point_of_the_scope_leaves_the_budget_unchanged() -> None:
+    before = mc.get_memory_budget()
+    scope = mc.memory_budget(4096)
+    points = _delivery_points(scope)
+    # Both starts, the get/append/set calls of __enter__ and the set of __exit__ at least.
+    assert {("enter", -1), ("exit", -1)} <= set(points)
+    assert len(points) >= 5
+    unsafe = []
+    for point in points:
+        assert _interrupt_at(scope, point), point
+        if mc.get_memory_budget() != before or scope._saved:
+            unsafe.append(point)
+            budget_module._OVERRIDE.set(None)  # repair, to try the next point cleanly
+            scope._saved.clear()
+    # The one instant no Python code can cover (module docstring): the start of __exit__,
+    # before its first line. Every other instant (an interrupt right after the restore of
+    # __exit__ among them, which used to lose the saved value) leaves the budget as it was.
+    assert unsafe == [("exit", -1)]
+    with scope:
+        assert mc.get_memory_budget() == 4096
+    assert mc.get_memory_budget() == before
+
+
+def _interrupted_loops(start: Any, rounds: int) -> tuple[int, list[str]]:
+    """Interrupt a loop of small calls in budget scopes ``rounds`` times.
+
+    ``start(k)`` arms the k-th interrupt. Returns how many interrupts arrived and, for each
+    time the budget was wrong afterwards, where the interrupt landed.
+    """
+    x, w = np.ones((1, 2, 6, 6)), np.ones((2, 2, 3, 3))
+    expected = mc.conv2d(x, w)
+    outside = mc.get_memory_budget()
+    exit_code = mc.memory_budget.__exit__.__code__
+    arrived, wrong = 0, []
+    for k in range(rounds):
+        try:
+            start(k)
+            while True:
+                with mc.memory_budget(100_000):
+                    mc.conv2d(x, w)
+        except KeyboardInterrupt as interrupt:
+            arrived += 1
+            trace = interrupt.__traceback__
+            while trace is not None and trace.tb_next is not None:
+                trace = trace.tb_next
+            where = "?" if trace is None else f"{trace.tb_frame.f_code.co_name}@{trace.tb_lasti}"
+            at_exit_start = trace is not None and trace.tb_frame.f_code is exit_code
+            at_exit_start = at_exit_start and trace is not None and trace.tb_lasti == 0
+            del interrupt, trace
+        if mc.get_memory_budget() != outside:
+            wrong.append(where if at_exit_start else f"unexpected: {where}")
+            budget_module._OVERRIDE.set(None)
+        assert np.array_equal(mc.conv2d(x, w), expected)  # the next call works
+        with mc.memory_budget(100_000):
+            assert mc.get_memory_budget() == 100_000
+    assert mc.get_memory_budget() == outside
+    return arrived, wrong
+
+
+def test_interrupt_main_from_a_timer_thread_leaves_the_budget_unchanged() -> None:
+    timers: list[threading.Timer] = []
+
+    def start(k: int) -> None:
+        timers.append(threading.Timer(0.0005 * (1 + k % 5), _thread.interrupt_main))
+        timers[-1].start()
+
+    try:
+        arrived, wrong = _interrupted_loops(start, 150)
+    finally:
+        for timer in timers:
+            timer.join()
+    assert arrived == 150
+    assert not [where for where in wrong if where.startswith("unexpected")], wrong
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="SIGALRM timers are POSIX only")
+def test_sigalrm_interrupts_leave_the_budget_unchanged() -> None:
+    previous = signal.signal(signal.SIGALRM, signal.default_int_handler)
+    try:
+        arrived, wrong = _interrupted_loops(
+            lambda k: signal.setitimer(signal.ITIMER_REAL, 0.0002 * (1 + k % 7)), 1000
+        )
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert arrived == 1000
+    assert not [where for where in wrong if where.startswith("unexpected")], wrong

@@ -625,8 +625,10 @@ def _longdouble_terms(mag: Magnitudes) -> BoundTerms:
     """Longdouble inputs in their own precision: the same bound, in longdouble."""
     info = np.finfo(np.longdouble)
     u = float(info.eps) / 2
-    terms = mag.count + (1 if mag.bias is not None else 0)
-    roundings = np.maximum(terms - 1, 0) + (1 if mag.call.bilinear else 0) * (mag.count > 0)
+    # Complex: each part is a real sum of 2n terms, as in compose().
+    count = 2 * mag.count if mag.complex_result else mag.count
+    terms = count + (1 if mag.bias is not None else 0)
+    roundings = np.maximum(terms - 1, 0) + (1 if mag.call.bilinear else 0) * (count > 0)
     gamma(math.ceil(float(np.max(roundings, initial=0))), u)
     nu = roundings.astype(np.longdouble) * np.longdouble(u)
     one = np.longdouble(1)
@@ -634,7 +636,7 @@ def _longdouble_terms(mag: Magnitudes) -> BoundTerms:
     zeros = np.zeros(mag.products.shape, dtype=np.longdouble)
     accumulation = g * mag.total
     eta = info.smallest_subnormal
-    underflow = (mag.count * eta * (1 + g)) if mag.call.bilinear else zeros
+    underflow = (count * eta * (1 + g)) if mag.call.bilinear else zeros
     total = (accumulation + underflow) * (one + 8 * np.longdouble(u)) + 8 * eta
     if mag.complex_result:
         total = total * np.longdouble(_SQRT2_UP)
