@@ -43,6 +43,7 @@ channels-last (and the slab), for each of the threads that run at once
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass
@@ -279,13 +280,46 @@ class _Buffers(threading.local):
 
 @dataclass(frozen=True)
 class _DepthwisePlan:
-    """Layout, the split of a call into tasks, stack depth and workspace, per call shape."""
+    """Layout, the split of a call into tasks, stack depth and workspace, per call shape.
+
+    A few ints whatever the call's size (the plans are cached): the tasks are generated
+    from the steps when the path runs (:attr:`tasks`), and counted without it
+    (:attr:`task_count`).
+    """
 
     out_shape: tuple[int, ...]
     layout: Layout
-    tasks: tuple[tuple[slice, slice, slice], ...]
     depth: int
     workspace: int
+    #: (batch, rows, groups) of the call; the images per chunk and per task; the groups
+    #: and output rows per task.
+    extent: tuple[int, int, int]
+    images: int
+    image_step: int
+    group_step: int
+    row_step: int
+
+    @property
+    def tasks(self) -> tuple[tuple[slice, slice, slice], ...]:
+        """Every task: (images, groups, output rows), rows outermost."""
+        batch, rows, groups = self.extent
+        return tuple(
+            (image_slice, group_slice, row_slice)
+            for row_slice in chunks(rows, self.row_step)
+            for image_chunk in chunks(batch, self.images)
+            for image_slice in _pieces(image_chunk, self.image_step)
+            for group_slice in chunks(groups, self.group_step)
+        )
+
+    @property
+    def task_count(self) -> int:
+        """``len(self.tasks)``, counted without building them."""
+        batch, rows, groups = self.extent
+        per_rows = sum(
+            math.ceil((chunk.stop - chunk.start) / self.image_step)
+            for chunk in chunks(batch, self.images)
+        )
+        return math.ceil(rows / self.row_step) * per_rows * math.ceil(groups / self.group_step)
 
 
 def plan_depthwise(
@@ -357,13 +391,6 @@ def _plan(
         image_step = max(1, math.ceil(images / wanted))
         wanted = math.ceil(wanted / math.ceil(images / image_step))
     group_step = max(1, math.ceil(groups / max(1, wanted)))
-    tasks = tuple(
-        (image_slice, group_slice, row_slice)
-        for row_slice in chunks(rows, row_step)
-        for image_chunk in chunks(batch, images)
-        for image_slice in _pieces(image_chunk, image_step)
-        for group_slice in chunks(groups, group_step)
-    )
     task_output, task_slab = _task_bytes(geometry, itemsize, image_step, group_step, row_step)
     depth = min(terms, 2)  # channel-first: a product, then its addition
     if stacked:  # the deepest stack within the cache target and the task's share
@@ -371,10 +398,12 @@ def _plan(
         depth = max(depth, min(buffers - 1, (room - task_slab) // max(1, task_output) - 1))
         buffers = depth + 1
     largest = task_slab + buffers * task_output
-    workspace = min(threads, len(tasks)) * largest
-    return _DepthwisePlan(
-        (batch, geometry.out_channels, *output_shape), layout, tasks, depth, workspace
-    )
+    plan = _DepthwisePlan(
+        (batch, geometry.out_channels, *output_shape), layout, depth, 0,
+        (batch, rows, groups), images, image_step, group_step, max(1, row_step),
+    )  # fmt: skip
+    workspace = min(threads, plan.task_count) * largest
+    return dataclasses.replace(plan, workspace=workspace)
 
 
 def _pieces(outer: slice, step: int) -> list[slice]:
@@ -645,7 +674,7 @@ def depthwise_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) ->
         slab = (output_shape[0] - 1) * g.stride[0] + g.dilation[0] * (g.kernel_shape[0] - 1) + 1
         inputs = g.batch_size * g.in_channels * slab * math.prod(g.padded_shape[1:])
         copied = 2 * inputs + 2 * outputs  # the slab in, the result out, both transposed
-    tasks = max(1, len(plan.tasks))
+    tasks = max(1, plan.task_count)
     if plan.depth <= 2:  # a multiply and an add per term
         calls = 2 * terms
     else:  # per stack: its multiplies (a run of taps each), a copy of the sum, a reduce

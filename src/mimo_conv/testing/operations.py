@@ -98,7 +98,7 @@ def _as_operand(value: Any) -> tuple[NDArray[Any], np.dtype[Any]]:
     return array, array.dtype
 
 
-@functools.cache
+@functools.lru_cache(maxsize=16)  # one entry per operation name
 def _signature(op: str) -> inspect.Signature:
     """Return the signature of ``op``'s function, read once (reading it costs microseconds)."""
     return inspect.signature(OPERATIONS[op][0])

@@ -85,10 +85,15 @@ class Format:
 
         Gradual underflow: half a subnormal spacing for nearest, one spacing toward zero.
         Flush-to-zero: a result below ``2**emin`` may become 0, an error below ``2**emin``.
+        The value is a float64, rounded up: float64's own half spacing (``2**-1075``) is
+        not a float64 and would round to 0, so a whole spacing stands for it.
         """
         if flush:
             return self.smallest_normal
-        return self.smallest_subnormal / (2 if rounding == "nearest" else 1)
+        if rounding != "nearest":
+            return self.smallest_subnormal
+        half = self.smallest_subnormal / 2
+        return half if half > 0 else self.smallest_subnormal
 
     def holds(self, other: Format) -> bool:
         """Whether every number of ``other`` is a number of this format."""
