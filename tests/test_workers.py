@@ -189,6 +189,7 @@ def test_conv_results_are_identical_for_every_thread_count(dtype: str) -> None:
         # auto's choice may depend on the thread count (the cost model prices BLAS's and
         # the workers' threads); whatever it picks gives that path's bits exactly.
         chosen = mc.explain_method(x, w, padding=1, groups=64).chosen
+        assert chosen is not None
         auto = mc.conv2d(x, w, padding=1, groups=64)
         assert np.array_equal(auto, mc.conv2d(x, w, padding=1, groups=64, method=chosen))
     for later in results[1:]:

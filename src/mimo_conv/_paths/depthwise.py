@@ -316,10 +316,11 @@ class _DepthwisePlan:
         """``len(self.tasks)``, counted without building them."""
         batch, rows, groups = self.extent
         per_rows = sum(
-            math.ceil((chunk.stop - chunk.start) / self.image_step)
+            -(-(chunk.stop - chunk.start) // self.image_step)  # ceiling division
             for chunk in chunks(batch, self.images)
         )
-        return math.ceil(rows / self.row_step) * per_rows * math.ceil(groups / self.group_step)
+        row_tasks, group_tasks = -(-rows // self.row_step), -(-groups // self.group_step)
+        return int(row_tasks * per_rows * group_tasks)
 
 
 def plan_depthwise(
