@@ -75,8 +75,9 @@ STRIDED_BYTES_PER_SECOND = 13e9
 #: ``calibrate.py`` from two copies of the same bytes in rows of 8 and of 512 elements.
 SECONDS_PER_RUN = 4.4e-9
 #: What each thread beyond the first adds to NumPy-side work split over threads: measured
-#: 1.7x on two threads for the tap copies of issue 13's layers (a loaded machine).
-NUMPY_THREAD_EFFICIENCY = 0.7
+#: by ``calibrate.py`` on a quiet machine (2026-12-02, load 1.1): 0.16 (a second thread made
+#: the split copies 1.16x as fast; an earlier estimate of 0.7 came from the copy alone).
+NUMPY_THREAD_EFFICIENCY = 0.16
 #: Fixed cost of one NumPy call made from a path's Python loop (indexing, a copy, a
 #: matmul): measured by ``calibrate.py`` on tap copies and products of 1-element arrays
 #: (the median of the two).

@@ -59,6 +59,13 @@ from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.workers import get_threads, run_tasks, task_count
 from mimo_conv._paths.spec import PathSpec, Work
 
+#: How many times a product costs in the ``"strided"`` layout what it costs in the others
+#: (its multiplies read strided views): measured by ``benchmarks/calibrate.py`` on a quiet
+#: machine (2026-12-02, 1 thread): the stride-2 3 x 3 layer of the suite, 8 x 144 x 56 x 56
+#: float32, took 11.7 ms for 8.1 M products, ~1.3 ns each once its copies are taken off,
+#: against ~0.4 ns on the stride-1 layers (float64: 24 ms, twice as much, as the itemsize).
+STRIDED_PRODUCT_FACTOR = 3
+
 #: Bytes of buffers a task aims at (stack, running sum, slab): small enough to stay in the
 #: core's L2 cache (1 MiB per core on the benchmark machine) from the multiply to the sum.
 #: Measured fastest between 256 KiB and 1 MiB for the depthwise layers of the suite.
@@ -684,6 +691,8 @@ def depthwise_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) ->
         calls = runs + 2 * stacks + 2
         copied += 2 * (stacks - 1) * positions  # the running sum into each later stack
     parallel = min(get_threads(), tasks)
+    # A strided layout's multiplies read every stride-th element: slower per product.
+    slower = STRIDED_PRODUCT_FACTOR if plan.layout == "strided" else 1
     return Work(
         bytes_moved=math.ceil(copied * itemsize / parallel),
         calls=tasks * calls,
@@ -691,7 +700,7 @@ def depthwise_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) ->
         product_rows=0,
         product_inner=0,
         elementwise=True,
-        stacked_products=math.ceil(terms * positions / parallel),
+        stacked_products=math.ceil(slower * terms * positions / parallel),
         note="stacked multiply-adds per tap",
     )
 
