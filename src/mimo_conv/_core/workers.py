@@ -76,8 +76,8 @@ def default_threads() -> int:
 def get_threads() -> int:
     """Return the number of threads the paths may use for their NumPy-side work.
 
-    When :func:`set_threads` was not called (or reset with None), this is
-    :func:`default_threads`, read afresh whenever one of :data:`THREAD_VARIABLES` changed:
+    When :func:`set_threads` was not called (or reset with None), this is the default of
+    ``default_threads()``, read afresh whenever one of ``THREAD_VARIABLES`` changed:
     a change of ``os.environ`` after a call shows in the next one.
 
     Examples
