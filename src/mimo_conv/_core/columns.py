@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mimo_conv._core import workers
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.windows import tap_slices
 from mimo_conv._core.workers import run_tasks, share_count, splittable
@@ -84,7 +85,8 @@ def copy_taps(target: NDArray[Any], source: NDArray[Any], copies: Sequence[TapCo
     units = len(copies) * channels
     if units == 0:
         return
-    tasks = share_count(target.size, units) if splittable(target) else 1
+    split = workers.SPLIT_COPIES and splittable(target)
+    tasks = share_count(target.size, units) if split else 1
     if tasks == 1:
         for to, frm in copies:
             target[to] = source[frm]

@@ -34,6 +34,16 @@ from numpy.typing import NDArray
 #: Environment variables that set the BLAS thread count, read in this order for the default.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
+#: Whether the GEMM paths' tap copies and output additions (:func:`add_into` and
+#: :func:`mimo_conv._core.columns.copy_taps`) are split over the worker threads. Off: on the
+#: benchmark machine (2 vCPUs, no other jobs, OpenBLAS on 2 threads; 2026-12-02) the split
+#: measured slower, not faster: ``mc.set_threads(2)`` over ``(1)`` took 1.57x the time on the
+#: 3 x 3 depthwise layer through row_gemm and 1.14x on the ResNet 3 x 3 layer, and the tap
+#: copy alone ran 0.6-0.96x as fast in float32 (``benchmarks/bench_threads.py``): BLAS keeps
+#: both cores busy and the copies are memory-bound. Setting it to True turns the split on
+#: (results stay bit for bit the same); the depthwise path's own tasks do not read it.
+SPLIT_COPIES = False
+
 #: Elements a task should touch before it is worth a thread: handing a task to the pool and
 #: waiting for it costs ~20-50 us on the benchmark machine, about the time NumPy takes to
 #: multiply and add 2**16 float32 elements.
@@ -346,7 +356,8 @@ def add_into(target: NDArray[Any], addend: NDArray[Any]) -> None:
     array([[1, 2, 3],
            [4, 5, 6]])
     """
-    threads = task_count(target.size, max(target.shape, default=1)) if splittable(target) else 1
+    split = SPLIT_COPIES and splittable(target)
+    threads = task_count(target.size, max(target.shape, default=1)) if split else 1
     axis = next((number for number, size in enumerate(target.shape) if size >= threads), None)
     if threads == 1 or axis is None:
         target += addend
