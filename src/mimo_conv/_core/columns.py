@@ -4,8 +4,9 @@
 (the im2col buffer of the ``"im2col"`` path, the weight gradient and ``mc.unfold``);
 :func:`fold_taps` adds every tap back where it was read from (the input gradient's
 scatter and ``mc.fold``). :func:`copy_taps` is the copy both of them and the GEMM paths'
-chunked buffers are made of: one strided copy per kernel tap, split over the worker threads
-(:mod:`mimo_conv._core.workers`) by ranges of channels. A copy is exact, and every element is
+chunked buffers are made of: one strided copy per kernel tap, which can be split over the
+worker threads (:mod:`mimo_conv._core.workers`, when ``SPLIT_COPIES`` is set) by ranges of
+channels. A copy is exact, and every element is
 written by exactly one task, so the buffer is the same for every thread count.
 """
 

@@ -304,8 +304,8 @@ def predict_seconds(
     full = rate(dtypes, rates)
     if work.stacked_products and dtypes.compute.kind in "fc":  # the depthwise path
         scale = max(1.0, dtypes.compute.itemsize / 4)  # wider elements: fewer per vector
+        # stacked_products already counts the busiest thread's share (the path's own split).
         seconds = work.stacked_products * rates.depthwise_seconds_per_product * scale
-        seconds /= numpy_threads_speedup(work, rates)
     elif work.elementwise:
         loop = (
             rates.einsum_loop_flops_per_second

@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mimo_conv._engine.plan import ConvPlan
-from mimo_conv._paths.gemm import _gather_index
+from mimo_conv._paths.gemm import gather_index
 
 try:  # where NumPy 2 keeps its floating-point error modes (see _QuietModes)
     from numpy._core import _ufunc_config
@@ -209,7 +209,7 @@ def lean_product(
         index = None
         inner = g.in_channels_per_group
     else:
-        image_index = _gather_index(g) if cost.chunking.rows >= g.output_shape[0] else None
+        image_index = gather_index(g) if cost.chunking.rows >= g.output_shape[0] else None
         if image_index is None or g.batch_size * image_index.size > MAX_INDEX_ELEMENTS:
             return None
         image_size = g.in_channels * math.prod(g.input_shape)

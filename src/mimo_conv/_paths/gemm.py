@@ -10,9 +10,10 @@ orientation, which BLAS reads along its contiguous rows (issue 6 measured the tr
 
 writes straight into the output. Each tap is one strided copy of ``prod(output_shape)``
 elements per channel, so the copy runs at memory speed with no per-window Python work; the
-copies of a chunk are split over the worker threads by ranges of channels
-(:func:`~mimo_conv._core.columns.copy_taps`) while BLAS waits, then the product runs on BLAS's
-threads. A copy is exact, so the result is the same bit for bit on every thread count.
+copies of a chunk can be split over the worker threads by ranges of channels
+(:func:`~mimo_conv._core.columns.copy_taps`; off by default, see
+:data:`mimo_conv._core.workers.SPLIT_COPIES`), then the product runs on BLAS's threads. A
+copy is exact, so the result is the same bit for bit on every thread count.
 
 Cost: ``N * C_out * prod(output_shape) * C_in/groups * prod(kernel)`` multiply-adds in BLAS
 for float and complex dtypes (NumPy's own loops for integers and objects, exact there), plus
@@ -110,8 +111,8 @@ def correlate_gemm(
     out_view = out.reshape((batch, groups, outputs_per_group, rows, inner))
     for row_slice in chunks(rows, step.rows):
         height = row_slice.stop - row_slice.start
-        copies = tap_copies(geometry, row_slice.start, row_slice.stop)
-        gather = _gather_index(geometry) if height == rows else None
+        gather = gather_index(geometry) if height == rows else None
+        copies = None  # the per-tap copies, listed only if a chunk needs them
         for image_slice in chunks(batch, step.images):
             count = image_slice.stop - image_slice.start
             source = x_padded[image_slice]
@@ -130,6 +131,8 @@ def correlate_gemm(
                     ),
                     dtype=x_padded.dtype,
                 )
+                if copies is None:
+                    copies = tap_copies(geometry, row_slice.start, row_slice.stop)
                 copy_taps(columns, source, copies)
             # The product goes straight into the output, also for a range of rows: merging
             # the (rows, inner positions) axes of a row slice is still a view, with a
@@ -167,7 +170,7 @@ def gathers(geometry: ConvGeometry) -> bool:
 
 
 @lru_cache(maxsize=256)
-def _gather_index(geometry: ConvGeometry) -> NDArray[np.intp] | None:
+def gather_index(geometry: ConvGeometry) -> NDArray[np.intp] | None:
     """Flat indices into one padded image of its whole im2col buffer, or None for a large one.
 
     Entry ``k`` of the result is where element ``k`` of the buffer (laid out as the per-tap
