@@ -115,6 +115,65 @@ def time_block(
     return Timing(tuple(times))
 
 
+def interleaved_times(
+    functions: dict[str, Callable[[], object]],
+    *,
+    rounds: int = 9,
+    min_batch_seconds: float = 0.002,
+    max_seconds: float = 3.0,
+) -> dict[str, Timing]:
+    """Time several callables round-robin in one process: one batch of each per round.
+
+    Timing callables one after the other in separate blocks lets the machine's state drift
+    between them (another process, the CPU clock, the cache); in a round-robin each round
+    sees nearly the same conditions for all of them, so their ratio is what a reader can
+    trust even when the absolute times move. A batch repeats a fast call until it takes
+    ``min_batch_seconds``; the order rotates each round so no callable always runs first.
+
+    Parameters
+    ----------
+    functions : dict of str to callable
+        Called with no arguments.
+    rounds : int
+        Rounds at most (fewer only when ``max_seconds`` runs out, never fewer than 3).
+    min_batch_seconds : float
+        Calls per batch are chosen so that a batch takes about this long.
+    max_seconds : float
+        Stop starting rounds after this much time was spent.
+
+    Returns
+    -------
+    dict of str to Timing
+        Per callable, the time of one call in each round (batch time / calls per batch).
+
+    Examples
+    --------
+    >>> timings = interleaved_times({"a": lambda: sum(range(50)), "b": lambda: None}, rounds=3)
+    >>> sorted(timings), len(timings["a"].times)
+    (['a', 'b'], 3)
+    """
+    names = list(functions)
+    batch: dict[str, int] = {}
+    for name in names:  # a warm-up call, which also sizes the batch
+        start = time.perf_counter()
+        functions[name]()
+        elapsed = time.perf_counter() - start
+        batch[name] = max(1, min(1000, math.ceil(min_batch_seconds / max(elapsed, 1e-7))))
+    times: dict[str, list[float]] = {name: [] for name in names}
+    started = time.perf_counter()
+    for round_number in range(rounds):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            calls, function = batch[name], functions[name]
+            start = time.perf_counter()
+            for _ in range(calls):
+                function()
+            times[name].append((time.perf_counter() - start) / calls)
+        if round_number >= 2 and time.perf_counter() - started >= max_seconds:
+            break
+    return {name: Timing(tuple(values)) for name, values in times.items()}
+
+
 def peak_temporary_bytes(function: Callable[[], object]) -> int:
     """Peak bytes traced by ``tracemalloc`` during ``function()``, minus its result's size.
 

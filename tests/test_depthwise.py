@@ -2,9 +2,10 @@
 
 The registry-wide property tests (test_properties, test_paths, test_grad) already run this
 path on every generated problem; these tests aim at what is its own: groups == C_in with a
-channel multiplier, its three layouts (flat views for stride 1, strided views, channels-last
-stacks for small maps), an input that is not C-contiguous, the split into tasks and stacks
-(the result must not depend on either), the order of its sums, and the memory it holds.
+channel multiplier, its four layouts (flat views for stride 1, strided views, channels-last
+stacks for small maps, per-channel matrices for maps no larger than the kernel), an input
+that is not C-contiguous, the split into tasks and stacks (the result must not depend on
+either), the order of its sums, and the memory it holds.
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ def depthwise_geometry(
 LAYOUT_CASES = (
     ((4, 96, 20, 20), 3, 1, 1, "flat"),
     ((4, 48, 32, 32), 3, 2, 1, "strided"),
-    ((2, 96, 4, 4), 5, 1, 2, "channels_last"),
+    ((2, 96, 6, 6), 5, 1, 2, "channels_last"),
+    ((2, 96, 4, 4), 5, 1, 2, "matrix"),
 )
 
 
@@ -227,7 +229,8 @@ def test_integers_are_exact_in_every_layout(
     [
         ((1, 2, 12, 12), 1, "flat"),
         ((1, 2, 24, 24), 2, "strided"),
-        ((2, 3, 3, 3), 1, "channels_last"),
+        ((2, 3, 4, 4), 1, "channels_last"),
+        ((2, 3, 3, 3), 1, "matrix"),
     ],
 )
 def test_exact_python_numbers_in_every_layout(
@@ -279,7 +282,7 @@ def test_shallow_stacks_give_the_same_bits_as_one_deep_stack(
     # With a small cache target a channels-last stack holds fewer taps than the kernel has;
     # the running sum carried into the next stack keeps the order, so the bits are the same.
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((2, 64, 4, 4)).astype(np.float32)
+    x = rng.standard_normal((2, 64, 6, 6)).astype(np.float32)
     w = rng.standard_normal((64, 1, 5, 5)).astype(np.float32)
     geometry = depthwise_geometry(x.shape, 5, padding=2)
     previous = mc.set_threads(1)
@@ -301,10 +304,11 @@ def test_shallow_stacks_give_the_same_bits_as_one_deep_stack(
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_channels_last_temporaries_stay_within_the_budget(threads: int) -> None:
-    x = np.arange(4 * 96 * 4 * 4, dtype=np.float64).reshape(4, 96, 4, 4) % 7 - 3
+    x = np.arange(4 * 96 * 6 * 6, dtype=np.float64).reshape(4, 96, 6, 6) % 7 - 3
     w = np.arange(96 * 25, dtype=np.float64).reshape(96, 1, 5, 5) % 5 - 2
     expected = mc.conv2d(x, w, padding=2, groups=96, method="einsum")
-    budget = 400_000  # one output row per chunk on two threads: 26 buffers of 96 x 4 each
+    # One output row per chunk on two threads: 26 buffers of 96 x 6 and a slab of 5 x 10 x 96.
+    budget = 500_000
     previous = mc.set_threads(threads)
     try:
         assert plan_depthwise(depthwise_geometry(x.shape, 5, padding=2), 8).layout == (
@@ -399,3 +403,166 @@ def test_flat_views_are_used_exactly_for_unit_strides() -> None:
         covered[images, groups, rows] += 1
     assert np.array_equal(covered, np.ones_like(covered))
     assert math.prod(plan.out_shape) == 2 * 8 * 30 * 30
+
+
+# --- the "matrix" layout: maps no larger than the kernel -----------------------------------
+
+
+@given(
+    spatial_dims=st.integers(1, 3),
+    channels=st.integers(1, 4),
+    multiplier=st.integers(1, 3),
+    side=st.integers(1, 3),
+    kernel=st.integers(1, 5),
+    stride=st.integers(1, 2),
+    dilation=st.integers(1, 2),
+    padding=st.integers(0, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_small_maps_match_the_reference_bit_for_bit(
+    spatial_dims: int,
+    channels: int,
+    multiplier: int,
+    side: int,
+    kernel: int,
+    stride: int,
+    dilation: int,
+    padding: int,
+    seed: int,
+) -> None:
+    # Maps of 1 to 3 positions per axis against kernels of up to 5 taps: mostly the
+    # matrix layout (input positions <= taps), with the strided and padded corners.
+    padding = min(padding, dilation * (kernel - 1))
+    reach = dilation * (kernel - 1) + 1
+    if side + 2 * padding < reach:
+        side = reach - 2 * padding
+    rng = np.random.default_rng(seed)
+    x, w = integer_problem(
+        rng, (2, channels, *(side,) * spatial_dims), multiplier, (kernel,) * spatial_dims
+    )
+    options: dict[str, Any] = {
+        "stride": stride,
+        "dilation": dilation,
+        "padding": padding,
+        "groups": channels,
+    }
+    expected = mc.conv(x, w, method="naive", **options)
+    assert np.array_equal(mc.conv(x, w, method="depthwise", **options), expected)
+    floats = mc.conv(x.astype(np.float64), w.astype(np.float64), method="depthwise", **options)
+    assert np.array_equal(floats, expected)  # small integers: exact in float64 too
+
+
+def test_the_matrix_layout_needs_zero_padding_and_a_map_no_larger_than_the_kernel() -> None:
+    def layout(side: int, kernel: int, padding: int, mode: str = "zeros") -> str:
+        geometry = ConvGeometry(
+            batch_size=2, in_channels=8, out_channels=8, groups=8, input_shape=(side, side),
+            kernel_shape=(kernel, kernel), stride=(1, 1), dilation=(1, 1),
+            padding=((padding, padding),) * 2, padding_mode=mode,
+        )  # fmt: skip
+        return depthwise_layout(geometry)
+
+    assert layout(4, 5, 2) == "matrix"  # 16 positions, 25 taps
+    assert layout(5, 5, 2) == "matrix"  # 25 and 25
+    assert layout(6, 5, 2) == "channels_last"  # 36 positions: more than the taps
+    assert layout(4, 5, 2, "reflect") == "channels_last"  # the border copies image values
+    assert layout(4, 5, 0, "reflect") == "matrix"  # no border at all
+    # Dense or grouped kernels (several channels per group) never take it.
+    dense = ConvGeometry(
+        batch_size=1, in_channels=4, out_channels=4, groups=2, input_shape=(2, 2),
+        kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1),) * 2,
+    )  # fmt: skip
+    assert depthwise_layout(dense) == "flat"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex128"])
+def test_nan_and_inf_keep_their_meaning_in_the_matrix_layout(dtype: str) -> None:
+    # An inf outside a window must not reach it (the matrices hold 0 there: inf * 0 is NaN);
+    # an inf inside a window meets a 0 weight as NaN; a non-finite weight meeting a padded
+    # zero makes NaN, as the product with that zero does in every other path.
+    x = (np.arange(2 * 3 * 4 * 4) % 7 - 3).astype(dtype).reshape(2, 3, 4, 4)
+    w = (np.arange(3 * 2 * 25) % 5 - 2).astype(dtype).reshape(6, 1, 5, 5)
+    x[0, 0, 0, 0] = np.inf
+    x[1, 2, 3, 1] = np.nan
+    w[1, 0, 2, 2] = 0  # the centre tap of output channel 1 (input channel 0) is zero
+    w[3, 0, 0, 0] = -np.inf  # input channel 1: its top-left tap reads the border mostly
+    options: dict[str, Any] = {"padding": 2, "groups": 3}
+    assert depthwise_layout(depthwise_geometry(x.shape, 5, 2, 1, 2)) == "matrix"
+    expected = mc.conv2d(x, w, method="naive", **options)
+    out = mc.conv2d(x, w, method="depthwise", **options)
+    np.testing.assert_array_equal(out, expected)  # NaN where NaN, inf where inf
+    assert np.isnan(out[0, 1, 0, 0])  # inf * 0 at the centre tap
+    # Input channel 0's inf reaches only its own outputs (0 and 1); image 0 has no NaN.
+    assert np.isfinite(out[0, 2]).all()
+    assert np.isfinite(out[0, 4:]).all()
+    # The -inf weight of output 3 meets the border (NaN) and image values (infinities).
+    assert np.isnan(out[:, 3]).any()
+    assert not np.isnan(out[:, 2]).any()
+
+
+def test_infinities_in_an_object_array_are_masked_outside_their_windows() -> None:
+    x = np.array([[[Fraction(1, 3), math.inf, Fraction(2)]]], dtype=object)  # (1, 1, 3)
+    w = np.array([[[Fraction(1), 0, Fraction(1, 2)]]], dtype=object)  # 3 taps
+    options: dict[str, Any] = {"groups": 1, "padding": 1}
+    g = ConvGeometry(
+        batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+        kernel_shape=(3,), stride=(1,), dilation=(1,), padding=((1, 1),),
+    )  # fmt: skip
+    assert depthwise_layout(g) == "matrix"
+    out = mc.conv1d(x, w, method="depthwise", **options)
+    # Output 0 reads (pad, 1/3, inf) with taps (1, 0, 1/2): 0 + 0 + inf/2 = inf; output 1
+    # reads (1/3, inf, 2): 1/3 + inf * 0 = NaN; output 2 reads (inf, 2, pad): inf + 0 = inf.
+    assert out[0, 0, 0] == math.inf
+    assert out[0, 0, 2] == math.inf
+    assert math.isnan(out[0, 0, 1])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("budget", [600_000, 2**20, 2**22])
+def test_matrix_temporaries_stay_within_the_budget(threads: int, budget: int) -> None:
+    x = np.arange(4 * 96 * 4 * 4, dtype=np.float64).reshape(4, 96, 4, 4) % 7 - 3
+    w = np.arange(192 * 25, dtype=np.float64).reshape(192, 1, 5, 5) % 5 - 2
+    expected = mc.conv2d(x, w, padding=2, groups=96, method="einsum")
+    previous = mc.set_threads(threads)
+    try:
+        geometry = depthwise_geometry(x.shape, 5, 2, 1, 2)
+        assert depthwise_layout(geometry) == "matrix"
+        f64 = plan_dtypes(np.dtype(np.float64), np.dtype(np.float64))
+        with mc.memory_budget(budget):
+            planned = workspace_bytes("depthwise", geometry, f64)
+        peak, result = peak_temporary(
+            lambda: mc.conv2d(x, w, padding=2, groups=96, method="depthwise", memory_budget=budget)
+        )
+    finally:
+        mc.set_threads(previous)
+    assert np.array_equal(result, expected)
+    assert planned <= budget
+    slack = threads * 3 * np.getbufsize() * 8 + 32 * 1024  # as in the tests above
+    assert peak <= planned + slack, (peak, planned)
+
+
+def test_a_matrix_row_that_does_not_fit_raises_before_any_work() -> None:
+    # One output row of the 4 x 4 map: 16 input positions, so 17 buffers of 192 channels x 4
+    # outputs and the row's matrices (16 x 4 x 192), 215 KiB in float64: not in 100,000 bytes.
+    x = np.ones((4, 96, 4, 4))
+    w = np.ones((192, 1, 5, 5))
+    with pytest.raises(MemoryError, match="depthwise"):
+        mc.conv2d(x, w, padding=2, groups=96, method="depthwise", memory_budget=100_000)
+
+
+def test_the_matrix_layout_gets_the_input_without_a_padded_copy() -> None:
+    from mimo_conv._engine.execute import plan_for  # noqa: PLC0415 - the engine's own plan
+
+    x = np.ones((2, 96, 4, 4))
+    w = np.ones((96, 1, 5, 5))
+    geometry = depthwise_geometry(x.shape, 5, padding=2)
+    f64 = plan_dtypes(np.dtype(np.float64), np.dtype(np.float64))
+    call = plan_for(x, w, geometry, f64, 2**28, "depthwise")
+    assert depthwise.reads_unpadded(geometry)
+    assert call.cost.copy is not None
+    assert call.cost.copy.held == 0  # no padded image is budgeted, or made
+    # The other layouts read the padded copy (8 x 8 per channel here: 2 images x 96 x 64).
+    wider = depthwise_geometry((2, 96, 6, 6), 5, padding=2)
+    assert not depthwise.reads_unpadded(wider)
+    other = plan_for(np.ones((2, 96, 6, 6)), w, wider, f64, 2**28, "depthwise")
+    assert other.cost.copy is not None
+    assert other.cost.copy.held == 2 * 96 * 10 * 10 * 8

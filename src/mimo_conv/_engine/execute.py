@@ -121,12 +121,14 @@ def run_conv(
     kernels = weight.astype(compute, copy=False)
     shift = None if bias is None else bias.astype(compute, copy=False)
     order: Literal["C", "K"] = "C" if spec.contiguous_input else "K"
+    unpadded = spec.reads_unpadded(geometry)
 
     def padded(source: NDArray[Any], part: ConvGeometry) -> NDArray[Any]:
         """Convert (a chunk of) the input, lay it out as the path reads it, and pad it."""
         if spec.layout == CHANNELS_LAST:
             return pad_channels_last(in_layout(source, compute, CHANNELS_LAST), part)
-        return pad_input(source.astype(compute, order=order, copy=False), part)
+        converted = source.astype(compute, order=order, copy=False)
+        return converted if unpadded else pad_input(converted, part)
 
     # inf * 0, inf - inf and overflow give the IEEE results (nan, inf) that propagate only
     # to the outputs whose windows hold them; they are results, not warnings.

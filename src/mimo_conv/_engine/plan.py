@@ -289,12 +289,13 @@ def path_plan(
         relayout = not layouts.input_channels_last
     else:
         relayout = spec.contiguous_input and not contiguous
-    copies = g.is_padded or converts or relayout
+    pads = g.is_padded and not spec.reads_unpadded(g)
+    copies = pads or converts or relayout
     in_image = g.in_channels * math.prod(g.input_shape) * itemsize
-    padded_image = g.in_channels * math.prod(g.padded_shape) * itemsize
+    padded_image = g.in_channels * math.prod(g.padded_shape if pads else g.input_shape) * itemsize
     # A converted (or re-laid-out) and padded image is two copies at once: converted, then
     # padded.
-    twice = (converts or relayout) and g.is_padded
+    twice = (converts or relayout) and pads
     copy_per_image = (padded_image + (in_image if twice else 0)) if copies else 0
     result_per_image = g.out_channels * math.prod(g.output_shape) * itemsize
     # The path's own result is held while it is rounded (float16) or copied into the
@@ -311,7 +312,7 @@ def path_plan(
     needs = _smallest_budget(g.batch_size, copy_per_image, result_per_image, smallest, rounds)
     if copying is None:
         contiguous_kind = "channels-last" if spec.layout == CHANNELS_LAST else "C-contiguous"
-        what = "padded" if g.is_padded else "converted" if converts else contiguous_kind
+        what = "padded" if pads else "converted" if converts else contiguous_kind
         note = (
             f"the smallest working set of the {spec.name!r} path (the {what} copy of one input "
             f"image {format_bytes(copy_per_image)}, its result {format_bytes(result_per_image)}, "

@@ -109,6 +109,22 @@ def always(geometry: ConvGeometry) -> str | None:
     return None
 
 
+def never(geometry: ConvGeometry) -> bool:
+    """Say no path reads an unpadded input: the default of :attr:`PathSpec.reads_unpadded`.
+
+    Examples
+    --------
+    >>> from mimo_conv._core.geometry import ConvGeometry
+    >>> never(ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(2,), stride=(1,), dilation=(1,), padding=((1, 1),),
+    ... ))
+    False
+    """
+    del geometry
+    return False
+
+
 @dataclass(frozen=True)
 class PathSpec:
     """Everything about one computational path, in one place.
@@ -148,6 +164,9 @@ class PathSpec:
     preferred_chunk : int or None
         Largest chunk it prefers, in bytes, under a large budget; None for
         :data:`mimo_conv._core.budget.PREFERRED_CHUNK_BYTES`.
+    reads_unpadded : callable ``(geometry) -> bool``
+        True where it takes the input without its zero border (it never forms a product
+        with a padded zero): the engine then makes no padded copy, and budgets none.
     """
 
     name: str
@@ -163,6 +182,7 @@ class PathSpec:
     weight_copy: bool = False
     layout: MemoryLayout = CHANNELS_FIRST
     preferred_chunk: int | None = None
+    reads_unpadded: Callable[[ConvGeometry], bool] = never
 
     def smallest_chunk(self, geometry: ConvGeometry, itemsize: int) -> int:
         """Temporary bytes of its smallest chunk: one row, one image, or its one window.
