@@ -69,10 +69,16 @@ CALLS = [
     ("se-expand-unbatched", (16, 1, 1), (64, 16, 1, 1), False, np.float64, {}, True),
     ("pointwise-groups", (2, 8, 4, 4), (6, 8 // 2, 1, 1), True, np.float32, {"groups": 2}, True),
     ("conv1d", (2, 3, 10), (4, 3, 3), False, np.float64, {}, True),
-    # Not lean: the engine runs the remembered plan.
-    ("padded", (1, 2, 5, 5), (3, 2, 3, 3), True, np.float32, {"padding": 1}, False),
+    # Padded calls gather from the input (and one appended zero, for zero padding).
+    ("padded", (1, 2, 5, 5), (3, 2, 3, 3), True, np.float32, {"padding": 1}, True),
+    ("padded-int-batch", (3, 2, 5, 4), (4, 2, 3, 2), False, np.int64,
+     {"padding": ((2, 0), (1, 3)), "stride": (2, 1)}, True),
     ("reflect", (1, 2, 5, 5), (3, 2, 3, 3), False, np.float64,
-     {"padding": "same", "padding_mode": "reflect"}, False),
+     {"padding": "same", "padding_mode": "reflect"}, True),
+    ("circular-groups", (2, 4, 6, 6), (4, 2, 3, 3), True, np.complex128,
+     {"padding": 2, "padding_mode": "circular", "groups": 2, "dilation": 2}, True),
+    # Not lean: the engine runs the remembered plan.
+    ("padded-1x1", (1, 2, 5, 5), (3, 2, 1, 1), False, np.float32, {"padding": 1}, False),
     ("float16-rounds", (1, 2, 4, 4), (2, 2, 2, 2), False, np.float16, {}, False),
     ("strided-1x1", (2, 4, 6, 6), (3, 4, 1, 1), False, np.float32, {"stride": 2}, False),
     ("named-path", (1, 2, 6, 6), (2, 2, 3, 3), False, np.float64, {"method": "shift"}, False),
@@ -403,3 +409,23 @@ def test_threads_sharing_the_cache_while_it_is_cleared_get_the_right_results(
 
 def _built_leans() -> list[Any]:
     return [entry for entry in call_cache._store.entries.values() if entry.lean is not None]
+
+
+def test_a_padded_lean_run_keeps_nan_and_inf_where_the_full_path_has_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The appended zero stands for the padded zeros: an infinite weight meeting it gives NaN
+    # exactly where the full path multiplies that weight by a padded zero.
+    x = RNG.standard_normal((2, 3, 6, 6))
+    w = RNG.standard_normal((4, 3, 3, 3))
+    x[0, 1, 2, 3] = np.nan
+    w[2, 0, 0, 0] = np.inf
+    expected = mc.conv2d(x, w, padding=1)  # full path, remembered
+    mc.conv2d(x, w, padding=1)  # the first hit builds the lean run
+    (entry,) = call_cache._store.entries.values()
+    assert entry.lean is not None
+    assert entry.lean.zero_slot
+    _full_path_fails(monkeypatch)
+    got = mc.conv2d(x, w, padding=1)
+    np.testing.assert_array_equal(got, expected, strict=True)
+    assert np.isnan(got[:, 2, 0, :]).all()  # the inf tap reads the top border in row 0

@@ -13,20 +13,24 @@ floats and complex numbers):
 
 * ``"gemm"`` with one gathered chunk: ``columns = x.take(index)`` builds the same
   ``(N, groups, C_in/groups * prod(kernel), positions)`` buffer as the path's ``np.take``
-  (the path's per-image index, offset by image), then the same batched ``np.matmul``;
+  (the path's per-image index, offset by image), then the same batched ``np.matmul``.
+  A padded call gathers from the input itself too: the index maps each padded position to
+  the input element the padding mode copies there, or, for zero padding, to one zero
+  appended after the input, so the columns hold exactly the padded copy's values;
 * ``"matmul"`` at stride 1 with one chunk of images: ``x`` viewed as
   ``(N, groups, C_in/groups, pixels)``, then the same ``np.matmul``;
 * the bias added in place per output channel, as :func:`mimo_conv._engine.execute.run_conv`
   adds it.
 
-A lean run needs: no padding, operands already in the compute dtype and returned in it
-(no float16 rounding), a C-contiguous input, a non-empty output, and one chunk. Anything else
-returns None and the engine runs the plan.
+A lean run needs: operands already in the compute dtype and returned in it (no float16
+rounding), a C-contiguous input, a non-empty output, and one chunk (and no padding for
+``"matmul"``). Anything else returns None and the engine runs the plan.
 """
 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -34,8 +38,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._core.windows import pad_input
 from mimo_conv._engine.plan import ConvPlan
-from mimo_conv._paths.gemm import gather_index
+from mimo_conv._paths.gemm import LEAN_INDEX_ELEMENTS, build_gather_index, gather_index
 
 try:  # where NumPy 2 keeps its floating-point error modes (see _QuietModes)
     from numpy._core import _ufunc_config
@@ -44,7 +50,8 @@ except ImportError:  # pragma: no cover - another NumPy layout: np.errstate is u
 
 #: Largest gather index (elements, all images of the call) a lean run keeps: 2**15 intp
 #: entries are 256 KiB. Larger calls do not need the shortcut (their arithmetic dominates).
-MAX_INDEX_ELEMENTS = 2**15
+#: The gemm path's cost formula counts such calls as one gather.
+MAX_INDEX_ELEMENTS = LEAN_INDEX_ELEMENTS
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,6 +74,8 @@ class LeanProduct:
         The result's shape, as the caller gets it (unbatched when the input was).
     floating : bool
         Whether the dtype is a float or complex one (whose IEEE exceptions are silenced).
+    zero_slot : bool
+        Whether ``index`` reads a zero one past the input's last element (zero padding).
 
     Leading axes of length 1 (one image, one group) are left out of the product's operands:
     NumPy's ``matmul`` runs the same product on each matrix of the broadcast axes, so fewer
@@ -79,6 +88,7 @@ class LeanProduct:
     bias_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     floating: bool
+    zero_slot: bool = False
 
     @property
     def nbytes(self) -> int:
@@ -89,7 +99,12 @@ class LeanProduct:
         self, x: NDArray[Any], weight: NDArray[Any], bias: NDArray[Any] | None
     ) -> NDArray[Any]:
         """Compute the call: the columns, one product, the bias; a new C-contiguous array."""
-        columns = x.reshape(self.columns_shape) if self.index is None else x.take(self.index)
+        if self.index is None:
+            columns = x.reshape(self.columns_shape)
+        elif self.zero_slot:  # the padded zeros: one zero after the input's elements
+            columns = np.concatenate((x.reshape(-1), np.zeros(1, dtype=x.dtype))).take(self.index)
+        else:
+            columns = x.take(self.index)
         if not self.floating:  # integers: exact, and range-checked before the call
             out = np.matmul(weight.reshape(self.matrices_shape), columns)
             if bias is not None:
@@ -191,7 +206,7 @@ def lean_product(
     operands = (x, weight) if bias is None else (x, weight, bias)
     batched_x = x if g.batched else x[np.newaxis]
     if (
-        g.is_padded
+        (g.is_padded and call.chosen == "matmul")
         or dtypes.output != dtypes.compute
         or any(operand.dtype != dtypes.compute for operand in operands)
         or not batched_x.flags.c_contiguous
@@ -209,13 +224,24 @@ def lean_product(
         index = None
         inner = g.in_channels_per_group
     else:
-        image_index = gather_index(g) if cost.chunking.rows >= g.output_shape[0] else None
-        if image_index is None or g.batch_size * image_index.size > MAX_INDEX_ELEMENTS:
+        if cost.chunking.rows < g.output_shape[0]:
             return None
+        size = g.in_channels * math.prod(g.kernel_shape) * math.prod(g.output_shape)
+        if g.batch_size * size > MAX_INDEX_ELEMENTS:
+            return None
+        # The path's cached index where it gathers too, else the same index built here.
+        image_index = gather_index(g)
+        if image_index is None:
+            image_index = build_gather_index(g)
         image_size = g.in_channels * math.prod(g.input_shape)
         offsets = np.arange(g.batch_size, dtype=np.intp)[:, np.newaxis] * image_size
         inner = g.terms_per_output
-        index = (offsets + image_index).reshape((g.batch_size, g.groups, inner, positions))
+        if g.is_padded:  # padded position -> the input element there, or -1 for a zero
+            image_index = _unpadded(g)[image_index]
+        index = offsets + image_index
+        if g.is_padded:
+            index[:, image_index < 0] = g.batch_size * image_size  # the appended zero
+        index = index.reshape((g.batch_size, g.groups, inner, positions))
     # (N, groups, K, positions) and (groups, C_out/groups, K) without leading 1-axes.
     lead = (g.batch_size, g.groups) if g.groups > 1 else (g.batch_size,) * (g.batch_size > 1)
     columns_shape = (*lead, inner, positions)
@@ -229,4 +255,31 @@ def lean_product(
         bias_shape=(*groups, per_group, 1),
         out_shape=g.out_shape,
         floating=dtypes.compute.kind in "fc",
+        zero_slot=g.is_padded and g.padding_mode == "zeros",
     )
+
+
+def _unpadded(geometry: ConvGeometry) -> NDArray[np.intp]:
+    """For each position of one padded image, the flat input element there (-1: a zero).
+
+    The padding itself, applied to the positions: ``pad_input`` of the numbers
+    ``1 .. C * prod(input_shape)`` (zeros padded as 0), less one.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3,),
+    ...     kernel_shape=(1,), stride=(1,), dilation=(1,), padding=((2, 1),),
+    ... )
+    >>> _unpadded(g)
+    array([-1, -1,  0,  1,  2, -1])
+    >>> _unpadded(dataclasses.replace(g, padding_mode="reflect"))
+    array([2, 1, 0, 1, 2, 1])
+    """
+    one = dataclasses.replace(geometry, batch_size=1)
+    count = geometry.in_channels * math.prod(geometry.input_shape)
+    positions = np.arange(1, count + 1, dtype=np.intp).reshape(
+        (1, geometry.in_channels, *geometry.input_shape)
+    )
+    flat: NDArray[np.intp] = pad_input(positions, one).reshape(-1) - 1
+    return flat

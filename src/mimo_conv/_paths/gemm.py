@@ -179,6 +179,21 @@ def gather_index(geometry: ConvGeometry) -> NDArray[np.intp] | None:
     """
     if not gathers(geometry):
         return None
+    return build_gather_index(geometry)
+
+
+def build_gather_index(geometry: ConvGeometry) -> NDArray[np.intp]:
+    """:func:`gather_index` of any size, not cached (the lean run keeps its own).
+
+    Examples
+    --------
+    >>> g = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(4,),
+    ...     kernel_shape=(2,), stride=(2,), dilation=(1,), padding=((0, 0),),
+    ... )
+    >>> build_gather_index(g)  # tap 0 meets elements 0 and 2, tap 1 elements 1 and 3
+    array([0, 2, 1, 3])
+    """
     output_shape = geometry.output_shape
     shape = (geometry.in_channels, *geometry.kernel_shape, *output_shape)
     positions = np.arange(
@@ -224,12 +239,21 @@ def reads_strided(geometry: ConvGeometry) -> bool:
     return geometry.stride[-1] > 1
 
 
+#: Largest gather index (elements, all images of a call) that the call cache's lean run
+#: (:mod:`mimo_conv._engine.lean`) builds: a repeated call this small, in one chunk, is one
+#: gather of the input and one product, however large its image is for :func:`gathers`.
+#: 2**15 intp entries are 256 KiB.
+LEAN_INDEX_ELEMENTS = 2**15
+
+
 def gemm_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Work:
     """Count the work: one copy per tap (or one gather) and one product per chunk.
 
     Each tap's copy moves ``prod(output_shape)`` elements per image and channel in rows of
     the last output axis (:func:`window_copy_runs`), read with the stride of that axis; a
-    small image is one gather of scattered elements instead (counted as strided). Each
+    small image is one gather of scattered elements instead (counted as strided), and so is
+    a small call in one chunk, which the call cache runs as one gather when it is repeated
+    (:data:`LEAN_INDEX_ELEMENTS`). Each
     product is ``(C_out/groups, K) @ (K, chunk positions)``.
 
     Examples
@@ -249,7 +273,10 @@ def gemm_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Work
     positions = g.batch_size * math.prod(g.output_shape)
     count = chunking.count(g.batch_size, g.output_shape[0])
     whole_rows = chunking.rows >= g.output_shape[0]
-    gathered = whole_rows and gathers(g)
+    lean = chunking.images >= g.batch_size and (
+        g.batch_size * g.in_channels * taps * math.prod(g.output_shape) <= LEAN_INDEX_ELEMENTS
+    )
+    gathered = whole_rows and (gathers(g) or lean)
     per_chunk = 3 if gathered else taps + 2
     moved = 2 * positions * g.in_channels * taps * itemsize
     rows = min(chunking.rows, max(1, g.output_shape[0]))
