@@ -555,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, nargs="*", default=None, help="thread settings (default 1, all)"
     )
     parser.add_argument("--models", action="store_true", help="also time whole networks")
+    parser.add_argument(
+        "--torchvision", action="store_true", help="with --models: torchvision's networks"
+    )
     parser.add_argument("--no-suite", action="store_true", help="skip the layer suite")
     parser.add_argument("--child", choices=["mimo", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--cases", nargs="*", default=[], help=argparse.SUPPRESS)
@@ -600,7 +603,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.models:
         import bench_models  # noqa: PLC0415 - needs torch; only for --models
 
-        model_rows = bench_models.measure(settings, processes, quick=args.quick)
+        model_rows = bench_models.measure(
+            settings, processes, quick=args.quick, torchvision=args.torchvision
+        )
         payload["models"] = model_rows
         sections.append(bench_models.markdown(model_rows))
     markdown = "\n\n".join(

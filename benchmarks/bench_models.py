@@ -1,11 +1,15 @@
 """Whole-network forward time with every convolution done by mimo_conv, against PyTorch.
 
     python benchmarks/bench_conv.py --models --no-suite     # through the main benchmark
+    python benchmarks/bench_conv.py --models --torchvision --no-suite   # torchvision's nets
     python benchmarks/bench_models.py --child mimo --threads 1   # one child, JSON out
 
-torchvision's models would be the natural choice, but the torchvision wheels installed next
-to PyTorch 2.13 CPU on the benchmark machine fail to import ("operator torchvision::nms does
-not exist"), so the networks are written here in plain ``torch.nn`` with random weights:
+With ``--torchvision`` (torchvision installed) the networks are torchvision's own, built
+with random weights: ResNet-18, MobileNet-V3-Small, EfficientNet-B0, ConvNeXt-Tiny and the
+video ResNet R3D-18 (3-d convolutions). The torchvision wheels next to PyTorch 2.13 CPU on
+the benchmark machine fail to import ("operator torchvision::nms does not exist"); torch
+2.14.1 with torchvision 0.29.1 in a separate environment works. Without the flag the
+networks are written here in plain ``torch.nn`` with random weights:
 ResNet-18, a MobileNet-V3-like net (inverted residuals with depthwise 3x3/5x5 kernels and
 squeeze-and-excite 1x1 convolutions on 1x1 maps), a small U-Net (transposed 2x2 upsampling)
 and a dilated 1-d net (WaveNet-like dilations 1 ... 32). In the mimo_conv child every
@@ -30,8 +34,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 
 
-def build_models(*, quick: bool) -> dict[str, tuple[Any, tuple[int, ...]]]:
+def torchvision_models(*, quick: bool) -> dict[str, tuple[Any, tuple[int, ...]]]:
+    """torchvision's networks with random weights, and their input shapes."""
+    import torch  # noqa: PLC0415
+    from torchvision import models  # noqa: PLC0415 - optional, only for --torchvision
+    from torchvision.models import video  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    side, frames, clip = (64, 4, 56) if quick else (224, 16, 112)
+    return {
+        "tv-resnet18": (models.resnet18(weights=None), (1, 3, side, side)),
+        "tv-mobilenet-v3-small": (models.mobilenet_v3_small(weights=None), (1, 3, side, side)),
+        "tv-efficientnet-b0": (models.efficientnet_b0(weights=None), (1, 3, side, side)),
+        "tv-convnext-tiny": (models.convnext_tiny(weights=None), (1, 3, side, side)),
+        "tv-r3d-18": (video.r3d_18(weights=None), (1, 3, frames, clip, clip)),
+    }
+
+
+def build_models(
+    *, quick: bool, torchvision: bool = False
+) -> dict[str, tuple[Any, tuple[int, ...]]]:
     """The networks and their input shapes (smaller inputs for --quick)."""
+    if torchvision:
+        return torchvision_models(quick=quick)
     import torch  # noqa: PLC0415
     from torch import nn  # noqa: PLC0415
 
@@ -204,14 +229,14 @@ def _forward(module: Any, function: Callable[..., Any], *, transposed: bool, tor
     return forward
 
 
-def child(kind: str, threads: int, *, quick: bool) -> dict[str, Any]:
+def child(kind: str, threads: int, *, quick: bool, torchvision: bool = False) -> dict[str, Any]:
     import numpy as np  # noqa: PLC0415
     import torch  # noqa: PLC0415
 
     torch.set_num_threads(threads)
     results: dict[str, Any] = {}
     repeats, max_seconds = (2, 1.0) if quick else (5, 8.0)
-    for name, (model, shape) in build_models(quick=quick).items():
+    for name, (model, shape) in build_models(quick=quick, torchvision=torchvision).items():
         model.eval()
         x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
@@ -233,7 +258,9 @@ def child(kind: str, threads: int, *, quick: bool) -> dict[str, Any]:
     return results
 
 
-def measure(settings: list[int], processes: int, *, quick: bool) -> list[dict[str, Any]]:
+def measure(
+    settings: list[int], processes: int, *, quick: bool, torchvision: bool = False
+) -> list[dict[str, Any]]:
     """Run alternating mimo_conv / PyTorch children; one row per model and thread setting."""
     import bench_conv  # noqa: PLC0415
 
@@ -243,7 +270,7 @@ def measure(settings: list[int], processes: int, *, quick: bool) -> list[dict[st
         details: dict[str, Any] = {}
         for process in range(processes):
             for kind in ("mimo", "torch") if process % 2 == 0 else ("torch", "mimo"):
-                extra = ["--quick"] if quick else []
+                extra = (["--quick"] if quick else []) + (["--torchvision"] if torchvision else [])
                 command_result = _run(kind, threads, extra, bench_conv)
                 for name, entry in command_result.items():
                     seconds.setdefault((name, kind), []).append(entry["seconds"])
@@ -336,8 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", choices=["mimo", "torch"], required=True)
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--torchvision", action="store_true", help="torchvision's networks")
     args = parser.parse_args(argv)
-    print(json.dumps(child(args.child, args.threads, quick=args.quick)))
+    result = child(args.child, args.threads, quick=args.quick, torchvision=args.torchvision)
+    print(json.dumps(result))
     return 0
 
 

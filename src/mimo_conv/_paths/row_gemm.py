@@ -208,8 +208,8 @@ def row_gemm_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> 
     ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
     ... )
     >>> work = row_gemm_work(g, 4, Chunking(1, 56))
-    >>> work.calls  # per image: 3 copies, 3 products, 2 additions, 1 product buffer
-    72
+    >>> work.calls  # 7 to set up; per image 3 copies, 3 products, 2 additions and 4 more
+    103
     """
     g = geometry
     if g.stride[0] != 1:  # the shifted rows are no view any more: "gemm" runs
@@ -234,7 +234,10 @@ def row_gemm_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> 
     additions = 3 * (first - 1) * positions * g.out_channels * itemsize
     return Work(
         bytes_moved=moved + additions,
-        calls=count * (rest + 2 * first),
+        # Set-up: the result's zeros, a contiguous matrix per first-axis tap (copy and
+        # view). Per chunk: the columns buffer, its copies, two views, the products, the
+        # additions and the buffer of the later products.
+        calls=1 + 2 * first + count * (rest + 2 * first + 3),
         products=count * first * g.groups,
         product_rows=g.out_channels_per_group,
         product_inner=g.in_channels_per_group * rest,
