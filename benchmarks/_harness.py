@@ -330,6 +330,71 @@ def _blas_description() -> dict[str, str]:
     return {key: str(blas[key]) for key in keep if key in blas}
 
 
+def openblas_core() -> str:
+    """The kernel family NumPy's OpenBLAS chose at run time ("Haswell", "SkylakeX", ...).
+
+    Read from the library NumPy loaded (its ``*get_corename*`` function, found through
+    ``ctypes``); "unknown" for another BLAS or where it cannot be found.
+    ``OPENBLAS_CORETYPE`` set before NumPy is imported overrides OpenBLAS's own choice.
+
+    Examples
+    --------
+    >>> isinstance(openblas_core(), str)
+    True
+    """
+    import ctypes  # noqa: PLC0415
+    import glob  # noqa: PLC0415
+
+    libraries = Path(np.__file__).resolve().parent.parent / "numpy.libs"
+    for library in sorted(glob.glob(str(libraries / "libscipy_openblas*"))):
+        try:
+            handle = ctypes.CDLL(library)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename"):
+            function = getattr(handle, name, None)
+            if function is not None:
+                function.restype = ctypes.c_char_p
+                return str(function().decode())
+    return "unknown"
+
+
+def _coretype() -> str:
+    """``OPENBLAS_CORETYPE`` as set in the environment ("" when unset)."""
+    return os.environ.get("OPENBLAS_CORETYPE", "")
+
+
+def cpu_has_avx512() -> bool:
+    """Whether /proc/cpuinfo lists AVX-512 (``avx512f``) for the first CPU."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return "avx512f" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def _cpu_family() -> str:
+    """The CPU's vendor, family and model numbers from /proc/cpuinfo ("" elsewhere)."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("vendor_id", "cpu family", "model") and key not in fields:
+                    fields[key] = value.strip()
+                if not line.strip():
+                    break
+    except OSError:
+        return ""
+    if len(fields) < 3:
+        return ""
+    return f"{fields['vendor_id']} family {fields['cpu family']} model {fields['model']}"
+
+
 def _cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo, else what ``platform`` knows."""
     try:
@@ -372,6 +437,12 @@ class Machine:
     torch: str | None = field(default_factory=lambda: optional_version("torch"))
     scipy: str | None = field(default_factory=lambda: optional_version("scipy"))
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    cpu_family: str = field(default_factory=_cpu_family)
+    avx512: bool = field(default_factory=cpu_has_avx512)
+    #: The OpenBLAS kernels the benchmark's children run (``OPENBLAS_CORETYPE`` if set).
+    blas_core: str = field(
+        default_factory=lambda: os.environ.get("OPENBLAS_CORETYPE") or openblas_core()
+    )
 
     def as_markdown(self) -> str:
         """One line per fact, as a Markdown bullet list.
@@ -384,8 +455,14 @@ class Machine:
         blas = ", ".join(f"{key} {value}" for key, value in self.blas.items()) or "unknown"
         return "\n".join(
             [
-                f"- CPU: {self.cpu}, {self.logical_cores} logical cores; {self.system}",
+                f"- CPU: {self.cpu}, {self.logical_cores} logical cores; {self.system}"
+                + (
+                    f" ({self.cpu_family}{', AVX-512' if self.avx512 else ''})"
+                    if self.cpu_family
+                    else ""
+                ),
                 f"- Python {self.python}, numpy {self.numpy}; BLAS: {blas}",
+                f"- OpenBLAS kernels in use: {self.blas_core}",
                 f"- torch {self.torch or 'not installed'}, scipy {self.scipy or 'not installed'}",
                 f"- threads: up to {self.threads} for BLAS, PyTorch and mimo_conv's workers",
             ]

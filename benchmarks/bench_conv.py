@@ -294,7 +294,10 @@ def chosen_path(case: Case, dtype: str) -> str:
 
 
 def child_environment(threads: int) -> dict[str, str]:
-    """The environment of a child: fixed thread counts, passive OpenMP waiting."""
+    """The environment of a child: fixed thread counts, passive OpenMP waiting.
+
+    ``OPENBLAS_CORETYPE`` passes through: ``--blas-core`` sets it for every child.
+    """
     environment = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         environment[name] = str(threads)
@@ -559,6 +562,12 @@ def main(argv: list[str] | None = None) -> int:
         "--torchvision", action="store_true", help="with --models: torchvision's networks"
     )
     parser.add_argument("--no-suite", action="store_true", help="skip the layer suite")
+    parser.add_argument(
+        "--blas-core",
+        default=None,
+        help="OPENBLAS_CORETYPE for every child (e.g. SkylakeX where OpenBLAS misdetects an "
+        "AVX-512 CPU)",
+    )
     parser.add_argument("--child", choices=["mimo", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--cases", nargs="*", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--dtypes", nargs="*", default=["float32"], help=argparse.SUPPRESS)
@@ -569,6 +578,8 @@ def main(argv: list[str] | None = None) -> int:
         args.threads = args.threads[0]
         return child(args)
 
+    if args.blas_core:
+        os.environ["OPENBLAS_CORETYPE"] = args.blas_core  # inherited by every child
     cores = os.cpu_count() or 1
     settings = args.threads or sorted({1, cores})
     processes = args.processes or (1 if args.quick else 3)
