@@ -71,6 +71,17 @@ EXTRA = (
     bench.Case("wide-5x5", (4, 32, 32, 32), (32, 32, 5, 5), {"padding": 2}),
     bench.Case("small-map-3x3", (8, 512, 7, 7), (512, 512, 3, 3), {"padding": 1}),
     bench.Case("stride-2-1x1", (8, 256, 28, 28), (512, 256, 1, 1), {"stride": 2}),
+    # Depthwise layers of EfficientNet-B0 and MobileNet-V3 (batch 2): many channels on
+    # mid-size maps, where the channels-last einsum competes with the GEMM paths.
+    bench.Case("dw-7x7-960-5x5", (2, 960, 7, 7), (960, 1, 5, 5), {"padding": 2, "groups": 960}),
+    bench.Case("dw-14x14-480-5x5", (2, 480, 14, 14), (480, 1, 5, 5), {"padding": 2, "groups": 480}),
+    bench.Case("dw-28x28-192-3x3", (2, 192, 28, 28), (192, 1, 3, 3), {"padding": 1, "groups": 192}),
+    bench.Case(
+        "dw-56x56-144-s2",
+        (2, 144, 56, 56),
+        (144, 1, 3, 3),
+        {"padding": 1, "groups": 144, "stride": 2},
+    ),
 )
 
 

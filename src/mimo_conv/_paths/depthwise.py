@@ -17,9 +17,11 @@ batch size, the chunking or the thread count):
   not a loop of short rows). The wide result holds ``prod(padded_shape[1:]) -
   prod(output_shape[1:])`` extra columns per row, dropped at the end.
 * ``"strided"`` (a stride > 1): the taps read strided views of the padded image.
-* ``"channels_last"`` (one channel per group, a small map): the task's slab of the input is
-  copied channels-last, so the innermost loop runs over the channels (hundreds of
-  contiguous elements) instead of a row of two to four outputs.
+* ``"channels_last"`` (one channel per group, a small map or many channels): the task's
+  slab of the input is copied channels-last, and one ``np.einsum`` over its windows sums
+  every tap: its inner loop runs over the channels (hundreds of contiguous elements, not a
+  row of two to four outputs), and it multiplies and adds in one pass, where a multiply
+  and an add per tap make two (2.2-2.5x faster on 7 x 7 maps of 960 channels).
 * ``"matrix"`` (one channel per group, a map with no more positions than the kernel has
   taps, zero padding: the 4 x 4, 3 x 3 and 2 x 2 maps of a network's last stages): a
   channel's convolution is a small linear map from its ``Q`` input positions to its ``P``
@@ -32,13 +34,14 @@ batch size, the chunking or the thread count):
 **One order of summation.** Every tap's input is a strided view of one array, so one
 read-only view (:func:`numpy.lib.stride_tricks.as_strided`) with the channels of a group and
 the taps as leading axes holds all the terms. Channel-first, each term is one NumPy multiply
-and one add into the running sum. Channels-last, where the calls and not the arithmetic
-were the cost (a few output positions, hundreds of channels), one multiply fills a *stack*
-of products, every tap deep, and one ``np.add.reduce`` over the stack's first axis sums it
-slot by slot; if the stack must be shallower, the running sum is copied into the first slot
-of the next one. Either way each output is the same recursive sum ``((p_0 + p_1) + p_2) +
-...``, channels of a group outer, taps in C order inner, whatever the layout, the stack
-depth, the chunking or the thread count: results are bit for bit the same for all of them.
+and one add into the running sum. Channels-last, ``np.einsum`` iterates the taps as its
+outer loops, in C order (their strides are the image's, row before column), and the
+channels as its inner loop, adding each product to its output as it goes. Either way each
+output is the same recursive sum ``((p_0 + p_1) + p_2) + ...``, channels of a group outer,
+taps in C order inner, whatever the layout, the chunking or the thread count: results are
+bit for bit the same for all of them (NumPy's einsum loop multiplies and adds separately
+in its x86 builds, whose baseline has no fused multiply-add; a build whose loop fused them
+would round channels-last results once less per product, still within the bound).
 The ``"matrix"`` layout sums the same nonzero products in the same order (input position
 ``q`` grows with the tap index for a fixed output) and adds exact zeros in between where
 the others add the products of padded zeros, so its values are the same too; only the sign
@@ -49,10 +52,12 @@ makes its output NaN, as a product with that zero would.
 
 Work is split into tasks over images, groups and output rows that write disjoint outputs,
 run on :func:`mimo_conv._core.workers.get_threads` threads; each thread reuses its buffers
-from task to task. A task's buffers (running sum, product or stack, channels-last slab) aim
-at :data:`TASK_BYTES` so that they stay in cache. Temporary memory of a chunk of the plan:
-two output-sized buffers per image and output row channel-first, one per tap plus one
-channels-last (and the slab), for each of the threads that run at once
+from task to task. A task's buffers (running sum and product, channels-last slab and sum,
+the matrices' stack) aim at :data:`TASK_BYTES` (channel-first) or a few MiB (the others,
+whose calls cost more than cache misses). Temporary memory of a chunk of the plan: two
+output-sized buffers per image and output row channel-first, one channels-last (and the
+slab), one per input position plus one for the matrices (and the matrices themselves, built
+once per range of rows and shared), for each of the threads that run at once
 (:func:`depthwise_bytes_per_row`).
 """
 
@@ -82,14 +87,15 @@ from mimo_conv._paths.spec import PathSpec, Work
 #: against ~0.4 ns on the stride-1 layers (float64: 24 ms, twice as much, as the itemsize).
 STRIDED_PRODUCT_FACTOR = 3
 
-#: Bytes of buffers a task aims at (stack, running sum, slab): small enough to stay in the
-#: core's L2 cache (1 MiB per core on the benchmark machine) from the multiply to the sum.
+#: Bytes of buffers a channel-first task aims at (running sum and product): small enough to
+#: stay in the core's L2 cache (1 MiB per core on the benchmark machine) from the multiply
+#: to the sum.
 #: Measured fastest between 256 KiB and 1 MiB for the depthwise layers of the suite.
 TASK_BYTES = 512 * 2**10
 
-#: The same for a channels-last task, whose stack holds every tap: its calls cost more than
-#: the cache misses of a larger stack (the 4 x 4 layer of 672 channels ran faster as one
-#: image with every channel, 1.1 MiB of stack, than split into four tasks of 168 channels).
+#: The same for a channels-last task (its slab and sum): one einsum call each, whose set-up
+#: costs more than the cache misses of a larger task (measured best at 2 MiB over 128 KiB
+#: to 8 MiB on 7 x 7 to 28 x 28 maps of 192-960 channels).
 STACK_TASK_BYTES = 2 * 2**20
 
 #: The same for a ``"matrix"`` task: its three calls (multiply, sum, result) cost more
@@ -98,8 +104,20 @@ STACK_TASK_BYTES = 2 * 2**20
 #: 4 MiB and above.
 MATRIX_TASK_BYTES = 8 * 2**20
 
-#: The most taps one channels-last stack holds (a 7 x 7 x 7 kernel has 343).
-MAX_DEPTH = 1024
+#: Channels (one per group) from which a map of any size goes channels-last at stride 1:
+#: the einsum's inner loop over them is then long enough to beat two passes per tap.
+#: Measured, float32, 1 thread: 14 x 14 maps of 384 channels 2.5 against 4.3 ms, 28 x 28
+#: of 192 channels 5.6 against 7.2 ms; 28 x 28 of 96 channels 2.7 against 2.6 ms, 112 x 112
+#: of 32 channels 34 against 11 ms. (At stride 2 both lose to the GEMM paths.)
+CHANNELS_LAST_FROM = 128
+
+#: Time of a channels-last product relative to a stacked one
+#: (``DEPTHWISE_SECONDS_PER_PRODUCT``): einsum multiplies and adds in one pass, where the
+#: channel-first layouts make two. Measured on four layers (1 thread, float32, 2026-12-02,
+#: another job on the other core): 5 x 5 kernels on 7 x 7 and 14 x 14 maps took 0.24-0.29
+#: ns per product, 3 x 3 kernels on 14 x 14 and 28 x 28 maps 0.47, copies included; 0.4
+#: of the stacked rate with the copies counted apart predicts the four within 10-20%.
+EINSUM_PRODUCT_FACTOR = 0.4
 
 #: Output positions per image and channel (stride 1: of the wide run) below which one
 #: channel per group goes channels-last: NumPy's per-run overhead dominates runs of a few
@@ -163,7 +181,8 @@ def depthwise_layout(geometry: ConvGeometry) -> Layout:
             return "matrix"
         output_shape = geometry.output_shape
         run = _wide_length(geometry, output_shape[0]) if flat else math.prod(output_shape)
-        if run < CHANNELS_LAST_BELOW:
+        many = geometry.groups >= CHANNELS_LAST_FROM and flat
+        if run < CHANNELS_LAST_BELOW or many:
             return "channels_last"
     return "flat" if flat else "strided"
 
@@ -206,14 +225,14 @@ def _slab_per_row(geometry: ConvGeometry) -> int:
 def _output_buffers(geometry: ConvGeometry) -> int:
     """Output-sized buffers a task holds: the running sum and its products.
 
-    Channel-first, one product at a time is added into the running sum; channels-last,
-    every tap is stacked (up to :data:`MAX_DEPTH`).
+    Channel-first, one product at a time is added into the running sum; channels-last, the
+    einsum adds every product into its result as it goes; the matrices stack them.
     """
     layout = depthwise_layout(geometry)
     if layout == "matrix":  # a product per input position, stacked, and their sum
         return 1 + _matrix_positions(geometry)
     if layout == "channels_last":
-        return 1 + min(geometry.terms_per_output, MAX_DEPTH)
+        return 1
     return 2
 
 
@@ -257,7 +276,7 @@ def correlate_depthwise(
     geometry: ConvGeometry,
     chunking: Chunking | None = None,
 ) -> NDArray[Any]:
-    """Cross-correlate by stacked per-tap products over flat, strided or channels-last views.
+    """Cross-correlate by per-tap products over flat, strided or channels-last views.
 
     Parameters
     ----------
@@ -403,15 +422,15 @@ class _DepthwisePlan:
 def plan_depthwise(
     geometry: ConvGeometry, itemsize: int, chunking: Chunking | None = None
 ) -> _DepthwisePlan:
-    """Split a call into tasks (the plan's chunks, split for the cache) and size their stacks.
+    """Split a call into tasks (the plan's chunks, split for the cache).
 
-    Each task holds a running sum and a stack of products for some images, groups and
-    output rows (channels-last: also its input slab); up to
-    :func:`~mimo_conv._core.workers.get_threads` tasks run at once, each within one chunk of
-    the plan (whose bytes :func:`depthwise_bytes_per_row` counts once per thread). Chunks
-    are split until each task is near :data:`TASK_BYTES`: channel-first over groups (a
-    task's runs are whole images or rows), channels-last over images first (its runs are
-    the channels). The stack is as deep as the taps where that fits the task's share.
+    Each task holds a running sum (and a product, channel-first; a stack of products, for
+    the matrices) for some images, groups and output rows (channels-last: also its input
+    slab); up to :func:`~mimo_conv._core.workers.get_threads` tasks run at once, each within
+    one chunk of the plan (whose bytes :func:`depthwise_bytes_per_row` counts once per
+    thread). Chunks are split until each task is near its layout's target: channel-first
+    over groups (a task's runs are whole images or rows), channels-last over images first
+    (its runs are the channels).
 
     Examples
     --------
@@ -458,9 +477,8 @@ def _plan(
     images, row_step = min(images, max(1, batch)), min(rows, row_step)
     output, slab = _task_bytes(geometry, itemsize, images, groups, row_step)
     # What the plan budgets per thread (depthwise_bytes_per_row): the buffers and the slab.
-    # Channel-first runs are long: a product per tap added at once is as fast as deeper
-    # stacks there and keeps the task small; channels-last runs are the channels, and the
-    # calls are the cost: stack every tap.
+    # Channel-first runs are long and a task small; channels-last and matrix tasks are a
+    # few calls each, and larger.
     stacked = layout in ("channels_last", "matrix")
     buffers = _output_buffers(geometry)
     chunk = buffers * output + slab
@@ -478,10 +496,8 @@ def _plan(
     depth = min(terms, 2)  # channel-first: a product, then its addition
     if layout == "matrix":  # one stack, a slot per input position
         depth = buffers - 1
-    elif stacked:  # the deepest stack within the cache target and the task's share
-        room = min(chunk, max(target, 3 * task_output + task_slab))
-        depth = max(depth, min(buffers - 1, (room - task_slab) // max(1, task_output) - 1))
-        buffers = depth + 1
+    elif layout == "channels_last":  # one einsum over every tap
+        depth = terms
     largest = task_slab + buffers * task_output
     plan = _DepthwisePlan(
         (batch, geometry.out_channels, *output_shape), layout, depth, 0,
@@ -745,7 +761,7 @@ def _channel_first_task(
         weights = _lead_weights(table, len(lead), 1)
         # A contiguous running sum: NumPy's reduce into a strided one ran ~1.8x slower.
         accumulator = buffers.get("sum", (count, group_count, per_out, length))
-        _sum_terms(view, weights, len(lead), accumulator, buffers, depth)
+        _sum_terms(view, weights, len(lead), accumulator, buffers)
         inner = accumulator.strides[3]
         positions = as_strided(  # output (r, *p) sits at wide index r * width + flat(p)
             accumulator,
@@ -775,7 +791,7 @@ def _channel_first_task(
         writeable=False,
     )
     weights = _lead_weights(table, len(lead), len(output_shape))
-    _sum_terms(view, weights, len(lead), target, buffers, depth)
+    _sum_terms(view, weights, len(lead), target, buffers)
 
 
 def _channels_last_task(
@@ -787,7 +803,8 @@ def _channels_last_task(
     task: tuple[slice, slice, slice],
     depth: int,
 ) -> None:
-    """Compute one task channels-last (one channel per group): copy its slab, then sum."""
+    """Compute one task channels-last (one channel per group): copy its slab, one einsum."""
+    del depth  # one einsum sums every tap
     images, groups, rows = task
     per_out = geometry.out_channels_per_group
     count, group_count = images.stop - images.start, groups.stop - groups.start
@@ -806,24 +823,32 @@ def _channels_last_task(
     else:
         np.copyto(slab, np.moveaxis(source[images, groups, first:last], 1, -1))
     spatial = slab.strides[1:-1]
+    # (*kernel, images, rows, *output[1:], groups): every tap's window, channels innermost.
     view = as_strided(
         slab,
-        shape=(*kernel, count, height, *output_shape[1:], per_out, group_count),
+        shape=(*kernel, count, height, *output_shape[1:], group_count),
         strides=(
             *(spacing * step for spacing, step in zip(geometry.dilation, spatial, strict=True)),
             slab.strides[0],
             *(jump * step for jump, step in zip(geometry.stride, spatial, strict=True)),
-            0,
             slab.strides[-1],
         ),
         writeable=False,
     )
     # table: (taps, C_out/groups, groups); these groups' weights per tap, channels inner.
-    weights = table[:, :, groups].reshape(
-        (*kernel, *(1,) * (len(output_shape) + 1), per_out, group_count)
-    )
-    accumulator = buffers.get("sum", view.shape[len(kernel) :])
-    _sum_terms(view, weights, len(kernel), accumulator, buffers, depth)
+    weights = table[:, :, groups].reshape((*kernel, per_out, group_count))
+    accumulator = buffers.get("sum", (count, height, *output_shape[1:], per_out, group_count))
+    # Sum over the taps (labels 0 .. K-1); the multiplier m only in the weights.
+    lead = len(kernel)
+    taps = list(range(lead))
+    positions = list(range(lead + 1, lead + 1 + len(output_shape)))
+    picture, multiplier, channel = lead, positions[-1] + 1, positions[-1] + 2
+    np.einsum(
+        view, [*taps, picture, *positions, channel],
+        weights, [*taps, multiplier, channel],
+        [picture, *positions, multiplier, channel],
+        out=accumulator,
+    )  # fmt: skip
     target = out.reshape((out.shape[0], geometry.groups, per_out, *output_shape))[
         images, groups, :, rows
     ]
@@ -855,68 +880,25 @@ def _sum_terms(
     lead: int,
     running: NDArray[Any],
     buffers: _Buffers,
-    depth: int,
 ) -> None:
     """Set ``running`` to the sum over the ``lead`` axes of ``view * weights``, in C order.
 
-    The products go into a stack ``depth`` deep, summed by one ``np.add.reduce`` over its
-    first axis; a later stack starts with a copy of the running sum, so every element is
-    ``((p_0 + p_1) + p_2) + ...`` whatever ``depth`` is.
+    One product at a time, added at once: ``((p_0 + p_1) + p_2) + ...``.
     """
     lead_shape, body = view.shape[:lead], view.shape[lead:]
-    terms = math.prod(lead_shape)
-    if terms == 1 or depth <= 2:  # a product per term, added at once: a stack two deep
-        product = buffers.get("stack", body)
-        for term, tap in enumerate(_indices(lead_shape)):
-            if term == 0:
-                np.multiply(view[tap], weights[tap], out=running)
-            else:
-                np.multiply(view[tap], weights[tap], out=product)
-                np.add(running, product, out=running)
-        return
-    stack = buffers.get("stack", (min(depth, terms), *body))
-    if depth >= terms:
-        np.multiply(view, weights, out=stack.reshape(view.shape))
-        _reduce(stack, running)
-        return
-    last = lead_shape[-1]
-    done = 0
-    while done < terms:
-        slot = 0 if done == 0 else 1
-        if slot:
-            np.copyto(stack[0], running)
-        end = min(terms, done + depth - slot)
-        term = done
-        while term < end:  # runs along the last lead axis: one multiply each
-            outer, tap = divmod(term, last)
-            stop = min(last, tap + end - term)
-            run: tuple[int | slice, ...] = (
-                *(int(i) for i in np.unravel_index(outer, lead_shape[:-1])),
-                slice(tap, stop),
-            )
-            into = slot + term - done
-            np.multiply(view[run], weights[run], out=stack[into : into + stop - tap])
-            term += stop - tap
-        _reduce(stack[: slot + end - done], running)
-        done = end
+    product = buffers.get("stack", body)
+    for term, tap in enumerate(_indices(lead_shape)):
+        if term == 0:
+            np.multiply(view[tap], weights[tap], out=running)
+        else:
+            np.multiply(view[tap], weights[tap], out=product)
+            np.add(running, product, out=running)
 
 
 @lru_cache(maxsize=256)
 def _indices(shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
     """Every index of ``shape`` in C order (cached: a task walks them for every call)."""
     return tuple(np.ndindex(*shape))
-
-
-def _reduce(stack: NDArray[Any], running: NDArray[Any]) -> None:
-    """Set ``running = ((stack[0] + stack[1]) + stack[2]) + ...``, in that order."""
-    if stack[0].size > 1:
-        # Over the first (outermost) axis of a contiguous stack NumPy adds slot by slot.
-        np.add.reduce(stack, axis=0, out=running)
-        return
-    # One element: NumPy would sum the slots pairwise; keep the order by hand.
-    np.add(stack[0], stack[1], out=running)
-    for slot in stack[2:]:
-        np.add(running, slot, out=running)
 
 
 def reads_unpadded(geometry: ConvGeometry) -> bool:
@@ -983,17 +965,22 @@ def depthwise_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) ->
             stacked_products=math.ceil(depth * outputs / parallel),
             note="per-channel matrices of a small map",
         )
-    if plan.layout == "channels_last":
-        slab = (output_shape[0] - 1) * g.stride[0] + g.dilation[0] * (g.kernel_shape[0] - 1) + 1
-        inputs = g.batch_size * g.in_channels * slab * math.prod(g.padded_shape[1:])
-        copied = 2 * inputs + 2 * outputs  # the slab in, the result out, both transposed
-    if plan.depth <= 2:  # a multiply and an add per term
-        calls = 2 * terms
-    else:  # per stack: its multiplies (a run of taps each), a copy of the sum, a reduce
-        stacks = math.ceil((terms - 1) / (plan.depth - 1))
-        runs = 1 if plan.depth >= terms else terms // g.kernel_shape[-1] + 2 * stacks
-        calls = runs + 2 * stacks + 2
-        copied += 2 * (stacks - 1) * positions  # the running sum into each later stack
+    if plan.layout == "channels_last":  # the slab in, one einsum, the result out
+        halo = max(0, g.dilation[0] * (g.kernel_shape[0] - 1) + 1 - g.stride[0])
+        ranges = -(-g.output_shape[0] // plan.row_step)  # each slab with its halo rows
+        rows = g.output_shape[0] * g.stride[0] + halo * ranges
+        inputs = g.batch_size * g.in_channels * rows * math.prod(g.padded_shape[1:])
+        return Work(
+            bytes_moved=math.ceil((2 * inputs + 2 * outputs) * itemsize / parallel),
+            calls=tasks * 5,  # the slab's zeros and copy, the einsum, the result; buffers
+            products=0,
+            product_rows=0,
+            product_inner=0,
+            elementwise=True,
+            stacked_products=math.ceil(EINSUM_PRODUCT_FACTOR * terms * outputs / parallel),
+            note="one einsum over channels-last windows",
+        )
+    calls = 2 * terms  # a multiply and an add per term
     # A strided layout's multiplies read every stride-th element: slower per product.
     slower = STRIDED_PRODUCT_FACTOR if plan.layout == "strided" else 1
     return Work(
