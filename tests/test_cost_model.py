@@ -97,8 +97,17 @@ def test_bytes_moved_follow_each_paths_copies() -> None:
     padded = 8 * 64 * 58 * 58 * 4
     assert gemm.bytes_moved == 2 * 8 * 56 * 56 * 64 * 9 * 4 + 2 * padded
     shift = model.path_cost("shift", RESNET, F64)
-    # shift per tap: the shifted input (2 * C_in) and the product's addition (3 * C_out).
-    assert shift.bytes_moved == 9 * 8 * 56 * 56 * (2 * 64 + 3 * 64) * 8 + 2 * padded * 2
+    # shift per tap: the shifted input (2 * C_in) and the product's addition (3 * C_out);
+    # and once, the kernels rearranged tap by tap (read + write).
+    kernels = 2 * 64 * 64 * 9 * 8
+    assert shift.bytes_moved == (9 * 8 * 56 * 56 * (2 * 64 + 3 * 64) * 8 + 2 * padded * 2 + kernels)
+    row = model.path_cost("row_gemm", RESNET, F32)
+    # row_gemm: the later taps (3) over every padded row of an image chunk, 3 - 1 output
+    # additions, and the kernels with their first axis moved first.
+    chunks = -(-56 // row.chunking.rows) if row.chunking else 1
+    copied = 8 * (56 + 2 * chunks) * 56 * 64 * 3
+    additions = 3 * 2 * 8 * 56 * 56 * 64 * 4
+    assert row.bytes_moved == 2 * copied * 4 + additions + 2 * 64 * 64 * 9 * 4 + 2 * padded
     assert model.path_cost("matmul", POINTWISE, F64).bytes_moved == 0  # reads x in place
 
 
@@ -330,8 +339,10 @@ def test_the_window_copies_are_counted_in_rows_of_the_last_output_axis() -> None
     assert gemm.copy_runs == 9 * 8 * 64 * 56  # taps * images * channels * output rows
     assert gemm.strided_bytes == 0
     assert gemm.product_columns == 56 * 56
-    # row_gemm copies 3 of the 9 taps, over the 56 + 2 padded rows.
-    assert PATH_SPECS["row_gemm"].work(RESNET, 4, chunking).copy_runs == 3 * 8 * 64 * 58
+    # row_gemm copies 3 of the 9 taps, over the 56 + 2 padded rows; and the kernels once,
+    # their first axis moved first, in runs of the 3 later taps (64 x 64 x 3 runs).
+    row_runs = PATH_SPECS["row_gemm"].work(RESNET, 4, chunking).copy_runs
+    assert row_runs == 3 * 8 * 64 * 58 + 64 * 64 * 3
     # A stride on the last axis makes the window copies read element by element.
     stride_2 = geometry(8, 64, 128, (56, 56), stride=2)
     strided = PATH_SPECS["gemm"].work(stride_2, 4, Chunking(8, 28))

@@ -135,12 +135,11 @@ def correlate_row_gemm(
     out = np.zeros((batch, geometry.out_channels, *output_shape), dtype=x_padded.dtype)
     if out.size == 0 or geometry.in_channels == 0:
         return out
-    # One (groups, C_out/groups, C_in/groups * rest) matrix per tap of the first kernel axis.
+    # One (groups, C_out/groups, C_in/groups * rest) matrix per tap of the first kernel axis,
+    # all from one copy of the kernels with that axis moved first.
     kernels = weight.reshape((groups, outputs_per_group, per_group, first, rest))
-    matrices = [
-        np.ascontiguousarray(kernels[:, :, :, i]).reshape((groups, outputs_per_group, -1))
-        for i in range(first)
-    ]
+    by_tap = np.ascontiguousarray(np.moveaxis(kernels, 3, 0))
+    matrices = [by_tap[i].reshape((groups, outputs_per_group, -1)) for i in range(first)]
     out_view = out.reshape((batch, groups, outputs_per_group, rows, inner))
     step = chunking or Chunking(max(1, batch), max(1, rows))
     # For each tap of the later kernel axes, the input elements it meets along those axes.
@@ -208,8 +207,8 @@ def row_gemm_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> 
     ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((1, 1), (1, 1)),
     ... )
     >>> work = row_gemm_work(g, 4, Chunking(1, 56))
-    >>> work.calls  # 7 to set up; per image 3 copies, 3 products, 2 additions and 4 more
-    103
+    >>> work.calls  # 5 to set up; per image 3 copies, 3 products, 2 additions and 4 more
+    101
     """
     g = geometry
     if g.stride[0] != 1:  # the shifted rows are no view any more: "gemm" runs
@@ -232,18 +231,23 @@ def row_gemm_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> 
     runs = g.batch_size * g.in_channels * rest * copied_rows * inner_rows
     moved = 2 * copies * itemsize
     additions = 3 * (first - 1) * positions * g.out_channels * itemsize
+    # The kernels, first axis moved first: one copy in runs of the later axes' taps (a
+    # 3 x 3 kernel: runs of 3), which costs more than the whole call on late layers of one
+    # image, where the kernels outweigh the activations (512 x 512 x 3 x 3 on a 7 x 7 map).
+    weights = g.out_channels * g.in_channels_per_group * first * rest
+    kernel_runs = weights // rest if rest > 1 else 0
     return Work(
-        bytes_moved=moved + additions,
-        # Set-up: the result's zeros, a contiguous matrix per first-axis tap (copy and
-        # view). Per chunk: the columns buffer, its copies, two views, the products, the
-        # additions and the buffer of the later products.
-        calls=1 + 2 * first + count * (rest + 2 * first + 3),
+        bytes_moved=moved + additions + 2 * weights * itemsize,
+        # Set-up: the result's zeros, the kernels' copy and a view per first-axis tap. Per
+        # chunk: the columns buffer, its copies, two views, the products, the additions
+        # and the buffer of the later products.
+        calls=2 + first + count * (rest + 2 * first + 3),
         products=count * first * g.groups,
         product_rows=g.out_channels_per_group,
         product_inner=g.in_channels_per_group * rest,
         product_columns=min(chunking.rows, max(1, rows)) * math.prod(output_shape[1:]),
-        strided_bytes=moved if reads_strided(g) else 0,
-        copy_runs=runs if g.spatial_dims > 1 else 0,
+        strided_bytes=(moved if reads_strided(g) else 0) + 2 * weights * itemsize,
+        copy_runs=(runs if g.spatial_dims > 1 else 0) + kernel_runs,
         note="im2col of later taps + GEMM per row tap",
     )
 

@@ -147,15 +147,17 @@ def shift_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Wor
     # Per tap: copy the shifted input (read + write), in rows of the last output axis; add
     # the product (2 reads, 1 write), one contiguous run per image chunk and channel.
     copies = 2 * taps * positions * g.in_channels * itemsize
+    # The kernels, taps moved first: one copy whose reads jump by the tap count.
+    kernels = 2 * g.out_channels * g.in_channels_per_group * taps * itemsize
     return Work(
-        bytes_moved=copies + 3 * taps * positions * g.out_channels * itemsize,
+        bytes_moved=copies + 3 * taps * positions * g.out_channels * itemsize + kernels,
         calls=count * 3 * taps,
         products=count * taps * g.groups,
         product_rows=g.out_channels_per_group,
         product_inner=g.in_channels_per_group,
         product_columns=min(chunking.rows, max(1, g.output_shape[0]))
         * math.prod(g.output_shape[1:]),
-        strided_bytes=copies if reads_strided(g) else 0,
+        strided_bytes=(copies if reads_strided(g) else 0) + kernels,
         copy_runs=window_copy_runs(g),
         note="GEMM per tap",
     )
