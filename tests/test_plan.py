@@ -221,3 +221,16 @@ def test_every_output_padding_below_stride_or_dilation_agrees_with_the_scatter(m
             }
             expected = mc.conv_transpose2d(x, w, **options)
             assert np.array_equal(mc.conv_transpose2d(x, w, method=method, **options), expected)
+
+
+def test_the_printed_plan_names_the_threads_it_was_made_for() -> None:
+    previous = mc.set_threads(3)
+    try:
+        plan = mc.explain_method(np.ones((1, 2, 8, 8)), np.ones((2, 2, 3, 3)))
+    finally:
+        mc.set_threads(1)
+    try:
+        assert plan.threads == 3
+        assert "3 thread(s)" in str(plan).splitlines()[1]  # not the setting at print time
+    finally:
+        mc.set_threads(previous)

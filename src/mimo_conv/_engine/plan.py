@@ -122,6 +122,8 @@ class ConvPlan:
         The path that runs; None when no path fits the budget.
     layouts : MemoryOrders
         The input's memory order and the one asked of the result.
+    threads : int
+        The worker thread count the plan was made for (:func:`mimo_conv.get_threads`).
     """
 
     geometry: ConvGeometry
@@ -130,6 +132,7 @@ class ConvPlan:
     candidates: tuple[PathCost, ...]
     chosen: str | None
     layouts: MemoryOrders = CANONICAL_ORDERS
+    threads: int = 1
 
     @property
     def cost(self) -> PathCost:
@@ -227,7 +230,7 @@ def _plan_cached(
     layouts: MemoryOrders,
 ) -> ConvPlan:
     """:func:`plan_conv`, cached: costing every path takes more than a tiny convolution."""
-    del threads  # only a cache key: the paths read the setting themselves
+    # The paths read the setting themselves; the plan records it for its printed table.
     specs = PATHS if method == "auto" else (PATH_SPECS[method],)
     costs = []
     for spec in specs:
@@ -239,7 +242,7 @@ def _plan_cached(
     candidates = tuple(costs)
     feasible = [cost for cost in candidates if cost.feasible]
     chosen = min(feasible, key=lambda cost: cost.seconds).method if feasible else None
-    return ConvPlan(geometry, plan, budget, candidates, chosen, layouts)
+    return ConvPlan(geometry, plan, budget, candidates, chosen, layouts, threads)
 
 
 def _left_out(cost: PathCost) -> PathCost:

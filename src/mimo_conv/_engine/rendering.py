@@ -17,7 +17,6 @@ from mimo_conv._core.dtypes import DtypePlan
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.layouts import CHANNELS_LAST, MemoryOrders
 from mimo_conv._core.memory import format_bytes
-from mimo_conv._core.workers import get_threads
 
 
 class _Row(Protocol):
@@ -60,6 +59,8 @@ class _Plan(Protocol):
     def chosen(self) -> str | None: ...
     @property
     def layouts(self) -> MemoryOrders: ...
+    @property
+    def threads(self) -> int: ...
     def memory_error(self) -> str: ...
 
 
@@ -85,8 +86,8 @@ def format_seconds(seconds: float) -> str:
 def render_plan(plan: _Plan) -> str:
     """Render the plan as a table: one line per path, the chosen one marked ``*``.
 
-    The header names the thread count the predictions assume (:func:`mimo_conv.get_threads`,
-    which the plan was made under: plans are cached per thread count).
+    The header names the thread count the predictions assume: the plan's own (the
+    :func:`mimo_conv.get_threads` it was made under; plans are cached per thread count).
 
     Examples
     --------
@@ -110,7 +111,7 @@ def render_plan(plan: _Plan) -> str:
         ),
         (
             f"compute dtype {plan.plan.compute}, memory budget {format_bytes(plan.budget)}, "
-            f"{get_threads()} thread(s)"
+            f"{plan.threads} thread(s)"
         ),
     ]
     if plan.layouts.result == CHANNELS_LAST:
