@@ -694,3 +694,25 @@ def test_phase_route_on_a_channels_last_view_and_unbatched_input() -> None:
     single = mc.conv_transpose(x[2], w, stride=2, padding=1)
     np.testing.assert_array_equal(single, expected[2])
     assert not np.shares_memory(single, x)
+
+
+@given(problem=transposed_problems(), holes=st.lists(st.integers(0, 10**6), min_size=1, max_size=3))
+def test_nonfinite_kernels_reach_only_the_outputs_their_products_reach(
+    problem: Transposed, holes: list[int]
+) -> None:
+    # A transposed convolution forms only the products x[q] * w[t] that land in the output;
+    # the correlation routes multiply every kernel element by inserted and padded zeros
+    # too, and inf * 0 is NaN. With a NaN or an infinity in the kernels every method must
+    # give the definition's result (integer values: the finite sums are exact in any order).
+    weight = problem.weight.astype(np.float64)
+    for hole, value in zip(holes, (np.inf, -np.inf, np.nan), strict=False):
+        weight.flat[hole % weight.size] = value
+    floats = dataclasses.replace(problem, x=problem.x.astype(np.float64), weight=weight)
+    with np.errstate(all="ignore"):  # the definition's own inf * 0 and inf - inf
+        expected = scatter_reference(floats).astype(np.float64)
+    for method in ("auto", *METHODS):
+        try:
+            out = mc.conv_transpose(floats.x, weight, floats.bias, **floats.kwargs(), method=method)
+        except ValueError:  # the path does not apply (matmul for a larger kernel)
+            continue
+        np.testing.assert_array_equal(out, expected, err_msg=method)  # NaN where NaN

@@ -19,6 +19,8 @@ stored element once: an ``np.broadcast_to`` view of 2**40 elements storing one c
 
 from __future__ import annotations
 
+import cmath
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -178,6 +180,39 @@ def _is_number(value: object) -> bool:
     if isinstance(value, (np.timedelta64, np.datetime64)):
         return False
     return isinstance(value, (numbers.Number, np.number))
+
+
+def nonfinite(array: NDArray[Any]) -> NDArray[np.bool_]:
+    """Where ``array`` holds a NaN or an infinity (never, for integers).
+
+    Object arrays are read element by element: Python and NumPy floats and complex numbers
+    can be non-finite, ints and fractions cannot.
+
+    Examples
+    --------
+    >>> nonfinite(np.array([1.0, np.inf, np.nan])).tolist()
+    [False, True, True]
+    >>> from fractions import Fraction
+    >>> nonfinite(np.array([Fraction(1, 3), float("-inf"), 2], dtype=object)).tolist()
+    [False, True, False]
+    """
+    result: NDArray[np.bool_]
+    if array.dtype.kind in "fc":
+        result = ~np.isfinite(array)
+    elif array.dtype.kind == "O":
+        result = np.frompyfunc(_is_nonfinite, 1, 1)(array).astype(bool)
+    else:
+        result = np.zeros(array.shape, dtype=bool)
+    return result
+
+
+def _is_nonfinite(value: object) -> bool:
+    """Whether one element of an object array is a NaN or an infinity."""
+    if isinstance(value, (complex, np.complexfloating)):
+        return not cmath.isfinite(value)
+    if isinstance(value, (float, np.floating)):
+        return not math.isfinite(value)
+    return False  # Python ints and Fractions are finite
 
 
 @lru_cache(maxsize=128)

@@ -35,7 +35,13 @@ from numpy.typing import NDArray
 
 from mimo_conv._core.budget import chunks, resolve_budget, units_per_chunk
 from mimo_conv._core.columns import fold_taps
-from mimo_conv._core.dtypes import DtypePlan, check_integer_range, plan_dtypes, python_integers
+from mimo_conv._core.dtypes import (
+    DtypePlan,
+    check_integer_range,
+    nonfinite,
+    plan_dtypes,
+    python_integers,
+)
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.memory import check_output_fits, format_bytes
 from mimo_conv._core.padding_adjoint import copies_per_element, unpad_adjoint
@@ -277,9 +283,12 @@ def input_gradient(
     zero-inserted correlation (:func:`_engine_input_gradient`) on chunks whose own buffers
     take at most half of it, their paths the rest. A named ``method`` (validated by
     :func:`mimo_conv._paths.registry.check_method`, as the forward pass does) takes the
-    zero-inserted correlation on that path. Chunks split the batch, never a sum, so the
-    result does not depend on the budget (bit for bit, floats too); integer and
-    ``dtype=object`` results are the same on every route and path.
+    zero-inserted correlation on that path. Kernels holding a NaN or an infinity take the
+    scatter on every ``method`` (where it fits the budget): a correlation would multiply
+    them by the zeros it inserts or pads with (``inf * 0`` is NaN) where the gradient has no
+    such product. Chunks split the batch, never a sum, so the result does not depend on the
+    budget (bit for bit, floats too); integer and ``dtype=object`` results are the same on
+    every route and path.
 
     Examples
     --------
@@ -300,7 +309,16 @@ def input_gradient(
         plan = input_gradient_plan(grad_output, weight, geometry)
     grads = grad_output if geometry.batched else grad_output[np.newaxis]
     source = (grads.shape[2:], grads.flags.c_contiguous, grads.dtype)
-    route = plan_input_gradient(geometry, plan, method, resolve_budget(budget), *source)
+    limit = resolve_budget(budget)
+    route = plan_input_gradient(geometry, plan, method, limit, *source)
+    if route.name != "scatter" and nonfinite(weight).any():
+        # The correlations multiply every kernel element by the zeros they insert or pad
+        # with, and inf * 0 is NaN where the gradient has no such term: the scatter forms
+        # only the products that exist (the kernels are small: the check is cheap).
+        per_image = scatter_bytes_per_image(geometry, plan)
+        if per_image <= limit:
+            images = units_per_chunk(per_image, "column buffer of one image", limit)
+            route = InputGradientRoute(images, None, limit)
     if route.phases is not None:  # the engine converts grads, within its plan's budget
         kernels = python_integers(weight).astype(plan.compute, copy=False)
         integers = python_integers(grads)  # object arrays: Python ints, never wrapping

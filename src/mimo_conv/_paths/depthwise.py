@@ -63,7 +63,6 @@ once per range of rows and shared), for each of the threads that run at once
 
 from __future__ import annotations
 
-import cmath
 import dataclasses
 import math
 import threading
@@ -76,6 +75,7 @@ from numpy.lib.stride_tricks import as_strided
 from numpy.typing import NDArray
 
 from mimo_conv._core.budget import Chunking, chunks
+from mimo_conv._core.dtypes import nonfinite
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.workers import get_threads, run_tasks, task_count
 from mimo_conv._paths.spec import PathSpec, Work
@@ -541,35 +541,14 @@ def _matrix_operands(
     per_out, groups = geometry.out_channels_per_group, geometry.groups
     table = np.zeros((taps + 1, per_out, groups), dtype=weight.dtype)
     table[:taps] = weight.reshape((groups, per_out, taps)).transpose(2, 1, 0)
-    nonfinite = _nonfinite(table[:taps])
+    weights_nonfinite = nonfinite(table[:taps])
     return _MatrixOperands(
         geometry=geometry,
         source=source,
         table=table,
-        finite=not _nonfinite(source).any(),
-        nonfinite_weights=nonfinite if nonfinite.any() else None,
+        finite=not nonfinite(source).any(),
+        nonfinite_weights=weights_nonfinite if weights_nonfinite.any() else None,
     )
-
-
-def _is_nonfinite(value: object) -> bool:
-    """Whether one element of an object array is a NaN or an infinity."""
-    if isinstance(value, (complex, np.complexfloating)):
-        return not cmath.isfinite(value)
-    if isinstance(value, (float, np.floating)):
-        return not math.isfinite(value)
-    return False  # Python ints and Fractions are finite
-
-
-def _nonfinite(array: NDArray[Any]) -> NDArray[np.bool_]:
-    """Where ``array`` holds a NaN or an infinity (never, for integers)."""
-    result: NDArray[np.bool_]
-    if array.dtype.kind in "fc":
-        result = ~np.isfinite(array)
-    elif array.dtype.kind == "O":
-        result = np.frompyfunc(_is_nonfinite, 1, 1)(array).astype(bool)
-    else:
-        result = np.zeros(array.shape, dtype=bool)
-    return result
 
 
 @lru_cache(maxsize=64)
