@@ -25,6 +25,7 @@ from mimo_conv.testing.bounds import (
     _object_plan,
     bound_terms,
     call_precision,
+    check_probabilistic,
     compose,
     conv_error_bound,
     gamma,
@@ -42,6 +43,7 @@ from mimo_conv.testing.reference import (
     beta_for,
     fraction_exact,
     from_fractions,
+    ints_in_float64,
     one_call_exact,
     one_call_plan,
     ozaki_exact,
@@ -1146,3 +1148,88 @@ def test_longdouble_and_object_floats_are_not_held_in_float32() -> None:
     floats = np.array([[0.5, 0.25, 0.125]], dtype=object)  # float32 values, not known as such
     terms = bound_terms("conv", floats, np.ones((1, 1, 2)), precision="float32")
     assert (terms.inputs > 0).all()
+
+
+def test_ints_in_float64_is_the_closed_range_of_2_53() -> None:
+    assert ints_in_float64(np.array([2**53, -(2**53)], np.int64))
+    assert not ints_in_float64(np.array([2**53 + 1], np.int64))
+    assert not ints_in_float64(np.array([-(2**53) - 1], np.int64))
+    assert ints_in_float64(np.array([2**64 - 1], np.uint64)[:0])  # no element: vacuously
+    assert not ints_in_float64(np.array([2**64 - 1], np.uint64))
+
+
+def test_diagonals_without_negligible_add_every_pair() -> None:
+    # 3 slices each: 9 pairs on 5 diagonals k + m = 0 .. 4, each added exactly.
+    call = _pruning_call()
+    chopped = ozaki_split(call, 3)
+    pairs, _ = chopped.pairs()
+    parts = [np.asarray(call.run(a, b, None), dtype=np.float64) for a, b in pairs]
+    sums = chopped.diagonals(parts)
+    assert len(sums) == 5
+    total = sum(Fraction(float(v)) for s in sums for v in s.ravel()[:1])
+    assert total == sum(Fraction(float(p.ravel()[0])) for p in parts)
+
+
+def test_ozaki_of_a_zero_linear_operand() -> None:
+    exact = ozaki_exact(parse_call("conv_bias", (np.zeros((2, 3, 4)),), {}), 8)
+    assert exact.hi.shape == (3,)
+    assert not exact.hi.any()
+
+
+def test_check_probabilistic_refuses_what_is_not_a_probability() -> None:
+    not_numbers: tuple[object, ...] = ("0.1", True, type(None))
+    for wrong in not_numbers:
+        with pytest.raises(TypeError, match=r"^probabilistic must be a float in \(0, 1\) or None"):
+            check_probabilistic(wrong, None)
+    outside: tuple[float, ...] = (0, 0.0, 1, 1.0, 1.5)
+    for value in outside:
+        with pytest.raises(ValueError, match=r"^probabilistic must be a failure probability"):
+            check_probabilistic(value, None)
+    assert check_probabilistic(0.25, None) == 0.25
+    toward_zero = Precision("float32", "float32", rounding="toward_zero")
+    with pytest.raises(ValueError, match=r"^probabilistic= assumes rounding errors of mean zero"):
+        check_probabilistic(0.25, toward_zero)
+
+
+def test_given_products_are_the_ones_used() -> None:
+    # magnitudes(products=...) takes P from the caller (computed with other calls): twice
+    # the products give twice P (up to the added subnormals).
+    x = np.array([[1.0, -2.0, 3.0]], np.float32)
+    w = np.array([[[0.5, 0.25]]], np.float32)
+    call = parse_call("conv", (x, w), {})
+    computed = magnitudes(call)
+    products = np.asarray(call.run(np.abs(x), np.abs(w), None), dtype=np.float64)
+    doubled = magnitudes(call, products=2 * products)
+    np.testing.assert_allclose(doubled.products, 2 * computed.products, rtol=1e-15)
+
+
+@needs_longdouble
+def test_a_longdouble_weight_makes_longdouble_magnitudes() -> None:
+    x = np.ones((1, 3))
+    w = np.full((1, 1, 2), np.longdouble(1) / 3)
+    assert bound("conv", x, w).dtype == np.longdouble
+
+
+@needs_longdouble
+def test_a_longdouble_bias_is_kept_in_longdouble() -> None:
+    # Zero x: M = |c| exactly, and the accumulation term is gamma_r |c| with r = 3 (two
+    # products and the bias: 2 additions, one product rounding) at least. |c| = 1/3 rounded
+    # to float64 would be below it by about 2**-54 of itself.
+    u, _ = _long_units()
+    bias = np.array([np.longdouble(1) / 3])
+    x = np.zeros((1, 1, 4), np.longdouble)
+    terms = bound_terms("conv", x, np.ones((1, 1, 2), np.longdouble), bias)
+    expected = exact_gamma(3, u) * to_fraction(bias[0])
+    assert all(to_fraction(v) >= expected for v in terms.accumulation.ravel())
+
+
+def test_weight_layout_alone_is_not_the_canonical_order() -> None:
+    # HWIO weights with NCHW inputs: terms per output C_in * kh * kw = 2 * 3 * 3, not the
+    # product of the weight's last three axes (3 * 2 * 4).
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 2, 5, 5))
+    w = rng.standard_normal((3, 3, 2, 4))
+    mag = magnitudes(parse_call("conv", (x, w), {"weight_layout": "HWIO"}))
+    assert mag.n == 18
+    canonical = bound("conv", x, w.transpose(3, 2, 0, 1))
+    np.testing.assert_array_equal(bound("conv", x, w, weight_layout="HWIO"), canonical)
