@@ -11,6 +11,8 @@ and lists the mutants judged equivalent.
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
@@ -18,15 +20,37 @@ import numpy as np
 import pytest
 
 from mimo_conv.testing import PRESETS, bound
-from mimo_conv.testing.bounds import _object_plan, bound_terms, conv_error_bound, gamma, gammas
+from mimo_conv.testing.bounds import (
+    Magnitudes,
+    _object_plan,
+    bound_terms,
+    call_precision,
+    check_probabilistic,
+    compose,
+    conv_error_bound,
+    gamma,
+    gammas,
+    magnitudes,
+    probabilistic_gamma,
+    probabilistic_lambda,
+)
 from mimo_conv.testing.operations import parse_call
+from mimo_conv.testing.oracle import oracle_for
+from mimo_conv.testing.precision import FORMATS, Precision, default_precision
 from mimo_conv.testing.reference import (
     Exact,
     add,
     beta_for,
     fraction_exact,
     from_fractions,
+    ints_in_float64,
+    one_call_exact,
+    one_call_plan,
     ozaki_exact,
+    ozaki_split,
+    scaled_integers,
+    split,
+    sum_levels,
     to_fraction,
 )
 
@@ -436,3 +460,776 @@ def test_float32_outputs_without_terms_and_the_overflow_mask() -> None:
     )
     assert huge.may_overflow is not None
     assert huge.may_overflow.dtype == np.bool_
+
+
+# --- the probabilistic gamma and lambda, against a 50-digit evaluation -------------------
+
+
+def _decimal(value: Fraction) -> Decimal:
+    return Decimal(value.numerator) / Decimal(value.denominator)
+
+
+def test_probabilistic_gamma_is_the_formula_rounded_up() -> None:
+    # gamma~_r(lambda) = exp(lambda sqrt(r) u + r u**2 / (1 - u)) - 1, rounded up by the
+    # documented 1 + 8 u (float64). r = 100 and a power-of-two u make the exponent rational;
+    # u = 2**-8 makes its second term (0.0015) visible next to the first (0.195).
+    with localcontext() as context:
+        context.prec = 50
+        for r, u, lam in ((100, 2.0**-8, 5.0), (144, 2.0**-24, 7.5), (1, 2.0**-11, 3.0)):
+            uu = Fraction(u)
+            exponent = Fraction(lam) * math.isqrt(r) * uu + r * uu * uu / (1 - uu)
+            exact = _decimal(exponent).exp() - 1
+            got = Decimal(probabilistic_gamma(r, u, lam))
+            assert exact <= got <= exact * (1 + Decimal(16) * Decimal(2) ** -53)
+
+
+def test_probabilistic_lambda_is_the_union_bound_rounded_up() -> None:
+    # lambda = sqrt(2 ln(2 events / q)) / (1 - u), events = max(terms, 1) max(outputs, 1),
+    # rounded up by 1 + 8 u (float64): at least the exact value, within 16 u of it.
+    with localcontext() as context:
+        context.prec = 50
+        for failure, terms, outputs, u in (
+            (1e-6, 1, 3, 2.0**-24),
+            (1e-3, 0, 0, 2.0**-8),
+            (0.25, 144, 32768, 2.0**-11),
+        ):
+            events = max(terms, 1) * max(outputs, 1)
+            inside = 2 * _decimal(2 * events / Fraction(failure)).ln()
+            exact = inside.sqrt() / (1 - _decimal(Fraction(u)))
+            got = Decimal(probabilistic_lambda(failure, terms, outputs, u))
+            assert exact <= got <= exact * (1 + Decimal(16) * Decimal(2) ** -53)
+
+
+def test_conv_error_bound_passes_probabilistic_on() -> None:
+    x = np.ones((1, 1024), np.float32)
+    w = np.ones((1, 1, 1024), np.float32)
+    rigorous = conv_error_bound(x, w)
+    got = conv_error_bound(x, w, probabilistic=1e-6)
+    np.testing.assert_array_equal(got, bound("conv", x, w, probabilistic=1e-6))
+    assert (got < rigorous / 2).all()  # lambda sqrt(1024) = 32 lambda against 1024 terms
+
+
+# --- magnitudes: the stacked path (products given) agrees with the computed one ---------
+
+
+def _magnitude_calls() -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 2, 6)).astype(np.float32)
+    x[0, 0, 0] = -9.5  # the largest magnitude is a negative value
+    w = rng.standard_normal((3, 2, 2))
+    ints = np.array([[[-128, 3, 5, -7, 100]]], dtype=np.int8)  # |-128| is not an int8
+    small = np.array([[[5, 7, 9, 200]]], dtype=np.uint8)  # -5 as a uint8 is 251
+    g = rng.standard_normal((2, 3, 5))
+    return [
+        ("conv", (x, w), {"padding": 1}),
+        ("conv", (ints, np.array([[[0.5, -2.0]]], np.float32)), {}),
+        ("conv", (small, np.array([[[0.25, 3.0]]])), {}),
+        ("conv", (np.ones((0, 2, 6), np.float32), w), {}),
+        ("conv", (np.ones((0, 1, 4), np.int8), np.ones((1, 1, 2))), {}),
+        ("conv_bias", (g,), {}),
+        ("conv_weight", (x, w.shape, g[:, :, :5]), {}),
+        ("conv_input", (x.shape, w, g), {}),
+        ("conv_transpose", (g, np.ones((3, 2, 2)) / 3), {"stride": 2}),
+    ]
+
+
+@pytest.mark.parametrize("index", range(9))
+def test_magnitudes_from_given_products_match_the_computed_ones(index: int) -> None:
+    op, args, options = _magnitude_calls()[index]
+    call = parse_call(op, args, options)
+    computed = magnitudes(call)
+    left = np.abs(np.asarray(call.left, dtype=np.float64))
+    right = None if call.right is None else np.abs(np.asarray(call.right, dtype=np.float64))
+    products = np.asarray(call.run(left, right, None), dtype=np.float64)
+    count = None
+    if op in ("conv_input", "conv_transpose"):
+        ones = None if right is None else np.ones(right.shape)
+        count = np.asarray(call.run(np.ones(left.shape), ones, None), dtype=np.float64)
+    given = magnitudes(call, products=products, count=count)
+    # A and B are the largest magnitudes, read exactly (1.0 stands for a missing B).
+    values = np.asarray(call.left).ravel().tolist()  # Python ints or floats, exact
+    expected_left = max((abs(Fraction(v)) for v in values), default=Fraction(0))
+    assert Fraction(given.left_max) == Fraction(computed.left_max) == expected_left
+    expected_right = 1.0 if right is None else float(np.max(right, initial=0.0))
+    assert given.right_max == computed.right_max == expected_right
+    np.testing.assert_array_equal(given.products, computed.products)
+    np.testing.assert_array_equal(given.count, computed.count)
+    assert given.n == computed.n
+    assert given.products.shape == computed.products.shape == products.shape
+
+
+def test_uniform_counts_of_the_gradients() -> None:
+    # conv_weight: every tap of every kernel sums N * L_out products; conv_bias: every
+    # channel sums N * L elements. The bound is composed with that one count.
+    weight = magnitudes(
+        parse_call("conv_weight", (np.ones((2, 1, 5)), (1, 1, 3), np.ones((2, 1, 3))), {})
+    )
+    assert weight.uniform_count == 6.0
+    assert weight.count.tolist() == [[[6.0, 6.0, 6.0]]]
+    bias = magnitudes(parse_call("conv_bias", (np.ones((2, 3, 4)),), {}))
+    assert bias.uniform_count == 8.0
+    assert bias.n == 8
+    # No channels: an empty bound (no division by the channel count).
+    assert bound("conv_bias", np.ones((2, 0, 3))).shape == (0,)
+
+
+def test_an_empty_transposed_conv_has_no_terms() -> None:
+    # The terms of a transposed conv are counted with a call on ones: here an empty one.
+    m = magnitudes(parse_call("conv_transpose", (np.ones((0, 1, 3)), np.ones((1, 1, 2))), {}))
+    assert m.n == 0
+    assert m.count.shape == (0, 1, 4)
+    assert bound("conv_transpose", np.ones((0, 1, 3)), np.ones((1, 1, 2))).shape == (0, 1, 4)
+
+
+def test_ozaki_of_a_zero_operand_is_the_bias() -> None:
+    # All-zero x: no slice at all, so no pair is run; the result is the bias, exactly.
+    bias = np.array([0.5, -0.25, 0.1])
+    call = parse_call("conv", (np.zeros((2, 1, 5)), np.full((3, 1, 2), 0.1), bias), {})
+    exact = ozaki_exact(call, 2)
+    assert exact.hi.shape == exact.lo.shape == exact.error.shape == (2, 3, 4)
+    np.testing.assert_array_equal(exact.hi, np.broadcast_to(bias[:, None], (2, 3, 4)))
+    assert not exact.lo.any()
+    assert (exact.error <= 2.0**-1000).all()
+    assert exact.method == "ozaki"
+
+
+# --- one float64 call: when its products are exact, and the error of its sum ------------
+
+
+def _plan(op: str, *args: Any) -> int | None:
+    return one_call_plan(parse_call(op, args, {}))
+
+
+def test_one_call_plan_reads_narrow_dtypes_and_short_values() -> None:
+    f32 = np.array([[0.1, -0.7, 3.0]], np.float32)
+    f16 = np.array([[0.1, -0.7, 3.0]], np.float16)
+    # By dtype: float32 has 24 bits on a grid of 2**-149, float16 11 bits on 2**-24.
+    assert _plan("conv", f32, np.ones((1, 1, 2), np.float32)) == -149 - 149
+    assert _plan("conv", f16, np.ones((1, 1, 2), np.float16)) == -24 - 24
+    assert _plan("conv_bias", f32[None]) == -149  # one operand: its grid
+    # By value: 3 and -5 are 3 bits on a grid of 2**0 (so 24 + 3 bits in all).
+    assert _plan("conv", f32, np.array([[[3.0, -5.0]]])) == -149
+    # int8 values 3, -5, 6: 3 bits, grid 2**0; and 200 is short as well.
+    assert _plan("conv", np.array([[3, -5, 6]], np.int8), np.ones((1, 1, 2), np.float32)) == -149
+    assert _plan("conv", np.array([[200, -3]]), np.ones((1, 1, 2), np.float32)) == -149
+    # 0.1 in float64 has 53 bits: its products with a float32 round.
+    assert _plan("conv", np.array([[0.1, 0.2]]), np.ones((1, 1, 2), np.float32)) is None
+
+
+def test_one_call_plan_limits_are_sharp() -> None:
+    f32 = np.ones((1, 2), np.float32)
+    # 24 + 29 = 53 bits: exact. 24 + 30 = 54: not.
+    assert _plan("conv", f32, np.array([[[1 + 2.0**-28]]])) == -149 - 28
+    assert _plan("conv", f32, np.array([[[1 + 2.0**-29]]])) is None
+    # Products on a grid of 2**-1074 are float64 numbers; of 2**-1075 they may not be.
+    assert _plan("conv", f32, np.array([[[2.0**-925]]])) == -1074
+    assert _plan("conv", f32, np.array([[[2.0**-926]]])) is None
+    # Integers beyond 2**53 are not read exactly in float64 (2**53 + 1 would be 2**53);
+    # one operand alone is judged by that too.
+    assert _plan("conv_bias", np.array([[[2**53 + 2, 1]]], np.int64)) is None
+    assert _plan("conv_bias", np.array([[[2**53 + 1, 1]]], np.int64)) is None
+    assert _plan("conv_bias", np.array([[[2**52 + 1, 1]]], np.int64)) == 0
+
+
+def test_an_integer_beyond_2_53_is_not_rounded_by_the_reference() -> None:
+    # (2**53 + 1) - 2**53 = 1: float64 reads 2**53 + 1 as 2**53 (round to even), so a
+    # reference from one float64 call would say 0.
+    x = np.array([[2**53 + 1, -(2**53)]], dtype=np.int64)
+    exact = oracle_for("conv", (x, np.array([[[1.0, 1.0]]])), {}).exact
+    assert exact is not None
+    gap = abs(1 - Fraction(float(exact.hi[0, 0])) - Fraction(float(exact.lo[0, 0])))
+    assert gap <= Fraction(float(exact.error[0, 0]))
+
+
+def _gamma_up(count: int) -> Fraction:
+    u = Fraction(2) ** -53
+    return count * u / (1 - count * u)
+
+
+def test_one_call_exact_error_is_gamma_n_minus_1_of_the_magnitudes() -> None:
+    u = Fraction(2) ** -53
+    call = parse_call("conv", (np.array([[1.0, 2.0, 3.0]]), np.ones((1, 1, 1))), {})
+    result = np.array([[1.0, 2.0, 3.0]])
+    low = -60  # sums up to 2**-7 are exact
+    limit = 2.0**-7
+    products = np.array([[limit, 1.5 * limit, 8.0]])
+    for n in (2, 101):
+        exact = one_call_exact(call, result, products, n, low)
+        assert exact.method == "float64"
+        assert exact.hi.tolist() == result.tolist()
+        assert not exact.lo.any()
+        # At the limit the sum is exact (every partial sum is a float64 number).
+        assert exact.error[0, 0] == 0.0
+        for k in (1, 2):
+            p = Fraction(float(products[0, k]))
+            stated = Fraction(float(exact.error[0, k]))
+            assert _gamma_up(n - 1) * p <= stated <= _gamma_up(n - 1) * p * (1 + 8 * u)
+    # One term: no addition, no error.
+    assert not one_call_exact(call, result, products, 1, low).error.any()
+    # A grid so coarse that 2**(53 + low) is past float64: the limit is 2**1023.
+    huge = np.array([[2.0**1023, 1.5 * 2.0**1023, 1.0]])
+    errors = one_call_exact(call, result, huge, 3, 1000).error
+    assert errors[0, 0] == 0.0
+    assert errors[0, 1] > 0.0
+
+
+def test_integers_beyond_2_53_are_not_held_in_float64() -> None:
+    # 2**53 is a float64 number; 2**53 + 1 is not, so a float64 kernel rounds it and the
+    # bound counts that rounding (u |a| |b| at least).
+    w = np.array([[[1.0, 1.0]]])
+    float64 = FORMATS["float64"]
+    inside = magnitudes(parse_call("conv", (np.array([[2**53, 1]], np.int64), w), {}))
+    assert inside.held(0, float64)
+    beyond = parse_call("conv", (np.array([[2**53 + 1, -(2**53)]], np.int64), w), {})
+    assert not magnitudes(beyond).held(0, float64)
+    u = Fraction(2) ** -53
+    products = Fraction(2**53 + 1) + Fraction(2**53)
+    got = Fraction(float(bound("conv", beyond.left, w)[0, 0]))
+    assert got >= u * products + _gamma_up(2) * products
+
+
+# --- the Ozaki split: slices, pruned pairs, the double-double sum ------------------------
+
+
+def test_split_keeps_slices_after_an_empty_one() -> None:
+    # 1 and 2**-60 with 25-bit slices: slice 0 holds 1, slice 1 (2**-25 .. 2**-50) is
+    # empty, slice 2 holds 2**-60. Every bit is kept.
+    slices, top, rest = split(np.array([1.0, 2.0**-60]), 25, 6)
+    assert top == 1
+    assert len(slices) == 2
+    assert not rest.any()
+    total = [sum(Fraction(float(s[i])) for s in slices) * 2**top for i in range(2)]
+    assert total == [Fraction(1), Fraction(2) ** -60]
+
+
+def test_ozaki_split_beta_and_slice_count() -> None:
+    # beta = floor((53 - ceil(log2(6 n))) / 2): 6 parts of a diagonal are added exactly.
+    # n = 5: ceil(log2(30)) = 5, beta = 24 (with 7 parts it would be ceil(log2(35)) = 6).
+    call = parse_call("conv", (np.ones((1, 1, 6)), np.ones((1, 1, 5))), {})
+    assert ozaki_split(call, 5).beta == 24
+    # At most 6 slices of 25 bits (n = 1): 1 and 2**-160 are 161 bits apart, so 2**-160,
+    # past 6 * 25 = 150 bits, is left in the rest.
+    wide = parse_call("conv", (np.array([[1.0, 2.0**-160]]), np.ones((1, 1, 1))), {})
+    chopped = ozaki_split(wide, 1)
+    assert chopped.beta == 25
+    assert len(chopped.left_slices) == 1
+    assert chopped.truncated
+    assert chopped.left_rest.tolist() == [[0.0, 2.0**-160]]
+
+
+def _pruning_call() -> Any:
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 1, 6))
+    w = rng.standard_normal((2, 1, 3))
+    return parse_call("conv", (x, w), {})
+
+
+def test_pruned_pairs_and_their_bound() -> None:
+    # Pair (k, m) of slices is at most n 2**(scale - beta (k + m)) per output; it is left
+    # out when that is below ``negligible`` (never the first), and those bounds are summed.
+    call = _pruning_call()
+    n = 3
+    chopped = ozaki_split(call, n)
+    k_count, m_count = len(chopped.left_slices), len(chopped.right_slices)
+    assert k_count == m_count == 3
+
+    def size(k: int, m: int) -> Fraction:
+        return n * Fraction(2) ** (chopped.scale - chopped.beta * (k + m))
+
+    everything = [(k, m) for k in range(k_count) for m in range(m_count)]
+    for negligible in (0.0, float(size(0, 1)), float(size(1, 2)), 1e300):
+        kept = [(k, m) for k, m in everything if k + m == 0 or size(k, m) >= negligible]
+        pairs, dropped = chopped.pairs(negligible)
+        assert len(pairs) == len(kept)
+        for (a, b), (k, m) in zip(pairs, kept, strict=True):
+            assert a is chopped.left_slices[k]
+            assert b is chopped.right_slices[m]
+        expected = sum((size(k, m) for k, m in everything if (k, m) not in kept), Fraction(0))
+        # A float64 sum of at most 8 terms: within 8 u of the exact sum.
+        assert abs(Fraction(dropped) - expected) <= expected * 8 * Fraction(2) ** -53
+    # The pruned pairs' bound is added to the error, rounded up: at least it, within 16 u.
+    negligible = float(size(1, 1))
+    pairs, dropped = chopped.pairs(negligible)
+    parts = [np.asarray(call.run(a, b, None), dtype=np.float64) for a, b in pairs]
+    shape = parts[0].shape
+    with_drop = chopped.finish(parts, shape, dropped, negligible=negligible)
+    without = chopped.finish(parts, shape, 0.0, negligible=negligible)
+    u = Fraction(2) ** -53
+    true, _ = fraction_exact(call)
+    for index in np.ndindex(shape):
+        added = Fraction(float(with_drop.error[index])) - Fraction(float(without.error[index]))
+        assert Fraction(dropped) <= added <= Fraction(dropped) * (1 + 16 * u)
+        hi, lo = Fraction(float(with_drop.hi[index])), Fraction(float(with_drop.lo[index]))
+        assert abs(true[index] - hi - lo) <= Fraction(float(with_drop.error[index]))
+    # The same through ozaki_exact.
+    direct = ozaki_exact(call, n, negligible=negligible)
+    np.testing.assert_array_equal(direct.error, with_drop.error)
+    np.testing.assert_array_equal(direct.hi, with_drop.hi)
+
+
+def test_finish_and_diagonals_defaults_keep_every_pair() -> None:
+    # Without ``negligible`` every pair is kept and nothing is dropped: short values (one
+    # slice each) give the exact result with no error beyond the 2 eta of scaling back.
+    call = parse_call("conv", (np.array([[0.5, -1.5, 3.0]]), np.array([[[0.25, 2.0]]])), {})
+    chopped = ozaki_split(call, 2)
+    pairs, dropped = chopped.pairs()
+    assert dropped == 0.0
+    parts = [np.asarray(call.run(a, b, None), dtype=np.float64) for a, b in pairs]
+    assert len(chopped.diagonals(parts)) == 1
+    exact = chopped.finish(parts, parts[0].shape)
+    assert exact.method == "ozaki"
+    assert exact.hi.tolist() == [[0.5 * 0.25 - 1.5 * 2.0, -1.5 * 0.25 + 3.0 * 2.0]]
+    assert (exact.error <= 2 * 2.0**-1074).all()
+
+
+def test_ozaki_result_past_float64_is_refused() -> None:
+    call = parse_call("conv", (np.array([[1e300, 1e300]]), np.array([[[1e10, 1.0]]])), {})
+    with pytest.raises(
+        ValueError, match=r"^the exact result leaves the float64 range; use dtype=object inputs$"
+    ):
+        ozaki_exact(call, 2)
+
+
+def _gamma_of(count: int) -> Fraction:
+    return _gamma_up(count)
+
+
+def test_sum_levels_error_is_gamma_of_the_levels_times_the_tail() -> None:
+    u = Fraction(2) ** -53
+    one = sum_levels([np.array([3.0])])
+    assert one.method == "ozaki"
+    assert not one.error.any()
+    # Two levels: one TwoSum, exact.
+    two = sum_levels([np.array([1.0]), np.array([2.0**-60 + 2.0**-70])])
+    assert two.method == "ozaki"
+    assert not two.error.any()
+    assert Fraction(float(two.hi[0])) + Fraction(float(two.lo[0])) == 1 + Fraction(
+        2.0**-60 + 2.0**-70
+    )
+    # Three and four levels: the tail and the later levels are added in float64; the error
+    # is gamma_L (L levels) times |tail| + sum |levels[2:]|, rounded up.
+    for levels in (
+        [np.array([1.0]), np.array([2.0**-54]), np.array([2.0**-100])],
+        [np.array([1.0]), np.array([3.0 * 2.0**-55]), np.array([2.0**-90]), np.array([2.0**-95])],
+    ):
+        total = sum_levels(levels)
+        assert total.method == "ozaki"
+        first, second = Fraction(float(levels[0][0])), Fraction(float(levels[1][0]))
+        tail = first + second - Fraction(float(levels[0][0] + levels[1][0]))
+        size = abs(tail) + sum(abs(Fraction(float(level[0]))) for level in levels[2:])
+        expected = _gamma_of(len(levels)) * size
+        stated = Fraction(float(total.error[0]))
+        assert expected <= stated <= expected * (1 + 8 * u)
+
+
+# --- exact rational arithmetic: object operands, integers -------------------------------
+
+
+def test_scaled_integers_of_each_kind() -> None:
+    ints, exponent = scaled_integers(np.array([3, -8, 2**60 + 1], dtype=np.int64))
+    assert ints.dtype == object
+    assert ints.tolist() == [3, -8, 2**60 + 1]  # exact: never through a float
+    assert exponent == 0
+    flags, exponent = scaled_integers(np.array([True, False]))
+    assert flags.tolist() == [1, 0]
+    assert exponent == 0
+    fractions = np.array([Fraction(1, 3), 2], dtype=object)
+    values, exponent = scaled_integers(fractions)
+    assert values.dtype == object
+    assert values.tolist() == [Fraction(1, 3), Fraction(2)]
+    assert exponent == 0
+    # All zeros: zero integers (any exponent).
+    zeros, exponent = scaled_integers(np.zeros(3))
+    assert [v * Fraction(2) ** exponent for v in zeros.tolist()] == [0, 0, 0]
+    with pytest.raises(
+        ValueError, match=r"^the exact reference needs finite inputs, got an array with NaN or Inf$"
+    ):
+        scaled_integers(np.array([1.0, np.inf]))
+
+
+def test_object_arrays_of_complex_numbers_are_split_into_parts() -> None:
+    # x holds Python complex numbers and fractions; the weight is real. Each part of the
+    # result is computed exactly, against a sum written out here.
+    x = np.array([[1 + 2j, Fraction(1, 3), -0.5j]], dtype=object)
+    w = np.array([[[2, Fraction(1, 7)]]], dtype=object)
+    call = parse_call("conv", (x, w), {})
+    real, imag = fraction_exact(call)
+    assert imag is not None
+    values = [complex(v) if isinstance(v, complex) else v for v in x.ravel().tolist()]
+    re_parts = [Fraction(v.real) if isinstance(v, complex) else Fraction(v) for v in values]
+    im_parts = [Fraction(v.imag) if isinstance(v, complex) else Fraction(0) for v in values]
+    taps = [Fraction(2), Fraction(1, 7)]
+    for j in range(2):
+        assert real[0, j] == re_parts[j] * taps[0] + re_parts[j + 1] * taps[1]
+        assert imag[0, j] == im_parts[j] * taps[0] + im_parts[j + 1] * taps[1]
+    assert real.dtype == imag.dtype == object
+    # Object arrays of real numbers have no imaginary part at all.
+    real_only, none = fraction_exact(
+        parse_call("conv", (np.array([[Fraction(1, 3), 2]], object), w), {})
+    )
+    assert none is None
+    assert real_only.tolist() == [[Fraction(2, 3) + Fraction(2, 7)]]
+
+
+def _exact_conv1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> list[Any]:
+    """conv (stride 1, no padding) of complex or real values, exactly, as (re, im) fractions."""
+
+    def pair(v: Any) -> tuple[Fraction, Fraction]:
+        v = complex(v)
+        return Fraction(v.real), Fraction(v.imag)
+
+    batch, channels, length = x.shape
+    outs, _, taps = w.shape
+    result = []
+    for n in range(batch):
+        for o in range(outs):
+            for j in range(length - taps + 1):
+                re, im = pair(b[o]) if b is not None else (Fraction(0), Fraction(0))
+                for c in range(channels):
+                    for t in range(taps):
+                        (a, ai), (v, vi) = pair(x[n, c, j + t]), pair(w[o, c, t])
+                        re += a * v - ai * vi
+                        im += a * vi + ai * v
+                result.append((re, im))
+    return result
+
+
+@pytest.mark.parametrize(
+    "kinds", ["ccc", "rc-", "crr", "rrc", "cc-", "rcr"], ids=lambda k: f"x{k[0]}w{k[1]}b{k[2]}"
+)
+def test_fraction_exact_of_every_mix_of_complex_parts(kinds: str) -> None:
+    # c: complex, r: real, -: no bias. Each part is an exact sum of products of parts.
+    rng = np.random.default_rng(8)
+
+    def values(shape: tuple[int, ...], kind: str) -> np.ndarray | None:
+        if kind == "-":
+            return None
+        real = rng.integers(-8, 9, shape) / 4
+        return real + 1j * rng.integers(-8, 9, shape) / 8 if kind == "c" else real
+
+    x, w, b = values((2, 2, 4), kinds[0]), values((2, 2, 2), kinds[1]), values((2,), kinds[2])
+    assert x is not None
+    assert w is not None
+    real, imag = fraction_exact(parse_call("conv", (x, w, b), {}))
+    expected = _exact_conv1d(x, w, b)
+    assert real.shape == (2, 2, 3)
+    assert real.ravel().tolist() == [re for re, _ in expected]
+    assert imag is not None
+    assert imag.ravel().tolist() == [im for _, im in expected]
+
+
+def test_adding_floats_to_an_exact_keeps_float64_errors() -> None:
+    one = Exact(np.array([1.0]), np.array([0.0]), np.array([0.0]), "ozaki")
+    total = add(one, np.array([2.0**-70]))
+    assert total.error.dtype == np.float64
+    assert total.hi.dtype == total.lo.dtype == np.float64
+
+
+def test_adding_two_exacts_whose_high_parts_round() -> None:
+    # 1 + 2**-60 is not a float64: TwoSum leaves 2**-60 in its error term, which must end in
+    # the low part with its sign.
+    first = Exact(np.array([1.0]), np.array([0.0]), np.array([0.0]), "ozaki")
+    second = Exact(np.array([2.0**-60]), np.array([0.0]), np.array([0.0]), "ozaki")
+    total = add(first, second)
+    assert Fraction(float(total.hi[0])) + Fraction(float(total.lo[0])) == 1 + Fraction(2) ** -60
+    minus = add(first, second.negative())
+    assert Fraction(float(minus.hi[0])) + Fraction(float(minus.lo[0])) == 1 - Fraction(2) ** -60
+
+
+def test_default_models_of_mixed_float_dtypes() -> None:
+    # mimo_conv computes mixed float dtypes in the widest one; ml_dtypes operands alone as
+    # PyTorch does (float32 accumulation), one of them alone in its own default model.
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    ones = np.ones((1, 1, 2))
+    for first, second in ((np.float64, np.float32), (np.float16, np.float64)):
+        call = parse_call("conv", (ones.astype(first), ones.astype(second)), {})
+        assert call_precision(call) == default_precision(np.dtype(np.float64))
+    call = parse_call("conv", (ones.astype(np.float32), ones.astype(np.float16)), {})
+    assert call_precision(call) == default_precision(np.dtype(np.float32))
+    grads = parse_call("conv_bias", (ones.astype(ml_dtypes.bfloat16),), {})
+    assert call_precision(grads) == default_precision(np.dtype(ml_dtypes.bfloat16))
+
+
+# --- compose: where a correct kernel may overflow ------------------------------------
+
+
+_TERMS = ("inputs", "accumulation", "underflow", "output")
+
+
+def _near_the_top(
+    op: str, args: tuple[Any, ...], precision: Precision, n: int
+) -> tuple[Any, np.ndarray]:
+    """Terms of a hand-made call whose magnitudes P sweep, by float64 ulps, the largest
+    finite number of the model (inputs exact in the input format, so their term is 0)."""
+    call = parse_call(op, args, {})
+    largest = min(precision.accumulate_format.max, precision.output_format.max)
+
+    def terms_of(products: np.ndarray) -> Any:
+        count = np.full(products.shape, float(n))
+        mag = Magnitudes(products, None, count, 1.0, 1.0, False, call)
+        return compose(mag, precision)
+
+    # Bisect for the P at which the sum of the terms reaches the largest number, then sweep
+    # 60 ulps either side of it.
+    low, high = largest / 2, largest
+    for _ in range(80):
+        middle = (low + high) / 2
+        terms = terms_of(np.array([middle]))
+        reach = sum(
+            float(getattr(terms, name)[0])
+            for name in ("inputs", "accumulation", "underflow", "output")
+        )
+        low, high = (middle, high) if middle + reach < largest else (low, middle)
+    sweep = np.array([high])
+    for _ in range(60):
+        sweep = np.concatenate(
+            ([np.nextafter(sweep[0], 0)], sweep, [np.nextafter(sweep[-1], np.inf)])
+        )
+    return terms_of(sweep), sweep
+
+
+@pytest.mark.parametrize(
+    ("op", "args", "precision", "n"),
+    [
+        # float32 sums rounded to float16: an output term of about u_out |sum|.
+        ("conv_bias", (np.ones((2, 1, 1), np.float16),), PRESETS["float16"], 2),
+        # float16 sums with flush-to-zero: an underflow term of 2**-14 per addition.
+        (
+            "conv",
+            (np.ones((1, 1, 2), np.float16), np.ones((1, 1, 2), np.float16)),
+            Precision("float16", "float16", flush_subnormals=True),
+            2,
+        ),
+    ],
+    ids=["float16-output", "float16-flush"],
+)
+def test_overflow_is_flagged_exactly_where_the_terms_reach_the_top(
+    op: str, args: tuple[Any, ...], precision: Precision, n: int
+) -> None:
+    # Soundness: wherever M + the error terms (exactly) reach the largest finite number, a
+    # correct kernel may overflow, so the flag is set. Tightness: not where they stay below
+    # it by more than the bound's own rounding (16 u).
+    u = Fraction(2) ** -53
+    terms, sweep = _near_the_top(op, args, precision, n)
+    largest = Fraction(min(precision.accumulate_format.max, precision.output_format.max))
+    assert terms.may_overflow is not None
+    flagged = 0
+    for index, p in enumerate(sweep.tolist()):
+        reach = Fraction(p) + sum(
+            (
+                Fraction(float(getattr(terms, name)[index]))
+                for name in ("inputs", "accumulation", "underflow", "output")
+            ),
+            Fraction(0),
+        )
+        if reach >= largest:
+            assert terms.may_overflow[index]
+            flagged += 1
+        if reach * (1 + 16 * u) < largest:
+            assert not terms.may_overflow[index]
+    assert 0 < flagged < len(sweep)
+    assert terms.output.any() or terms.underflow.any()
+
+
+def test_an_input_that_rounds_to_infinity_flags_every_output() -> None:
+    # float16 inputs: 65520 = 65504 (1 + 2**-11) is the midpoint to 65536 and rounds (to
+    # even) to infinity; 65519 rounds to 65504. The products stay small (|w| = 2**-20), so
+    # only the input test can flag them. Each operand is read.
+    small = 2.0**-20
+    model = PRESETS["float16"]
+
+    def flags(x: float, w: float, b: float | None) -> np.ndarray:
+        bias = None if b is None else np.array([b])
+        terms = bound_terms(
+            "conv", np.array([[x, small]]), np.array([[[w]]]), bias, precision=model
+        )
+        assert terms.may_overflow is not None
+        return terms.may_overflow
+
+    assert flags(65520.0, small, None).all()
+    assert not flags(65519.0, small, None).any()
+    assert flags(small, 65520.0, None).all()
+    assert not flags(small, 65519.0, None).any()
+    # (A bias at the top is flagged anyway: the sum M holds |c|.)
+    assert flags(small, small, 65520.0).all()
+    # A zero-channel call with a bias: nothing to flag, nothing to refuse.
+    empty = bound_terms("conv", np.ones((1, 1, 2)), np.ones((0, 1, 1)), np.ones(0), precision=model)
+    assert empty.total.shape == (1, 0, 2)
+
+
+def test_a_single_term_has_no_sum_to_underflow() -> None:
+    # One tap, no bias: no addition, so flush-to-zero adds only the product's underflow
+    # (2**-14 under float16 flush), once: zero inputs give that, times 1 + gamma_1.
+    model = Precision("float16", "float16", flush_subnormals=True)
+    terms = bound_terms(
+        "conv", np.zeros((1, 3), np.float16), np.zeros((1, 1, 1), np.float16), precision=model
+    )
+    e = Fraction(2) ** -14
+    for value in terms.underflow.ravel().tolist():
+        assert e <= Fraction(value) <= e * (1 + Fraction(2) ** -10)
+
+
+# --- compose with a probabilistic accumulation term ------------------------------------
+
+
+def test_probabilistic_accumulation_is_the_smaller_gamma() -> None:
+    # float32 conv of 1024 products: r = 1024 roundings (1023 additions, the product), and
+    # lambda from the union bound over 1024 terms of each of the 3 outputs.
+    q = 1e-6
+    u = 2.0**-24
+    x = np.ones((1, 1026), np.float32)
+    w = np.ones((1, 1, 1024), np.float32)
+    call = parse_call("conv", (x, w), {})
+    mag = magnitudes(call)
+    terms = compose(mag, PRESETS["float32"], q)
+    assert terms.probabilistic == q
+    lam = probabilistic_lambda(q, 1024, 3, u)
+    tilde = probabilistic_gamma(1024, u, lam)
+    assert tilde < gamma(1024, u)
+    np.testing.assert_array_equal(terms.accumulation, tilde * mag.total)
+    rigorous = compose(mag, PRESETS["float32"])
+    assert rigorous.probabilistic is None
+    assert (terms.total < rigorous.total).all()
+    # The failure probability is checked against the model here too.
+    with pytest.raises(ValueError, match="rounding toward zero"):
+        compose(mag, Precision("float32", "float32", rounding="toward_zero"), q)
+    with pytest.raises(ValueError, match=r"probabilistic must be a failure probability"):
+        compose(mag, PRESETS["float32"], 2.0)
+    # An empty call: an empty bound.
+    empty = bound("conv", np.ones((0, 1, 4), np.float32), w[..., :2], probabilistic=q)
+    assert empty.shape == (0, 1, 3)
+
+
+@needs_longdouble
+def test_longdouble_refuses_a_probabilistic_bound() -> None:
+    x = np.ones((1, 3), np.longdouble)
+    with pytest.raises(
+        ValueError,
+        match=r"^probabilistic= needs a float model; longdouble inputs are bounded rigorously$",
+    ):
+        bound("conv", x, np.ones((1, 1, 2), np.longdouble), probabilistic=1e-6)
+
+
+# --- magnitudes of object, complex and longdouble operands ---------------------------
+
+
+def test_object_complex_operands_are_bounded_as_complex128() -> None:
+    values = [[1 + 2j, Fraction(1, 4), -0.5j]]
+    x = np.array(values, dtype=object)
+    w = np.array([[[2.0, 0.5]]])
+    mag = magnitudes(parse_call("conv", (x, w), {}))
+    assert mag.complex_result
+    as_complex = np.array([[1 + 2j, 0.25, -0.5j]])
+    np.testing.assert_array_equal(
+        mag.products, magnitudes(parse_call("conv", (as_complex, w), {})).products
+    )
+    # Object arrays of real numbers are real.
+    real = magnitudes(parse_call("conv", (np.array([[0.5, Fraction(1, 3)]], object), w), {}))
+    assert not real.complex_result
+
+
+def test_complex_magnitudes_are_float64_moduli() -> None:
+    # |z| of complex64 values is taken in complex128 (float32 moduli would round by
+    # 2**-24, more than the magnitudes' slack), and the bound of complex128 is float64.
+    rng = np.random.default_rng(4)
+    z = (rng.standard_normal((1, 1, 5)) + 1j * rng.standard_normal((1, 1, 5))).astype(np.complex64)
+    w = np.ones((1, 1, 2), np.complex64) / 3
+    narrow = bound("conv", z, w, precision="float32")
+    wide = bound("conv", z.astype(np.complex128), w.astype(np.complex128), precision="float32")
+    np.testing.assert_array_equal(narrow, wide)
+    assert wide.dtype == np.float64
+
+
+@needs_longdouble
+def test_longdouble_and_object_floats_are_not_held_in_float32() -> None:
+    third = np.full((1, 3), np.longdouble(1) / 3)
+    terms = bound_terms("conv", third, np.ones((1, 1, 2), np.longdouble), precision="float32")
+    assert (terms.inputs > 0).all()
+    floats = np.array([[0.5, 0.25, 0.125]], dtype=object)  # float32 values, not known as such
+    terms = bound_terms("conv", floats, np.ones((1, 1, 2)), precision="float32")
+    assert (terms.inputs > 0).all()
+
+
+def test_ints_in_float64_is_the_closed_range_of_2_53() -> None:
+    assert ints_in_float64(np.array([2**53, -(2**53)], np.int64))
+    assert not ints_in_float64(np.array([2**53 + 1], np.int64))
+    assert not ints_in_float64(np.array([-(2**53) - 1], np.int64))
+    assert ints_in_float64(np.array([2**64 - 1], np.uint64)[:0])  # no element: vacuously
+    assert not ints_in_float64(np.array([2**64 - 1], np.uint64))
+
+
+def test_diagonals_without_negligible_add_every_pair() -> None:
+    # 3 slices each: 9 pairs on 5 diagonals k + m = 0 .. 4, each added exactly.
+    call = _pruning_call()
+    chopped = ozaki_split(call, 3)
+    pairs, _ = chopped.pairs()
+    parts = [np.asarray(call.run(a, b, None), dtype=np.float64) for a, b in pairs]
+    sums = chopped.diagonals(parts)
+    assert len(sums) == 5
+    total = sum(Fraction(float(v)) for s in sums for v in s.ravel()[:1])
+    assert total == sum(Fraction(float(p.ravel()[0])) for p in parts)
+
+
+def test_ozaki_of_a_zero_linear_operand() -> None:
+    exact = ozaki_exact(parse_call("conv_bias", (np.zeros((2, 3, 4)),), {}), 8)
+    assert exact.hi.shape == (3,)
+    assert not exact.hi.any()
+
+
+def test_check_probabilistic_refuses_what_is_not_a_probability() -> None:
+    not_numbers: tuple[object, ...] = ("0.1", True, type(None))
+    for wrong in not_numbers:
+        with pytest.raises(TypeError, match=r"^probabilistic must be a float in \(0, 1\) or None"):
+            check_probabilistic(wrong, None)
+    outside: tuple[float, ...] = (0, 0.0, 1, 1.0, 1.5)
+    for value in outside:
+        with pytest.raises(ValueError, match=r"^probabilistic must be a failure probability"):
+            check_probabilistic(value, None)
+    assert check_probabilistic(0.25, None) == 0.25
+    toward_zero = Precision("float32", "float32", rounding="toward_zero")
+    with pytest.raises(ValueError, match=r"^probabilistic= assumes rounding errors of mean zero"):
+        check_probabilistic(0.25, toward_zero)
+
+
+def test_given_products_are_the_ones_used() -> None:
+    # magnitudes(products=...) takes P from the caller (computed with other calls): twice
+    # the products give twice P (up to the added subnormals).
+    x = np.array([[1.0, -2.0, 3.0]], np.float32)
+    w = np.array([[[0.5, 0.25]]], np.float32)
+    call = parse_call("conv", (x, w), {})
+    computed = magnitudes(call)
+    products = np.asarray(call.run(np.abs(x), np.abs(w), None), dtype=np.float64)
+    doubled = magnitudes(call, products=2 * products)
+    np.testing.assert_allclose(doubled.products, 2 * computed.products, rtol=1e-15)
+
+
+@needs_longdouble
+def test_a_longdouble_weight_makes_longdouble_magnitudes() -> None:
+    x = np.ones((1, 3))
+    w = np.full((1, 1, 2), np.longdouble(1) / 3)
+    assert bound("conv", x, w).dtype == np.longdouble
+
+
+@needs_longdouble
+def test_a_longdouble_bias_is_kept_in_longdouble() -> None:
+    # Zero x: M = |c| exactly, and the accumulation term is gamma_r |c| with r = 3 (two
+    # products and the bias: 2 additions, one product rounding) at least. |c| = 1/3 rounded
+    # to float64 would be below it by about 2**-54 of itself.
+    u, _ = _long_units()
+    bias = np.array([np.longdouble(1) / 3])
+    x = np.zeros((1, 1, 4), np.longdouble)
+    terms = bound_terms("conv", x, np.ones((1, 1, 2), np.longdouble), bias)
+    expected = exact_gamma(3, u) * to_fraction(bias[0])
+    assert all(to_fraction(v) >= expected for v in terms.accumulation.ravel())
+
+
+def test_weight_layout_alone_is_not_the_canonical_order() -> None:
+    # HWIO weights with NCHW inputs: terms per output C_in * kh * kw = 2 * 3 * 3, not the
+    # product of the weight's last three axes (3 * 2 * 4).
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 2, 5, 5))
+    w = rng.standard_normal((3, 3, 2, 4))
+    mag = magnitudes(parse_call("conv", (x, w), {"weight_layout": "HWIO"}))
+    assert mag.n == 18
+    canonical = bound("conv", x, w.transpose(3, 2, 0, 1))
+    np.testing.assert_array_equal(bound("conv", x, w, weight_layout="HWIO"), canonical)

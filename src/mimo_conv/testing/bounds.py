@@ -68,6 +68,7 @@ from mimo_conv.testing.precision import (
     format_name,
     round_to,
 )
+from mimo_conv.testing.reference import ints_in_float64
 
 #: ``sqrt(2)`` rounded up: float64 ``1.4142135623730951`` is above the true value.
 _SQRT2_UP = 1.4142135623730951
@@ -274,6 +275,8 @@ class Magnitudes:
             name = None if dtype is None else format_name(dtype)
             if array is None or (name is not None and fmt.holds(FORMATS[name])):
                 held = True
+            elif array.dtype.kind in "iu" and not ints_in_float64(array):
+                held = False  # read by value in float64 below, which would round them
             elif array.dtype.kind in "fiuc" and (
                 array.dtype.kind in "iu" or np.finfo(array.dtype).precision <= 15
             ):
@@ -557,7 +560,9 @@ def compose(
     largest = min(acc.max, out.max)
     reach = (total_in + accumulation + underflow + output) * (1 + 8 * _U64)
     may_overflow = np.asarray(reach >= largest)
-    top_in = fmt_in.max * (1 + fmt_in.unit_roundoff("nearest"))
+    # An input rounds (to nearest) to infinity from the midpoint past the largest finite
+    # number on: half its spacing above it, 2**floor(log2 max) u.
+    top_in = fmt_in.max + math.ldexp(fmt_in.unit_roundoff("nearest"), math.frexp(fmt_in.max)[1] - 1)
     if max(mag.left_max, mag.right_max if bilinear else 0.0) >= top_in or (
         mag.bias is not None and float(np.max(mag.bias, initial=0.0)) >= top_in
     ):

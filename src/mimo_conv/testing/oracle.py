@@ -48,6 +48,7 @@ from mimo_conv.testing.reference import (
     check_finite,
     fraction_exact,
     from_fractions,
+    ints_in_float64,
     one_call_exact,
     one_call_plan,
     ozaki_exact,
@@ -263,10 +264,15 @@ def _equal_exact(actual: Any, expected: NDArray[Any]) -> NDArray[np.bool_]:
 def _real_floats(call: OpCall) -> bool:
     """Whether the operands are real and read exactly in float64 (floats up to float64, ints)."""
     kinds = [a.dtype.kind for a in call.operands()]
-    return "f" in kinds and all(
-        a.dtype.kind in "iub" or (a.dtype.kind == "f" and np.finfo(a.dtype).precision <= 15)
-        for a in call.operands()
-    )
+    return "f" in kinds and all(_in_float64(a) for a in call.operands())
+
+
+def _in_float64(array: NDArray[Any]) -> bool:
+    """Whether float64 holds every value: floats up to float64, integers up to ``2**53``."""
+    kind = array.dtype.kind
+    if kind == "f":
+        return bool(np.finfo(array.dtype).precision <= 15)
+    return kind == "b" or (kind in "iu" and ints_in_float64(array))
 
 
 def _negligible(exact: Exact, tolerance: NDArray[Any]) -> bool:
@@ -283,7 +289,7 @@ def _exact_real(
 
     ``one_call=False`` skips the single float64 call (already found too coarse).
     """
-    if _real_floats(call) or all(a.dtype.kind in "iub" for a in call.operands()):
+    if _real_floats(call) or all(a.dtype.kind in "iub" and _in_float64(a) for a in call.operands()):
         check_finite(call)
         n = max(mag.n, 1)
         low = one_call_plan(call) if one_call else None

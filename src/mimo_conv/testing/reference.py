@@ -309,7 +309,8 @@ class OzakiSplit:
         )
         scale = self.scale
         # Scaling back by a power of two is exact unless it underflows (half a subnormal each).
-        hi, lo = np.ldexp(total.hi, scale), np.ldexp(total.lo, scale)
+        with np.errstate(over="ignore"):  # an overflow is refused just below
+            hi, lo = np.ldexp(total.hi, scale), np.ldexp(total.lo, scale)
         if not (np.all(np.isfinite(hi)) and np.all(np.isfinite(lo))):
             msg = "the exact result leaves the float64 range; use dtype=object inputs"
             raise ValueError(msg)
@@ -424,24 +425,17 @@ def sum_levels(levels: list[F64]) -> Exact:
     return Exact(hi, lo, error, "ozaki")
 
 
-def _truncation_bound(
-    call: OpCall, n: int, left: F64, left_rest: F64, right: F64 | None, right_rest: F64 | None
-) -> F64:
-    """Bound ``|a b - a~ b~| <= |a - a~| |b| + |a~| |b - b~|`` summed, rounded up."""
-    if right is None or right_rest is None:
-        dropped = np.asarray(call.run(np.abs(left_rest), None, None), dtype=np.float64)
-    else:
-        kept = np.abs(left - left_rest)
-        dropped = np.asarray(call.run(np.abs(left_rest), np.abs(right), None), dtype=np.float64)
-        if np.any(right_rest):
-            dropped = dropped + np.asarray(
-                call.run(kept, np.abs(right_rest), None), dtype=np.float64
-            )
-    return truncation_from_parts([dropped], n)
-
-
 def truncation_from_parts(parts: list[F64], n: int) -> F64:
-    """Round up the sum of the truncation magnitudes (each of ``n`` terms, float64)."""
+    """Round up the sum of the truncation magnitudes (each of ``n`` terms, float64).
+
+    ``parts`` are the results of :meth:`OzakiSplit.truncation_pairs`, whose sum bounds
+    ``sum |a b - a~ b~| <= sum |a - a~| |b| + |a~| |b - b~|``.
+
+    Examples
+    --------
+    >>> float(truncation_from_parts([np.array([1.0]), np.array([2.0**-10])], 4)[0]) > 1 + 2.0**-10
+    True
+    """
     dropped = parts[0] if len(parts) == 1 else parts[0] + parts[1]
     nu = (n + 8) * _U64
     result: F64 = dropped * (1 + 2 * nu / (1 - nu)) + (2 * n + 4) * _ETA64
@@ -465,10 +459,25 @@ def _narrow_bits(call: OpCall, which: int) -> tuple[int, int] | None:
     if kind == "f" and np.finfo(array.dtype).precision < 15:  # float32, float16: by dtype
         info = np.finfo(array.dtype)
         return int(info.nmant) + 1, int(info.minexp) - int(info.nmant)
-    if kind in "iu" and array.size and float(np.max(np.abs(array.astype(np.float64)))) > 2.0**53:
+    if kind in "iu" and not ints_in_float64(array):
         return None
     top, low = grid_of(call, which)
     return top - low, low
+
+
+def ints_in_float64(array: NDArray[Any]) -> bool:
+    """Whether every element of an integer array is a float64 number (``|v| <= 2**53``).
+
+    Compared as integers: a float64 conversion would round ``2**53 + 1`` to ``2**53``.
+
+    Examples
+    --------
+    >>> ints_in_float64(np.array([2**53, -(2**53)])), ints_in_float64(np.array([2**53 + 1]))
+    (True, False)
+    """
+    if not array.size:
+        return True
+    return bool(int(array.min()) >= -(2**53) and int(array.max()) <= 2**53)
 
 
 def one_call_plan(call: OpCall) -> int | None:
