@@ -350,7 +350,7 @@ def correlate_depthwise(
         compute = partial(_channels_last_task, x_padded, table, out, geometry, buffers)
     else:
         compute = partial(_channel_first_task, x_padded, weight, out, geometry, buffers, layout)
-    run_tasks([partial(compute, task, plan.depth) for task in plan.tasks])
+    run_tasks([partial(compute, task) for task in plan.tasks])
     return out
 
 
@@ -376,7 +376,7 @@ class _Buffers(threading.local):
 
 @dataclass(frozen=True)
 class _DepthwisePlan:
-    """Layout, the split of a call into tasks, stack depth and workspace, per call shape.
+    """Layout, the split of a call into tasks and workspace, per call shape.
 
     A few ints whatever the call's size (the plans are cached): the tasks are generated
     from the steps when the path runs (:attr:`tasks`), and counted without it
@@ -385,7 +385,6 @@ class _DepthwisePlan:
 
     out_shape: tuple[int, ...]
     layout: Layout
-    depth: int
     workspace: int
     #: (batch, rows, groups) of the call; the images per chunk and per task; the groups
     #: and output rows per task.
@@ -493,14 +492,9 @@ def _plan(
         wanted = math.ceil(wanted / math.ceil(images / image_step))
     group_step = max(1, math.ceil(groups / max(1, wanted)))
     task_output, task_slab = _task_bytes(geometry, itemsize, image_step, group_step, row_step)
-    depth = min(terms, 2)  # channel-first: a product, then its addition
-    if layout == "matrix":  # one stack, a slot per input position
-        depth = buffers - 1
-    elif layout == "channels_last":  # one einsum over every tap
-        depth = terms
     largest = task_slab + buffers * task_output
     plan = _DepthwisePlan(
-        (batch, geometry.out_channels, *output_shape), layout, depth, 0,
+        (batch, geometry.out_channels, *output_shape), layout, 0,
         (batch, rows, groups), images, image_step, group_step, max(1, row_step),
     )  # fmt: skip
     workspace = min(threads, plan.task_count) * largest
@@ -698,7 +692,6 @@ def _channel_first_task(
     buffers: _Buffers,
     layout: Layout,
     task: tuple[slice, slice, slice],
-    depth: int,
 ) -> None:
     """Compute one task in the flat or strided layout: some images, groups and output rows."""
     images, groups, rows = task
@@ -780,10 +773,8 @@ def _channels_last_task(
     geometry: ConvGeometry,
     buffers: _Buffers,
     task: tuple[slice, slice, slice],
-    depth: int,
 ) -> None:
     """Compute one task channels-last (one channel per group): copy its slab, one einsum."""
-    del depth  # one einsum sums every tap
     images, groups, rows = task
     per_out = geometry.out_channels_per_group
     count, group_count = images.stop - images.start, groups.stop - groups.start
@@ -929,35 +920,30 @@ def depthwise_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) ->
         copied = 0
     tasks = max(1, plan.task_count)
     parallel = min(get_threads(), tasks)
-    if plan.layout == "matrix":  # Q products per output; the slab in, matrices, result out
-        depth = _matrix_positions(g)
-        splits = -(-g.batch_size // max(1, plan.image_step))  # each rebuilds its matrices
-        inputs = g.batch_size * g.in_channels * math.prod(g.input_shape)
-        matrices = splits * depth * math.prod(output_shape) * g.out_channels
+    if plan.layout in ("matrix", "channels_last"):
+        if plan.layout == "matrix":  # Q products per output; the slab in, matrices, result out
+            depth = _matrix_positions(g)
+            splits = -(-g.batch_size // max(1, plan.image_step))  # each rebuilds its matrices
+            inputs = g.batch_size * g.in_channels * math.prod(g.input_shape)
+            moved = 2 * inputs + splits * depth * math.prod(output_shape) * g.out_channels
+            calls, products = 6, depth  # slab, gather, multiply, reduce, result; buffers
+            note = "per-channel matrices of a small map"
+        else:  # the slab in (each row range with its halo rows), one einsum, the result out
+            halo = max(0, g.dilation[0] * (g.kernel_shape[0] - 1) + 1 - g.stride[0])
+            ranges = -(-g.output_shape[0] // plan.row_step)
+            rows = g.output_shape[0] * g.stride[0] + halo * ranges
+            moved = 2 * g.batch_size * g.in_channels * rows * math.prod(g.padded_shape[1:])
+            calls, products = 5, EINSUM_PRODUCT_FACTOR * terms  # zeros, copy, einsum, result
+            note = "one einsum over channels-last windows"
         return Work(
-            bytes_moved=math.ceil((2 * inputs + matrices + 2 * outputs) * itemsize / parallel),
-            calls=tasks * 6,  # slab, gather, multiply, reduce, result; the buffers
+            bytes_moved=math.ceil((moved + 2 * outputs) * itemsize / parallel),
+            calls=tasks * calls,
             products=0,
             product_rows=0,
             product_inner=0,
             elementwise=True,
-            stacked_products=math.ceil(depth * outputs / parallel),
-            note="per-channel matrices of a small map",
-        )
-    if plan.layout == "channels_last":  # the slab in, one einsum, the result out
-        halo = max(0, g.dilation[0] * (g.kernel_shape[0] - 1) + 1 - g.stride[0])
-        ranges = -(-g.output_shape[0] // plan.row_step)  # each slab with its halo rows
-        rows = g.output_shape[0] * g.stride[0] + halo * ranges
-        inputs = g.batch_size * g.in_channels * rows * math.prod(g.padded_shape[1:])
-        return Work(
-            bytes_moved=math.ceil((2 * inputs + 2 * outputs) * itemsize / parallel),
-            calls=tasks * 5,  # the slab's zeros and copy, the einsum, the result; buffers
-            products=0,
-            product_rows=0,
-            product_inner=0,
-            elementwise=True,
-            stacked_products=math.ceil(EINSUM_PRODUCT_FACTOR * terms * outputs / parallel),
-            note="one einsum over channels-last windows",
+            stacked_products=math.ceil(products * outputs / parallel),
+            note=note,
         )
     calls = 2 * terms  # a multiply and an add per term
     # A strided layout's multiplies read every stride-th element: slower per product.
