@@ -84,6 +84,75 @@ def test_depthwise_matches_the_reference_bit_for_bit(
     assert np.array_equal(actual, expected)
 
 
+@given(
+    spatial_dims=st.integers(1, 3),
+    groups=st.integers(1, 3),
+    per_group=st.integers(2, 3),
+    multiplier=st.integers(1, 2),
+    data=st.data(),
+)
+def test_stride_phases_match_the_reference_bit_for_bit(
+    spatial_dims: int, groups: int, per_group: int, multiplier: int, data: st.DataObject
+) -> None:
+    # Every axis its own stride (at least one > 1), dilation, kernel, padding and side, so
+    # that phases differ in length along every axis and taps land in every phase. Several
+    # channels per group keep small maps in the phases layout (one per group would take
+    # the channels-last or matrix layouts there; the test below covers one).
+    axes = st.tuples(*(st.integers(1, 3),) * spatial_dims)
+    stride = data.draw(axes.filter(lambda steps: max(steps) > 1), label="stride")
+    dilation = data.draw(st.tuples(*(st.integers(1, 2),) * spatial_dims), label="dilation")
+    kernel = data.draw(axes, label="kernel")
+    padding = data.draw(st.tuples(*(st.integers(0, 2),) * spatial_dims), label="padding")
+    side = tuple(
+        data.draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), 9), label="side")
+        for d, k, p in zip(dilation, kernel, padding, strict=True)
+    )
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
+    x = rng.integers(-9, 10, size=(2, groups * per_group, *side))
+    w = rng.integers(-9, 10, size=(groups * multiplier, per_group, *kernel))
+    options: dict[str, Any] = {
+        "stride": stride,
+        "dilation": dilation,
+        "padding": padding,
+        "groups": groups,
+    }
+    geometry = mc.explain_method(x, w, **options).geometry
+    assert depthwise_layout(geometry) == "phases"
+    expected = mc.conv(x, w, method="naive", **options)
+    assert np.array_equal(mc.conv(x, w, method="depthwise", **options), expected)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "kernel", "stride", "dilation", "padding"),
+    [
+        ((2, 3, 29, 26), (3, 3), (2, 2), (1, 1), (1, 1)),  # odd padded rows: a short phase
+        ((1, 2, 31, 34), (4, 2), (3, 1), (2, 2), (0, 1)),  # taps in phases 0, 2, 1, 0
+        ((1, 2, 9, 10, 40), (2, 3, 2), (2, 3, 2), (1, 1, 2), (1, 0, 1)),
+    ],
+)
+def test_stride_phases_of_one_channel_per_group_match_the_reference(
+    x_shape: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    padding: tuple[int, ...],
+) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.integers(-9, 10, size=x_shape)
+    w = rng.integers(-9, 10, size=(2 * x_shape[1], 1, *kernel))
+    options: dict[str, Any] = {
+        "stride": stride,
+        "dilation": dilation,
+        "padding": padding,
+        "groups": x_shape[1],
+    }
+    assert depthwise_layout(mc.explain_method(x, w, **options).geometry) == "phases"
+    expected = mc.conv(x, w, method="naive", **options)
+    assert np.array_equal(mc.conv(x, w, method="depthwise", **options), expected)
+    floats = x.astype(np.float32) / 7, w.astype(np.float32) / 3
+    assert_conv_close(mc.conv(*floats, method="depthwise", **options), *floats, **options)
+
+
 def test_flat_and_strided_views_agree_and_a_non_contiguous_input_is_not_copied() -> None:
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 4, 9, 7)).astype(np.float32)
@@ -137,7 +206,7 @@ def depthwise_geometry(
 #: One call shape per layout: (x shape, kernel, stride, padding, layout).
 LAYOUT_CASES = (
     ((4, 96, 20, 20), 3, 1, 1, "flat"),
-    ((4, 48, 32, 32), 3, 2, 1, "strided"),
+    ((4, 48, 32, 32), 3, 2, 1, "phases"),
     ((2, 96, 6, 6), 5, 1, 2, "channels_last"),
     ((2, 96, 4, 4), 5, 1, 2, "matrix"),
 )
@@ -228,7 +297,7 @@ def test_integers_are_exact_in_every_layout(
     ("x_shape", "stride", "layout"),
     [
         ((1, 2, 12, 12), 1, "flat"),
-        ((1, 2, 24, 24), 2, "strided"),
+        ((1, 2, 24, 24), 2, "phases"),
         ((2, 3, 4, 4), 1, "channels_last"),
         ((2, 3, 3, 3), 1, "matrix"),
     ],
@@ -280,10 +349,10 @@ def test_products_are_summed_tap_by_tap_in_c_order() -> None:
 
 def test_many_channels_go_channels_last_at_stride_1_only() -> None:
     # From CHANNELS_LAST_FROM channels the einsum's inner loop over them beats two passes
-    # per tap on any map at stride 1; strided maps keep the strided views.
+    # per tap on any map at stride 1; strided maps take their stride phases.
     assert depthwise_layout(depthwise_geometry((2, 384, 14, 14), 3)) == "channels_last"
     assert depthwise_layout(depthwise_geometry((2, 96, 28, 28), 3)) == "flat"
-    assert depthwise_layout(depthwise_geometry((2, 384, 28, 28), 3, stride=2)) == "strided"
+    assert depthwise_layout(depthwise_geometry((2, 384, 28, 28), 3, stride=2)) == "phases"
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -16,7 +16,16 @@ batch size, the chunking or the thread count):
   offset into the flattened image and its view one contiguous run per channel (a SIMD loop,
   not a loop of short rows). The wide result holds ``prod(padded_shape[1:]) -
   prod(output_shape[1:])`` extra columns per row, dropped at the end.
-* ``"strided"`` (a stride > 1): the taps read strided views of the padded image.
+* ``"phases"`` (a stride > 1): a task first copies its part of the padded image into its
+  stride phases (``x[..., a::s0, b::s1]`` for every ``(a, b)``, each contiguous; under zero
+  padding straight from the unpadded input into zeroed buffers); tap ``i`` along an axis
+  of stride ``s`` and dilation ``d`` reads phase ``(d * i) % s`` at offset
+  ``(d * i) // s``, so every tap is again one contiguous run of one phase, in the wide
+  indexing of the flat layout over the phase's shape. On the suite's stride-2 3 x 3 layer
+  (8 x 144 x 56 x 56, float32, 1 thread) it took 6.4 ms, against 14 ms for the strided
+  views it replaced and 8-11 ms for the GEMM paths.
+* ``"strided"`` (stride 1, an input that is not C-contiguous): the taps read strided views
+  of the padded image.
 * ``"channels_last"`` (one channel per group, a small map or many channels): the task's
   slab of the input is copied channels-last, and one ``np.einsum`` over its windows sums
   every tap: its inner loop runs over the channels (hundreds of contiguous elements, not a
@@ -52,12 +61,13 @@ makes its output NaN, as a product with that zero would.
 
 Work is split into tasks over images, groups and output rows that write disjoint outputs,
 run on :func:`mimo_conv._core.workers.get_threads` threads; each thread reuses its buffers
-from task to task. A task's buffers (running sum and product, channels-last slab and sum,
-the matrices' stack) aim at :data:`TASK_BYTES` (channel-first) or a few MiB (the others,
-whose calls cost more than cache misses). Temporary memory of a chunk of the plan: two
-output-sized buffers per image and output row channel-first, one channels-last (and the
-slab), one per input position plus one for the matrices (and the matrices themselves, built
-once per range of rows and shared), for each of the threads that run at once
+from task to task. A task's buffers (running sum and product, the stride phases, the
+channels-last slab and sum, the matrices' stack) aim at a few MiB (:data:`TASK_BYTES` and
+its kin): the calls of a smaller task cost more than the cache misses of a larger one.
+Temporary memory of a chunk of the plan: two output-sized buffers per image and output row
+channel-first (and the phases of its input rows), one channels-last (and the slab), one per
+input position plus one for the matrices (and the matrices themselves, built once per range
+of rows and shared), for each of the threads that run at once
 (:func:`depthwise_bytes_per_row`).
 """
 
@@ -87,11 +97,20 @@ from mimo_conv._paths.spec import PathSpec, Work
 #: against ~0.4 ns on the stride-1 layers (float64: 24 ms, twice as much, as the itemsize).
 STRIDED_PRODUCT_FACTOR = 3
 
-#: Bytes of buffers a channel-first task aims at (running sum and product): small enough to
-#: stay in the core's L2 cache (1 MiB per core on the benchmark machine) from the multiply
-#: to the sum.
-#: Measured fastest between 256 KiB and 1 MiB for the depthwise layers of the suite.
-TASK_BYTES = 512 * 2**10
+#: The same for the ``"phases"`` layout, its phase copies counted apart: each product reads
+#: a contiguous run, but from one of several phase buffers, and its tasks are larger than
+#: the cache. Measured by ``benchmarks/calibrate.py`` (2026-12-02, 1 thread, another job on
+#: the other core): 6.4 ms float32 and 18.7 ms float64 on the suite's stride-2 layer, 2.3 and
+#: 5.6 ms on 144 channels of one 56 x 56 image, 1.4-2.3 times the stride-1 rate's prediction.
+PHASES_PRODUCT_FACTOR = 1.6
+
+#: Bytes of buffers a channel-first task aims at (running sum, product, and the phases of
+#: the ``"phases"`` layout). Measured (2026-12-02, 1 thread, float32 and float64): from
+#: 1 MiB up the flat layout's calls cost less than a larger task's cache misses (the
+#: ResNet-style 3 x 3 layer of 8 x 64 x 56 x 56 took 5.6 ms at 512 KiB, 5.1 from 1 MiB;
+#: float64 12.2 and 10.7 ms), and the phases layout's twenty-odd calls per task, 1.5-2x
+#: faster at 4 MiB than at 512 KiB, on six strided layers of 32-672 channels.
+TASK_BYTES = 4 * 2**20
 
 #: The same for a channels-last task (its slab and sum): one einsum call each, whose set-up
 #: costs more than the cache misses of a larger task (measured best at 2 MiB over 128 KiB
@@ -125,7 +144,7 @@ EINSUM_PRODUCT_FACTOR = 0.4
 #: maps stay channel-first).
 CHANNELS_LAST_BELOW = 128
 
-Layout = Literal["flat", "strided", "channels_last", "matrix"]
+Layout = Literal["flat", "phases", "strided", "channels_last", "matrix"]
 
 
 def uses_flat_views(geometry: ConvGeometry) -> bool:
@@ -148,13 +167,33 @@ def uses_flat_views(geometry: ConvGeometry) -> bool:
 
 
 def _wide_length(geometry: ConvGeometry, height: int) -> int:
-    """Elements of the flat run that ``height`` output rows need (stride 1)."""
-    padded, output_shape = geometry.padded_shape, geometry.output_shape
+    """Elements of the flat run that ``height`` output rows need (stride 1; phases: in one)."""
+    padded, output_shape = _wide_shape(geometry), geometry.output_shape
     width = math.prod(padded[1:])
     inner = sum(
         (size - 1) * math.prod(padded[2 + axis :]) for axis, size in enumerate(output_shape[1:])
     )
     return (height - 1) * width + 1 + inner
+
+
+def _wide_shape(geometry: ConvGeometry) -> tuple[int, ...]:
+    """Return the shape the wide index runs over: the padded image's, or a stride phase's.
+
+    A phase along an axis of padded length ``P`` and stride ``s`` holds ``ceil(P / s)``
+    positions (the later phases one fewer where ``s`` does not divide ``P``, the buffer's
+    last slot then a zero).
+    """
+    if uses_flat_views(geometry):
+        return geometry.padded_shape
+    return tuple(
+        -(-size // step) for size, step in zip(geometry.padded_shape, geometry.stride, strict=True)
+    )
+
+
+def _phase_rows(geometry: ConvGeometry, height: int) -> int:
+    """Rows of one phase that a task of ``height`` output rows reads: its input rows / s0."""
+    span = geometry.dilation[0] * (geometry.kernel_shape[0] - 1) + 1
+    return -(-((height - 1) * geometry.stride[0] + span) // geometry.stride[0])
 
 
 def depthwise_layout(geometry: ConvGeometry) -> Layout:
@@ -169,7 +208,7 @@ def depthwise_layout(geometry: ConvGeometry) -> Layout:
     ...         dilation=(1, 1), padding=((1, 1),) * 2,
     ...     )
     >>> depthwise_layout(g(64, 56, 1)), depthwise_layout(g(64, 56, 2))
-    ('flat', 'strided')
+    ('flat', 'phases')
     >>> depthwise_layout(g(672, 6, 1))  # 6 x 6 outputs: a wide run of 46 elements
     'channels_last'
     >>> depthwise_layout(g(672, 3, 1))  # 9 input positions, no more than the 9 taps
@@ -184,7 +223,7 @@ def depthwise_layout(geometry: ConvGeometry) -> Layout:
         many = geometry.groups >= CHANNELS_LAST_FROM and flat
         if run < CHANNELS_LAST_BELOW or many:
             return "channels_last"
-    return "flat" if flat else "strided"
+    return "flat" if flat else "phases"
 
 
 def _matrix_positions(geometry: ConvGeometry) -> int:
@@ -200,9 +239,9 @@ def _matrix_positions(geometry: ConvGeometry) -> int:
 
 
 def _row_width(geometry: ConvGeometry) -> int:
-    """Elements per output row of the running sum: padded inner shape when wide."""
-    if depthwise_layout(geometry) == "flat":
-        return math.prod(geometry.padded_shape[1:])
+    """Elements per output row of the running sum: padded (or phase) inner shape when wide."""
+    if depthwise_layout(geometry) in ("flat", "phases"):
+        return math.prod(_wide_shape(geometry)[1:])
     return math.prod(geometry.output_shape[1:])
 
 
@@ -215,6 +254,9 @@ def _slab_per_row(geometry: ConvGeometry) -> int:
     layout = depthwise_layout(geometry)
     if layout == "matrix":
         return _matrix_positions(geometry) * geometry.in_channels
+    if layout == "phases":  # every phase's rows for one output row (halo included)
+        phases = math.prod(geometry.stride) * math.prod(_wide_shape(geometry)[1:])
+        return _phase_rows(geometry, 1) * phases * geometry.in_channels
     if layout != "channels_last":
         return 0
     span = geometry.dilation[0] * (geometry.kernel_shape[0] - 1) + 1
@@ -456,6 +498,10 @@ def _task_bytes(
     layout = depthwise_layout(geometry)
     if layout == "matrix":  # the task's input, channels-last
         return per_output, images * groups * _matrix_positions(geometry) * itemsize
+    if layout == "phases":  # the stride phases of the task's input rows
+        phase = _phase_rows(geometry, rows) * math.prod(_wide_shape(geometry)[1:])
+        inputs = images * groups * geometry.in_channels_per_group
+        return per_output, inputs * math.prod(geometry.stride) * phase * itemsize
     if layout == "channels_last":
         span = geometry.dilation[0] * (geometry.kernel_shape[0] - 1) + 1
         slab_rows = (rows - 1) * geometry.stride[0] + span
@@ -734,18 +780,14 @@ def _channel_first_task(
         # A contiguous running sum: NumPy's reduce into a strided one ran ~1.8x slower.
         accumulator = buffers.get("sum", (count, group_count, per_out, length))
         _sum_terms(view, weights, len(lead), accumulator, buffers)
-        inner = accumulator.strides[3]
-        positions = as_strided(  # output (r, *p) sits at wide index r * width + flat(p)
-            accumulator,
-            shape=(count, group_count, per_out, height, *output_shape[1:]),
-            strides=(
-                *accumulator.strides[:3],
-                width * inner,
-                *(math.prod(padded[2 + axis :]) * inner for axis in range(len(padded) - 1)),
-            ),
-            writeable=False,
+        _crop_wide(accumulator, geometry, height, target)
+        return
+    if layout == "phases":
+        accumulator = buffers.get(
+            "sum", (count, group_count, per_out, _wide_length(geometry, height))
         )
-        target[...] = positions
+        _sum_phases(source, table, geometry, task, buffers, accumulator)
+        _crop_wide(accumulator, geometry, height, target)
         return
     base = source[images.start :, channel:, rows.start * geometry.stride[0] :]  # a view
     spatial = source.strides[2:]
@@ -764,6 +806,115 @@ def _channel_first_task(
     )
     weights = _lead_weights(table, len(lead), len(output_shape))
     _sum_terms(view, weights, len(lead), target, buffers)
+
+
+def _sum_phases(
+    source: NDArray[Any],
+    table: NDArray[Any],
+    geometry: ConvGeometry,
+    task: tuple[slice, slice, slice],
+    buffers: _Buffers,
+    running: NDArray[Any],
+) -> None:
+    """Copy a task's input rows into their stride phases, then sum the taps' contiguous runs.
+
+    ``running`` (images, groups, C_out/groups, wide positions) receives the same products,
+    summed in the same order, as the strided views would give: channels of a group outer,
+    taps in C order inner.
+    """
+    images, groups, rows = task
+    per_group, per_out = geometry.in_channels_per_group, geometry.out_channels_per_group
+    count, group_count = images.stop - images.start, groups.stop - groups.start
+    height = rows.stop - rows.start
+    steps, dilation, kernel = geometry.stride, geometry.dilation, geometry.kernel_shape
+    spatial = len(steps)
+    shape = (_phase_rows(geometry, height), *_wide_shape(geometry)[1:])
+    channel = groups.start * per_group
+    block = source[images, channel : channel + group_count * per_group]
+    # The engine hands over the input without its border under zero padding
+    # (:func:`reads_unpadded`): the border is then the buffer's zeros, not a padded copy.
+    unpadded = source.shape[2:] != geometry.padded_shape
+    border = tuple(before if unpadded else 0 for before, _ in geometry.padding)
+    first = rows.start * steps[0]  # the task's first padded input row
+    phases = buffers.get("phases", (*steps, count, group_count * per_group, *shape))
+    phases[...] = 0  # the border, and the slots past a shorter phase's end
+    for phase in np.ndindex(*steps):
+        starts = (first + phase[0], *phase[1:])  # padded coordinates of the phase's first slot
+        into, taken = [], []
+        for start, step, size, before, length in zip(
+            starts, steps, block.shape[2:], border, shape, strict=True
+        ):
+            # Slots j with 0 <= start + j * step - before < size hold input values.
+            low = max(0, -(-(before - start) // step))
+            high = min(length, -(-(size + before - start) // step))
+            into.append(slice(low, max(low, high)))
+            origin = start + low * step - before
+            taken.append(slice(origin, origin + (max(low, high) - low - 1) * step + 1, step))
+        if all(part.stop > part.start for part in into):
+            source_index: tuple[Any, ...] = (..., *taken)
+            phases[phase][(slice(None), slice(None), *into)] = block[source_index]
+    item = phases.itemsize
+    inner = tuple(math.prod(shape[axis + 1 :]) * item for axis in range(spatial))
+    offsets = tuple((d * (k - 1)) // s + 1 for d, k, s in zip(dilation, kernel, steps, strict=True))
+    # Lead axes: the channel of the group, then (offset, phase) per spatial axis.
+    lead_shape = (per_group, *(n for pair in zip(offsets, steps, strict=True) for n in pair))
+    plane = math.prod(shape) * item
+    view = as_strided(
+        phases,
+        shape=(*lead_shape, count, group_count, per_out, running.shape[3]),
+        strides=(
+            plane,
+            *(n for pair in zip(inner, phases.strides[:spatial], strict=True) for n in pair),
+            phases.strides[spatial],
+            per_group * plane,
+            0,
+            item,
+        ),
+        writeable=False,
+    )
+    # (C_in/groups, *kernel, 1, groups, C_out/groups, 1): a weight per channel and tap.
+    weights = _lead_weights(table, 1 + spatial, 1)
+    terms = _phase_terms(per_group, kernel, dilation, steps)
+    _sum_products(view, weights, terms, running, buffers.get("stack", running.shape))
+
+
+@lru_cache(maxsize=256)
+def _phase_terms(
+    channels: int, kernel: tuple[int, ...], dilation: tuple[int, ...], steps: tuple[int, ...]
+) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+    """Every term in C order of (channel, tap): its index into the phase view and the weights.
+
+    Examples
+    --------
+    >>> _phase_terms(1, (3,), (1,), (2,))  # taps 0, 1, 2: phase 0, 1, 0 at offsets 0, 0, 1
+    (((0, 0, 0), (0, 0)), ((0, 0, 1), (0, 1)), ((0, 1, 0), (0, 2)))
+    """
+    terms = []
+    for channel, *tap in np.ndindex(channels, *kernel):
+        lead = [channel]
+        for index, d, s in zip(tap, dilation, steps, strict=True):
+            lead += [(d * index) // s, (d * index) % s]
+        terms.append((tuple(lead), (channel, *tap)))
+    return tuple(terms)
+
+
+def _crop_wide(
+    accumulator: NDArray[Any], geometry: ConvGeometry, height: int, target: NDArray[Any]
+) -> None:
+    """Copy the outputs out of a wide running sum (stride-1 images or stride phases)."""
+    output_shape, wide = geometry.output_shape, _wide_shape(geometry)
+    inner = accumulator.strides[3]
+    positions = as_strided(  # output (r, *p) sits at wide index r * width + flat(p)
+        accumulator,
+        shape=(*accumulator.shape[:3], height, *output_shape[1:]),
+        strides=(
+            *accumulator.strides[:3],
+            math.prod(wide[1:]) * inner,
+            *(math.prod(wide[2 + axis :]) * inner for axis in range(len(wide) - 1)),
+        ),
+        writeable=False,
+    )
+    target[...] = positions
 
 
 def _channels_last_task(
@@ -856,23 +1007,37 @@ def _sum_terms(
     One product at a time, added at once: ``((p_0 + p_1) + p_2) + ...``.
     """
     lead_shape, body = view.shape[:lead], view.shape[lead:]
-    product = buffers.get("stack", body)
-    for term, tap in enumerate(_indices(lead_shape)):
+    _sum_products(view, weights, _indices(lead_shape), running, buffers.get("stack", body))
+
+
+def _sum_products(
+    view: NDArray[Any],
+    weights: NDArray[Any],
+    terms: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...],
+    running: NDArray[Any],
+    product: NDArray[Any],
+) -> None:
+    """Set ``running`` to the sum of ``view[a] * weights[b]`` over ``terms`` (a, b), in order."""
+    for term, (lead, tap) in enumerate(terms):
         if term == 0:
-            np.multiply(view[tap], weights[tap], out=running)
+            np.multiply(view[lead], weights[tap], out=running)
         else:
-            np.multiply(view[tap], weights[tap], out=product)
+            np.multiply(view[lead], weights[tap], out=product)
             np.add(running, product, out=running)
 
 
 @lru_cache(maxsize=256)
-def _indices(shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-    """Every index of ``shape`` in C order (cached: a task walks them for every call)."""
-    return tuple(np.ndindex(*shape))
+def _indices(shape: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+    """Every index of ``shape`` in C order, twice: the view's and the weights' (cached)."""
+    return tuple((index, index) for index in np.ndindex(*shape))
 
 
 def reads_unpadded(geometry: ConvGeometry) -> bool:
-    """Whether the path takes the input without its border: the ``"matrix"`` layout does.
+    """Whether the path takes the input without its border (then it writes the zeros itself).
+
+    The ``"matrix"`` layout does, and the ``"phases"`` layout under zero padding: its tasks
+    copy their input into zeroed stride phases, so a padded copy of the whole input first
+    would only add a pass over memory (and page faults on a large one).
 
     Examples
     --------
@@ -883,7 +1048,8 @@ def reads_unpadded(geometry: ConvGeometry) -> bool:
     >>> reads_unpadded(g)  # 16 positions, 25 taps: per-channel matrices, no padded copy
     True
     """
-    return depthwise_layout(geometry) == "matrix"
+    layout = depthwise_layout(geometry)
+    return layout == "matrix" or (layout == "phases" and geometry.padding_mode == "zeros")
 
 
 def depthwise_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) -> Work:
@@ -912,15 +1078,21 @@ def depthwise_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) ->
     g = geometry
     output_shape, terms = g.output_shape, g.terms_per_output
     outputs = g.batch_size * g.out_channels * math.prod(output_shape)
-    if plan.layout == "flat":
+    if plan.layout in ("flat", "phases"):
         positions = g.batch_size * g.out_channels * _wide_length(g, output_shape[0])
         copied = 2 * outputs  # the crop out of the wide sum
+        if plan.layout == "phases":  # and the copy into the phases, halo rows included
+            ranges = -(-output_shape[0] // max(1, plan.row_step))
+            rows = output_shape[0] + ranges * (_phase_rows(g, 1) - 1)
+            phase = rows * math.prod(g.stride) * math.prod(_wide_shape(g)[1:])
+            copied += 2 * g.batch_size * g.in_channels * phase
     else:
         positions = outputs
         copied = 0
     tasks = max(1, plan.task_count)
     parallel = min(get_threads(), tasks)
     if plan.layout in ("matrix", "channels_last"):
+        products: float  # per output
         if plan.layout == "matrix":  # Q products per output; the slab in, matrices, result out
             depth = _matrix_positions(g)
             splits = -(-g.batch_size // max(1, plan.image_step))  # each rebuilds its matrices
@@ -947,7 +1119,9 @@ def depthwise_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) ->
         )
     calls = 2 * terms  # a multiply and an add per term
     # A strided layout's multiplies read every stride-th element: slower per product.
-    slower = STRIDED_PRODUCT_FACTOR if plan.layout == "strided" else 1
+    slower: float = {"strided": STRIDED_PRODUCT_FACTOR, "phases": PHASES_PRODUCT_FACTOR}.get(
+        plan.layout, 1
+    )
     return Work(
         bytes_moved=math.ceil(copied * itemsize / parallel),
         calls=tasks * calls,
