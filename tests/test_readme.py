@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import doctest
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -24,3 +26,58 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert len(commands) >= 2
     assert commands[0].endswith("-m mimo_conv demo")
     assert commands[1].endswith("-m pytest")
+
+
+def _readme_tables() -> ModuleType:
+    path = README.parent / "benchmarks" / "readme_tables.py"
+    spec = importlib.util.spec_from_file_location("readme_tables", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_performance_tables_are_the_committed_results() -> None:
+    # The tables are generated from benchmarks/results/*.json: a figure in the README that
+    # no committed run measured, or a run whose figures the README does not show, fails.
+    tables = _readme_tables()
+    text = README.read_text(encoding="utf-8")
+    assert tables.START in text
+    assert tables.END in text
+    assert tables.rewrite(text) == text, "run python benchmarks/readme_tables.py"
+    assert "| resnet-3x3 |" in text  # the block is not empty
+
+
+def test_readme_tables_quote_each_run_from_its_json() -> None:
+    tables = _readme_tables()
+    run = {
+        "machine": {
+            "cpu": "CPU",
+            "logical_cores": 2,
+            "system": "Linux",
+            "python": "3.11",
+            "numpy": "2.4",
+            "blas": {"name": "openblas", "version": "0.3"},
+            "torch": "2.13",
+        },
+        "tables": {
+            "1": {
+                "rows": [
+                    {
+                        "case": "resnet-3x3",
+                        "dtype": dtype,
+                        "method": "auto",
+                        "vs_torch": ratio,
+                        "spread": 0.1,
+                        "torch_spread": 0.3,
+                        "auto_over_best": 1.02,
+                    }
+                    for dtype, ratio in (("float32", 2.0), ("float64", 0.5))
+                ]
+            }
+        },
+    }
+    layers = tables._layers([("default", run)])
+    assert "| resnet-3x3 | 2.00x (30%) | 0.50x (30%) | 1.02, 1.02 |" in layers
+    assert "float32 2.00x at 1 thread(s), float64 0.50x" in tables._summary("default", run)
