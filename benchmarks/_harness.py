@@ -359,9 +359,35 @@ def openblas_core() -> str:
     return "unknown"
 
 
-def _coretype() -> str:
-    """``OPENBLAS_CORETYPE`` as set in the environment ("" when unset)."""
-    return os.environ.get("OPENBLAS_CORETYPE", "")
+def child_openblas_core() -> str:
+    """The kernels a child process started now would run (this process's environment).
+
+    OpenBLAS picks its kernels when it is loaded, so this process's own (:func:`openblas_core`)
+    need not be its children's once ``OPENBLAS_CORETYPE`` was changed or removed.
+
+    Examples
+    --------
+    >>> isinstance(child_openblas_core(), str)
+    True
+    """
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import _harness; "
+        "print(_harness.openblas_core())"
+    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", code, str(Path(__file__).resolve().parent)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"
 
 
 def cpu_has_avx512() -> bool:
@@ -439,10 +465,8 @@ class Machine:
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     cpu_family: str = field(default_factory=_cpu_family)
     avx512: bool = field(default_factory=cpu_has_avx512)
-    #: The OpenBLAS kernels the benchmark's children run (``OPENBLAS_CORETYPE`` if set).
-    blas_core: str = field(
-        default_factory=lambda: os.environ.get("OPENBLAS_CORETYPE") or openblas_core()
-    )
+    #: The OpenBLAS kernels the benchmark's children run, as one of them reads them.
+    blas_core: str = field(default_factory=child_openblas_core)
 
     def as_markdown(self) -> str:
         """One line per fact, as a Markdown bullet list.

@@ -565,8 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--blas-core",
         default=None,
-        help="OPENBLAS_CORETYPE for every child (e.g. SkylakeX where OpenBLAS misdetects an "
-        "AVX-512 CPU)",
+        help="OPENBLAS_CORETYPE for every child (SkylakeX, Haswell, ...), or 'native': "
+        "remove it (and OPENBLAS_L2_SIZE) so that OpenBLAS picks its kernels itself",
     )
     parser.add_argument("--child", choices=["mimo", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--cases", nargs="*", default=[], help=argparse.SUPPRESS)
@@ -578,7 +578,10 @@ def main(argv: list[str] | None = None) -> int:
         args.threads = args.threads[0]
         return child(args)
 
-    if args.blas_core:
+    if args.blas_core == "native":  # OpenBLAS's own choice, whatever the environment says
+        os.environ.pop("OPENBLAS_CORETYPE", None)
+        os.environ.pop("OPENBLAS_L2_SIZE", None)
+    elif args.blas_core:
         os.environ["OPENBLAS_CORETYPE"] = args.blas_core  # inherited by every child
     cores = os.cpu_count() or 1
     settings = args.threads or sorted({1, cores})

@@ -359,6 +359,15 @@ def machine_constants(
     each25 = (m["products k25"] - call) / batch
     small_rate = 2 * 9 * 20 / max(1e-12, each25 - each5)
     per_product = max(1e-9, each5 - 2 * 9 * 5 / small_rate)
+    # BLAS_FLOPS_PER_SECOND holds the AVX2 kernels' rates; the formulas scale them by
+    # BLAS_KERNEL_SPEEDUP under AVX-512 kernels, so a run under those reports its rates
+    # divided back (pasted, they predict this run's speed again).
+    from mimo_conv._core.machine import AVX512_KERNELS, openblas_kernels  # noqa: PLC0415
+    from mimo_conv._engine.constants import BLAS_KERNEL_SPEEDUP  # noqa: PLC0415
+
+    if openblas_kernels() in AVX512_KERNELS:
+        f32 /= BLAS_KERNEL_SPEEDUP[4]
+        f64 /= BLAS_KERNEL_SPEEDUP[8]
     return {
         "BLAS_FLOPS_PER_SECOND": {("f", 8): f64, ("f", 4): f32, ("c", 16): f64, ("c", 8): f32},
         "HALF_SPEED_ROWS": fit["half rows"],

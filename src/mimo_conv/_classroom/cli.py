@@ -30,6 +30,7 @@ from mimo_conv._classroom.exercises import answer_exercises
 from mimo_conv._classroom.textbook import BOOK_K3, BOOK_X
 from mimo_conv._classroom.walkthrough import walkthrough
 from mimo_conv._core.arguments import PADDING_MODES
+from mimo_conv._core.machine import show_config
 
 #: Shown under ``--help`` of ``explain`` (``{prog}`` is the program's name).
 EXPLAIN_EXAMPLES = """\
@@ -319,6 +320,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         description="Print each exercise of d2l section 6.4 with the answer mimo_conv computes.",
     )
     exercises.add_argument("--seed", type=int, default=0, help="seed of the float32 example")
+
+    commands.add_parser(
+        "info",
+        help="print what mimo_conv runs on here (versions, BLAS kernels, threads, budget)",
+        description="Print versions, the BLAS and its kernels, the thread count and the memory "
+        "budget, with advice where the BLAS could run faster on this CPU.",
+    )
     return parser
 
 
@@ -470,6 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_cost(arguments, out)
     if arguments.command == "exercises":
         return 0 if answer_exercises(out, seed=arguments.seed) else 1
+    if arguments.command == "info":
+        show_config(out)
+        return 0
     # With no subcommand the demo runs, so `python -m mimo_conv` alone is the tour.
     ok = run_demo(out, seed=getattr(arguments, "seed", 0))
     return 0 if ok else 1

@@ -113,6 +113,16 @@ NAIVE_SECONDS_PER_OUTPUT = 7.4e-6
 
 # --- calibrate.py: end ---
 
+#: How much faster OpenBLAS's AVX-512 kernels ("SkylakeX" and later) run a large product
+#: than the AVX2 ("Haswell") kernels :data:`BLAS_FLOPS_PER_SECOND` was measured with, by
+#: itemsize of the real component (4: float32, 8: float64): ``calibrate.py --rates-only``
+#: run twice under each ``OPENBLAS_CORETYPE`` on the benchmark machine (AMD Zen 5, 1
+#: thread, 2026-12-02): float32 99 and 100 against 178 and 167 GFLOP/s, float64 49 and 48
+#: against 76 and 73. The formulas apply it when NumPy's OpenBLAS runs such kernels
+#: (:func:`mimo_conv._core.machine.openblas_kernels`), so that ``auto`` weighs the GEMM
+#: paths against the elementwise ones at the speed they will run.
+BLAS_KERNEL_SPEEDUP: dict[int, float] = {4: 1.7, 8: 1.5}
+
 #: The depthwise path's arithmetic, seconds per product on one thread (float32; wider types
 #: scale with their itemsize): each product written by one NumPy multiply over a
 #: cache-resident view and read by one add or reduce. Measured by timing the path's steps

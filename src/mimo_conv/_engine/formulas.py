@@ -38,9 +38,11 @@ from dataclasses import dataclass, field
 
 from mimo_conv._core.dtypes import DtypePlan
 from mimo_conv._core.geometry import ConvGeometry
+from mimo_conv._core.machine import AVX512_KERNELS, openblas_kernels
 from mimo_conv._core.workers import get_threads
 from mimo_conv._engine.constants import (
     BLAS_FLOPS_PER_SECOND,
+    BLAS_KERNEL_SPEEDUP,
     BLAS_SINGLE_THREAD_WORK,
     BLAS_THREAD_EFFICIENCY,
     COPY_BYTES_PER_SECOND,
@@ -70,6 +72,10 @@ def _blas_rates() -> dict[tuple[str, int], float]:
     return dict(BLAS_FLOPS_PER_SECOND)
 
 
+def _kernel_speedups() -> dict[int, float]:
+    return dict(BLAS_KERNEL_SPEEDUP)
+
+
 @dataclass(frozen=True)
 class Rates:
     """The machine's rates the formulas read: each field is the constant of its name, upper-cased.
@@ -84,6 +90,7 @@ class Rates:
     """
 
     blas_flops_per_second: Mapping[tuple[str, int], float] = field(default_factory=_blas_rates)
+    blas_kernel_speedup: Mapping[int, float] = field(default_factory=_kernel_speedups)
     half_speed_rows: float = HALF_SPEED_ROWS
     half_speed_inner: float = HALF_SPEED_INNER
     half_speed_columns: float = HALF_SPEED_COLUMNS
@@ -146,8 +153,31 @@ def rate(dtypes: DtypePlan, rates: Rates = MEASURED) -> float:
         return rates.object_flops_per_second
     if kind in "iu":
         return rates.integer_flops_per_second
-    fallback = rates.integer_flops_per_second
-    return rates.blas_flops_per_second.get((kind, dtypes.compute.itemsize), fallback)
+    return gemm_rate(kind, dtypes.compute.itemsize, rates)
+
+
+def gemm_rate(
+    kind: str, itemsize: int, rates: Rates = MEASURED, kernels: str | None = None
+) -> float:
+    """Return BLAS's rate for a float or complex dtype, for the kernels OpenBLAS runs here.
+
+    ``kernels`` (default: :func:`~mimo_conv._core.machine.openblas_kernels`) names the
+    kernel family; an AVX-512 one multiplies the measured rate by its speed-up.
+
+    Examples
+    --------
+    >>> gemm_rate("f", 4, kernels="Haswell") == BLAS_FLOPS_PER_SECOND[("f", 4)]
+    True
+    >>> gemm_rate("f", 4, kernels="SkylakeX") / BLAS_FLOPS_PER_SECOND[("f", 4)]
+    1.7
+    >>> gemm_rate("c", 16, kernels="SkylakeX") / BLAS_FLOPS_PER_SECOND[("c", 16)]  # 2 float64
+    1.5
+    """
+    measured = rates.blas_flops_per_second.get((kind, itemsize), rates.integer_flops_per_second)
+    if (openblas_kernels() if kernels is None else kernels) not in AVX512_KERNELS:
+        return measured
+    component = itemsize // 2 if kind == "c" else itemsize
+    return measured * rates.blas_kernel_speedup.get(component, 1.0)
 
 
 def efficiency(
@@ -237,7 +267,7 @@ def products_seconds(
         return flops / blas_rate
     each = flops / work.products
     if blas:
-        reference = rates.blas_flops_per_second.get(("f", 4), full)
+        reference = gemm_rate("f", 4, rates)
         small_rate = rates.small_product_flops_per_second * full / reference
     else:
         small_rate = full
