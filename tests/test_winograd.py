@@ -46,7 +46,7 @@ def problems(draw: st.DrawFn) -> dict[str, Any]:
     x_shape = (draw(st.integers(1, 2)), groups * in_per, height, width)
     w_shape = (groups * out_per, in_per, 3, 3)
 
-    def values(shape: tuple[int, ...]) -> NDArray:  # type: ignore[type-arg]
+    def values(shape: tuple[int, ...]) -> NDArray:
         a = rng.standard_normal(shape)
         if scale == "wide":
             a = a * 2.0 ** rng.integers(-8, 8, shape)
@@ -94,7 +94,8 @@ def _exact_bound(x: NDArray, w: NDArray, padding: int, bias: NDArray | None = No
     """The documented formula, term by term in fractions, from the tile coefficients."""
     bt = [[1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 0, 1]]
     half = Fraction(1, 2)
-    gm = [[1, 0, 0], [half, half, half], [half, half, half], [0, 0, 1]]
+    one, zero = Fraction(1), Fraction(0)
+    gm = [[one, zero, zero], [half, half, half], [half, half, half], [zero, zero, one]]
     at = [[1, 1, 1, 0], [0, 1, 1, 1]]
     # coefficient[x][p][i] = sum_a |A^T|[x, a] |G|[a, p] |B^T|[a, i]
     coef = [
@@ -178,7 +179,7 @@ def test_the_coefficients_exceed_the_direct_ones() -> None:
     ids=["stride", "dilation", "kernel"],
 )
 def test_other_geometries_are_refused_in_words(
-    kwargs: dict[str, int], kernel: tuple[int, int], match: str
+    kwargs: dict[str, Any], kernel: tuple[int, int], match: str
 ) -> None:
     with pytest.raises(ValueError, match=match):
         mc.conv2d(np.ones((1, 1, 8, 8)), np.ones((1, 1, *kernel)), method="winograd", **kwargs)
