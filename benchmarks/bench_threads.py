@@ -1,4 +1,4 @@
-"""A/B of the NumPy-side threading of the GEMM paths, and two prototypes (issue 13, items 1, 5).
+"""A/B of the NumPy-side threading of the GEMM paths, a prototype and winograd (issue 13, 1, 5).
 
     OPENBLAS_NUM_THREADS=2 python benchmarks/bench_threads.py            # the large layers
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_threads.py --only deep-3x3 --rounds 21
@@ -13,10 +13,9 @@ printed as well: on a loaded machine it is the steadier of the two):
   the environment says);
 * ``piped``: a prototype of the gemm path that copies chunk ``i + 1`` on a worker thread
   while the calling thread runs the GEMM of chunk ``i`` (two im2col buffers alive);
-* ``wino``: for stride-1, undilated 3x3 layers, a prototype Winograd F(2x2, 3x3): 16 GEMMs
-  ``(C_out, C_in) @ (C_in, tiles)`` on transformed 4x4 input tiles, 2.25x fewer multiply-adds
-  in the GEMMs, plus the transforms (NumPy adds on one thread); its normwise relative error
-  against a float64 reference is printed next to auto's;
+* ``wino``: for stride-1, undilated 3x3 layers, the ``"winograd"`` path (F(2x2, 3x3); see
+  ``bench_winograd.py`` for its comparison with every other path); its normwise relative
+  error against a float64 reference is printed next to auto's;
 * ``copy t2/t1``: the tap copies of one chunk alone, on 2 worker threads over 1.
 
 Columns are "% of GEMM" (``ref`` time over the callable's: 100% is as fast as the bare GEMM).
@@ -89,61 +88,13 @@ def piped_gemm(case: bc.Case, dtype: str) -> tuple[Callable[[], object], Callabl
     return piped, copy_one
 
 
-#: Winograd F(2x2, 3x3) (Lavin & Gray 2016): output tile = A^T [(G g G^T) * (B^T d B)] A.
-_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
-
-
 def winograd(case: bc.Case, dtype: str) -> Callable[[], NDArray[Any]] | None:
-    """A NumPy Winograd F(2x2, 3x3) for a stride-1, undilated 3x3 layer, or None."""
+    """The ``"winograd"`` path on a stride-1, undilated 3x3 layer, or None."""
     options = bc.conv_options(case)
     if case.w_shape[2:] != (3, 3) or options["stride"] != 1 or options["dilation"] != 1:
         return None
-    if options["groups"] != 1:
-        return None
     x, w = bc.operands(case, dtype)
-    pad = options["padding"]
-    n, c, h, width = x.shape
-    out_h, out_w = h + 2 * pad - 2, width + 2 * pad - 2
-    tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
-    # U[xi, nu] = (G g G^T)[xi, nu]: (16, C_out, C_in), once per call as a library would.
-    transformed = np.einsum("aj,ocjk,bk->aboc", _G, w.astype(np.float64), _G).astype(x.dtype)
-    u = np.ascontiguousarray(transformed.reshape((16, case.w_shape[0], case.w_shape[1])))
-    padded = np.zeros((n, c, 2 * tiles_h + 2, 2 * tiles_w + 2), x.dtype)
-
-    def run() -> NDArray[Any]:
-        padded[:, :, pad : pad + h, pad : pad + width] = x
-        # d[a][b]: the (C, N, tiles_h, tiles_w) view of element (a, b) of every 4x4 tile.
-        channels_first = padded.transpose(1, 0, 2, 3)
-        d = [
-            [
-                channels_first[:, :, a : a + 2 * tiles_h : 2, b : b + 2 * tiles_w : 2]
-                for b in range(4)
-            ]
-            for a in range(4)
-        ]
-        # B^T d: rows (d0 - d2, d1 + d2, d2 - d1, d1 - d3), then the same on the columns.
-        rows = [
-            [d[0][b] - d[2][b], d[1][b] + d[2][b], d[2][b] - d[1][b], d[1][b] - d[3][b]]
-            for b in range(4)
-        ]
-        v = np.empty((4, 4, c, n, tiles_h, tiles_w), x.dtype)
-        for a in range(4):
-            r = [rows[b][a] for b in range(4)]
-            np.subtract(r[0], r[2], out=v[a, 0])
-            np.add(r[1], r[2], out=v[a, 1])
-            np.subtract(r[2], r[1], out=v[a, 2])
-            np.subtract(r[1], r[3], out=v[a, 3])
-        m = np.matmul(u, v.reshape((16, c, -1))).reshape((4, 4, -1, n, tiles_h, tiles_w))
-        # A^T m A: (m0 + m1 + m2, m1 - m2 - m3) on both axes.
-        s = [m[0] + m[1] + m[2], m[1] - m[2] - m[3]]
-        out = np.empty((n, case.w_shape[0], 2 * tiles_h, 2 * tiles_w), x.dtype)
-        view = out.transpose(1, 0, 2, 3)
-        for i in range(2):
-            view[:, :, i::2, 0::2] = s[i][0] + s[i][1] + s[i][2]
-            view[:, :, i::2, 1::2] = s[i][1] - s[i][2] - s[i][3]
-        return out[:, :, :out_h, :out_w]
-
-    return run
+    return lambda: mc.conv(x, w, **options, method="winograd")
 
 
 def relative_error(result: NDArray[Any], exact: NDArray[Any]) -> float:

@@ -87,7 +87,8 @@ def test_flop_count_is_the_direct_convolutions() -> None:
     complex_plan = plan_dtypes(np.dtype(np.complex128), np.dtype(np.complex128))
     assert model.path_cost("gemm", RESNET, complex_plan).flops == 4 * cost.flops
     for name in tuple(registry.METHODS)[1:]:
-        assert model.path_cost(name, RESNET, F32).flops == cost.flops
+        if name != "winograd":  # 4/9 of them: tests/test_winograd.py
+            assert model.path_cost(name, RESNET, F32).flops == cost.flops
 
 
 def test_bytes_moved_follow_each_paths_copies() -> None:
@@ -151,6 +152,7 @@ def test_tight_budget_switches_to_the_low_memory_path() -> None:
         "row_gemm": False,
         "depthwise": True,
         "channels_last": False,  # channels-first data: auto leaves it out
+        "winograd": False,  # by name only, and its row of tiles does not fit
     }
     assert choice.chosen == "shift"
     gemm = next(cost for cost in choice.candidates if cost.method == "gemm")
@@ -174,7 +176,7 @@ def test_workspace_counts_each_paths_own_buffers() -> None:
     assert model.workspace_bytes("naive", g, F64) == 2 * 9 * 8
     assert model.workspace_bytes("im2col", g, F64) == (2 * 9 + 4) * 9 * 8
     with pytest.raises(ValueError, match="method must be one of"):
-        model.workspace_bytes("winograd", RESNET, F64)
+        model.workspace_bytes("fft", RESNET, F64)
 
 
 def test_the_same_geometry_under_two_budgets_gets_two_plans() -> None:

@@ -83,7 +83,10 @@ def test_the_old_fold_spelling_warns_and_names_the_new_one() -> None:
     assert "fold" not in mc.METHOD_NAMES
 
 
-@pytest.mark.parametrize("method", [m for m in mc.METHOD_NAMES if m != "matmul"])
+@pytest.mark.parametrize(
+    "method",
+    [m for m in mc.METHOD_NAMES if m not in {"matmul", "winograd"}],  # forward 3x3 only
+)
 def test_output_padding_below_the_dilation_works_on_every_path(method: str) -> None:
     # PyTorch allows output_padding < max(stride, dilation); torch gives [1, 2, 10, 20, 0].
     out = mc.conv_transpose1d(
@@ -117,7 +120,8 @@ def test_conv_backward_plans_every_gradient_before_computing_any(
 @given(
     dtype=st.sampled_from(DTYPES),
     budget=st.sampled_from((64, 600, 3_000, 20_000, 2**20)),
-    method=st.sampled_from(mc.METHOD_NAMES),
+    # "winograd" (2-d float 3 x 3 only) is held to its budget in tests/test_winograd.py.
+    method=st.sampled_from([m for m in mc.METHOD_NAMES if m != "winograd"]),
     rank=st.integers(1, 3),
     batch=st.integers(1, 3),
     padded=st.booleans(),
@@ -204,7 +208,9 @@ def test_the_engine_executes_the_plan_explain_method_prints(
     assert executed[0] != executed[1]  # the budget is part of the plan
 
 
-@pytest.mark.parametrize("method", [m for m in mc.METHOD_NAMES if m not in {"auto", "matmul"}])
+@pytest.mark.parametrize(
+    "method", [m for m in mc.METHOD_NAMES if m not in {"auto", "matmul", "winograd"}]
+)
 def test_every_output_padding_below_stride_or_dilation_agrees_with_the_scatter(method: str) -> None:
     # "auto" runs the scatter (an independent route, which matches PyTorch on these cases);
     # integer values: exact on every path.

@@ -106,7 +106,10 @@ def pinned(
 def methods_for(problem: ConvProblem) -> list[str]:
     """Every registered path that can compute the problem (matmul needs a 1 x 1 kernel)."""
     pointwise = all(taps == 1 for taps in problem.weight.shape[2:])
-    return [name for name in _methods.METHODS if name != "matmul" or pointwise]
+    # "winograd" is held to its own (normwise) bound in tests/test_winograd.py.
+    return [
+        name for name in _methods.METHODS if (name != "matmul" or pointwise) and name != "winograd"
+    ]
 
 
 def run(problem: ConvProblem, method: str = "auto", **changes: Any) -> NDArray[Any]:
@@ -328,6 +331,8 @@ def test_a_one_tap_identity_kernel_returns_the_input_itself() -> None:
     x = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
     identity = np.eye(3, dtype=np.int64).reshape(3, 3, 1, 1)
     for method in _methods.METHODS:
+        if method == "winograd":  # a 3 x 3 path, refused here
+            continue
         assert_same_values(mc.conv(x, identity, method=method), x)
 
 

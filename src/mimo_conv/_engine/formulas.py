@@ -332,6 +332,7 @@ def predict_seconds(
     """
     threads = get_threads() if threads is None else threads
     full = rate(dtypes, rates)
+    flops = round(flops * work.multiply_fraction)  # "winograd" multiplies less
     if work.stacked_products and dtypes.compute.kind in "fc":  # the depthwise path
         scale = max(1.0, dtypes.compute.itemsize / 4)  # wider elements: fewer per vector
         # stacked_products already counts the busiest thread's share (the path's own split).

@@ -238,9 +238,12 @@ def _plan_cached(
         channels_first_call = layouts.result != CHANNELS_LAST
         if method == "auto" and spec.layout == CHANNELS_LAST and channels_first_call:
             cost = _left_out(cost)
+        elif method == "auto" and not spec.offered_to_auto:
+            cost = _by_name_only(cost)
         costs.append(cost)
     candidates = tuple(costs)
-    feasible = [cost for cost in candidates if cost.feasible]
+    offered = {spec.name for spec in specs if spec.offered_to_auto or method != "auto"}
+    feasible = [cost for cost in candidates if cost.feasible and cost.method in offered]
     chosen = min(feasible, key=lambda cost: cost.seconds).method if feasible else None
     return ConvPlan(geometry, plan, budget, candidates, chosen, layouts, threads)
 
@@ -254,6 +257,18 @@ def _left_out(cost: PathCost) -> PathCost:
     """
     note = "auto: for channels-last data only (layout='NHWC')"
     return replace(cost, seconds=math.inf, note=note, needs=0, copy=None, chunking=None)
+
+
+def _by_name_only(cost: PathCost) -> PathCost:
+    """Mark the cost of a path ``"auto"`` never runs (``"winograd"``), keeping its prediction.
+
+    The table still shows what it would cost; it is not a candidate, so it neither runs nor
+    counts among the smallest working sets of a ``MemoryError``.
+    """
+    if not cost.feasible:  # does not apply, or does not fit: the table says why
+        return replace(cost, needs=0)
+    note = f"{cost.note}; auto: only by name (method={cost.method!r}), a normwise error bound"
+    return replace(cost, note=note, needs=0)
 
 
 def path_plan(
@@ -284,7 +299,7 @@ def path_plan(
     compute = plan.compute
     itemsize = compute.itemsize
     flops = flop_count(g, plan)
-    reason = spec.applies(g)
+    reason = spec.applies(g) or spec.accepts(compute)
     if reason is not None:
         return PathCost(spec.name, flops, 0, 0, 0, math.inf, reason)
     converts = operands[0] != compute
@@ -307,7 +322,11 @@ def path_plan(
     rounds = plan.output != compute or moves_result
     kernel_bytes = g.out_channels * g.terms_per_output * itemsize
     bias_bytes = g.out_channels * itemsize if operands[2:] and operands[2] != compute else 0
-    fixed = kernel_bytes * ((operands[1] != compute) + spec.weight_copy) + bias_bytes
+    own_kernels = (
+        spec.weight_bytes(g, itemsize) if spec.weight_bytes is not None
+        else kernel_bytes * spec.weight_copy
+    )  # fmt: skip
+    fixed = kernel_bytes * (operands[1] != compute) + own_kernels + bias_bytes
     smallest = spec.smallest_chunk(g, itemsize) + fixed
     copying = plan_input_copy(
         g.batch_size, copy_per_image, result_per_image, smallest, budget, rounds=rounds
@@ -351,7 +370,7 @@ def path_plan(
     seconds = predict_seconds(work, flops, plan, copied)
     return PathCost(
         spec.name,
-        flops,
+        round(flops * work.multiply_fraction),
         work.bytes_moved + 2 * copied,
         work.calls,
         workspace,

@@ -193,7 +193,7 @@ def conv_backward(
     )
     # Every check and every plan of all three gradients runs before any is computed: a
     # budget too small for the weight gradient fails before the input gradient is spent.
-    method = check_method(method, geometry)
+    method = check_method(method, geometry, forward=False)
     budget = resolve_budget(memory_budget)
     input_plan = input_gradient_plan(grads, weight_array, geometry)
     weight_plan = weight_gradient_plan(x_array, grads, geometry)

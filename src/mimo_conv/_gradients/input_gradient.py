@@ -304,7 +304,7 @@ def input_gradient(
     >>> input_gradient(np.array([[[1, 2, 3, 4]]]), np.array([[[1]]]), g, method="matmul")
     array([[[2, 4, 4]]])
     """
-    method = check_method(method, geometry)
+    method = check_method(method, geometry, forward=False)
     if plan is None:
         plan = input_gradient_plan(grad_output, weight, geometry)
     grads = grad_output if geometry.batched else grad_output[np.newaxis]

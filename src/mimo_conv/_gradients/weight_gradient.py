@@ -143,7 +143,7 @@ def weight_gradient(
     >>> weight_gradient(np.array([[[1, 2, 3]]]), np.array([[[1, 10]]]), g, method="shift")
     array([[[21, 32]]])
     """
-    method = check_method(method, geometry)
+    method = check_method(method, geometry, forward=False)
     if plan is None:
         plan = weight_gradient_plan(x, grad_output, geometry)
     route = plan_weight_gradient(

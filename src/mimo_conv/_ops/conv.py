@@ -261,7 +261,7 @@ def _convolve_canonical(
         padding_mode=padding_mode,
         spatial_dims=spatial_dims,
     )
-    chosen = check_method(method, geometry)
+    chosen = check_method(method, geometry, dtype=plan.compute)
     budget = resolve_budget(memory_budget)
     call = plan_for(
         x_array, weight_array, geometry, plan, budget, chosen, bias_array,

@@ -320,7 +320,7 @@ def explain_conv_transpose(
         output_size=output_size, layout=layout, weight_layout=weight_layout,
     )  # fmt: skip
     geometry = call.geometry
-    method = check_method(method, geometry)
+    method = check_method(method, geometry, forward=False)
     input_gradient_plan(call.x, call.weight, geometry)
     grads = call.x if geometry.batched else call.x[np.newaxis]
     return plan_input_gradient(

@@ -9,8 +9,9 @@ has the same signature, ``(x_padded, weight, geometry, chunking) -> out``: the p
 
 Examples
 --------
->>> [spec.name for spec in PATHS]
-['naive', 'einsum', 'matmul', 'im2col', 'gemm', 'shift', 'row_gemm', 'depthwise', 'channels_last']
+>>> [spec.name for spec in PATHS]  # doctest: +NORMALIZE_WHITESPACE
+['naive', 'einsum', 'matmul', 'im2col', 'gemm', 'shift', 'row_gemm', 'depthwise', 'channels_last',
+ 'winograd']
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+import numpy as np
 
 from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._paths import (
@@ -30,6 +33,7 @@ from mimo_conv._paths import (
     naive,
     row_gemm,
     shift,
+    winograd,
 )
 from mimo_conv._paths.spec import Correlate, PathSpec
 
@@ -45,6 +49,7 @@ PATHS: tuple[PathSpec, ...] = (
     row_gemm.PATH,
     depthwise.PATH,
     channels_last.PATH,
+    winograd.PATH,
 )
 
 #: The records by name.
@@ -115,8 +120,18 @@ def canonical_method(method: object, *, stacklevel: int = 3) -> str:
     return method
 
 
-def check_method(method: object, geometry: ConvGeometry) -> str:
-    """Return the path ``method`` names, or raise ``ValueError`` if it cannot compute this call.
+def check_method(
+    method: object,
+    geometry: ConvGeometry,
+    *,
+    dtype: np.dtype[Any] | None = None,
+    forward: bool = True,
+) -> str:
+    """Return the path ``method`` names, or raise if it cannot compute this call.
+
+    ``ValueError`` when the path cannot compute the geometry, or (``forward=False``: a
+    gradient or a transposed convolution) computes forward convolutions only;
+    ``TypeError`` when it cannot compute in the compute ``dtype`` (if given).
 
     Examples
     --------
@@ -130,13 +145,32 @@ def check_method(method: object, geometry: ConvGeometry) -> str:
     Traceback (most recent call last):
     ...
     ValueError: method='matmul' needs a 1 x 1 kernel, got kernel shape (2,); use ...
+    >>> g3 = ConvGeometry(
+    ...     batch_size=1, in_channels=1, out_channels=1, groups=1, input_shape=(3, 3),
+    ...     kernel_shape=(3, 3), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+    ... )
+    >>> check_method("winograd", g3, dtype=np.dtype(np.int64))
+    Traceback (most recent call last):
+    ...
+    TypeError: method='winograd' computes in float or complex only ...
     """
     name = canonical_method(method, stacklevel=4)
     if name == "auto":
         return name
-    reason = PATH_SPECS[name].applies(geometry)
+    spec = PATH_SPECS[name]
+    alternative = "'einsum'" if name == "matmul" else "'gemm'"
+    if spec.forward_only and not forward:
+        msg = (
+            f"method={name!r} computes forward convolutions only (its error bound is derived "
+            f"for them), not gradients or transposed convolutions; use method={alternative} "
+            "or 'auto'"
+        )
+        raise ValueError(msg)
+    reason = spec.applies(geometry)
     if reason is not None:
-        alternative = "'einsum'" if name == "matmul" else "'gemm'"
         msg = f"method={name!r} {reason}; use method={alternative} or 'auto'"
         raise ValueError(msg)
+    if dtype is not None and (reason := spec.accepts(dtype)) is not None:
+        msg = f"method={name!r} {reason}; use method={alternative} or 'auto'"
+        raise TypeError(msg)
     return name

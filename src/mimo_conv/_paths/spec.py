@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 from numpy.typing import NDArray
 
 from mimo_conv._core.budget import Chunking
@@ -74,6 +75,9 @@ class Work:
     numpy_threads : int
         Threads the NumPy-side work (copies, additions, elementwise arithmetic) is split
         over (1: the calling thread alone; BLAS threads its products by itself).
+    multiply_fraction : float
+        The share of the call's direct multiply-adds its products do (1: all of them;
+        ``"winograd"``'s 16 per 2 x 2 tile against 36 are 4/9).
     """
 
     bytes_moved: int
@@ -91,6 +95,7 @@ class Work:
     copy_runs: int = 0
     window_views: int = 0
     numpy_threads: int = 1
+    multiply_fraction: float = 1.0
 
 
 def always(geometry: ConvGeometry) -> str | None:
@@ -106,6 +111,18 @@ def always(geometry: ConvGeometry) -> str | None:
     True
     """
     del geometry
+    return None
+
+
+def any_dtype(dtype: np.dtype[Any]) -> str | None:
+    """Say nothing against any compute dtype: the test of a path that computes in every one.
+
+    Examples
+    --------
+    >>> any_dtype(np.dtype(object)) is None
+    True
+    """
+    del dtype
     return None
 
 
@@ -167,6 +184,19 @@ class PathSpec:
     reads_unpadded : callable ``(geometry) -> bool``
         True where it takes the input without its zero border (it never forms a product
         with a padded zero): the engine then makes no padded copy, and budgets none.
+    accepts : callable ``(compute dtype) -> str | None``
+        None when it computes in that dtype, else why not (a phrase); a named ``method``
+        that refuses the call's compute dtype raises ``TypeError``.
+    weight_bytes : callable ``(geometry, itemsize) -> int`` or None
+        Bytes of its own transformed kernels, held for the whole call; None for one
+        kernel-sized copy when ``weight_copy`` (else none).
+    offered_to_auto : bool
+        Whether ``method="auto"`` may choose it. False for a path whose error is not
+        bounded by the direct bound (``"winograd"``): ``auto`` still costs it, for
+        :func:`mimo_conv.explain_method`'s table, but never runs it.
+    forward_only : bool
+        It computes forward convolutions only: gradients and transposed convolutions
+        refuse it by name (and ``auto`` there never considers it).
     """
 
     name: str
@@ -183,6 +213,10 @@ class PathSpec:
     layout: MemoryLayout = CHANNELS_FIRST
     preferred_chunk: int | None = None
     reads_unpadded: Callable[[ConvGeometry], bool] = never
+    accepts: Callable[[np.dtype[Any]], str | None] = any_dtype
+    weight_bytes: Callable[[ConvGeometry, int], int] | None = None
+    offered_to_auto: bool = True
+    forward_only: bool = False
 
     def smallest_chunk(self, geometry: ConvGeometry, itemsize: int) -> int:
         """Temporary bytes of its smallest chunk: one row, one image, or its one window.

@@ -46,6 +46,7 @@ from mimo_conv.testing.precision import PRESETS, Precision
 from mimo_conv.testing.problems import ELEMENT_KINDS as ELEMENT_KINDS
 from mimo_conv.testing.problems import PADDING_FORMS as PADDING_FORMS
 from mimo_conv.testing.problems import BackwardProblem, ConvProblem, TransposeProblem
+from mimo_conv.testing.winograd import winograd_bound
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -63,6 +64,7 @@ __all__ = [
     "conv_problems",
     "error_bound",
     "transpose_problems",
+    "winograd_bound",
 ]
 
 _INSTALL_HINT = (
