@@ -28,7 +28,7 @@ from mimo_conv._core.arguments import PADDING_MODES
 from mimo_conv._core.budget import get_memory_budget, memory_budget, set_memory_budget
 from mimo_conv._core.geometry import ConvGeometry, output_length
 from mimo_conv._core.machine import show_config
-from mimo_conv._core.version import VERSION
+from mimo_conv._core.version import __version__ as __version__
 from mimo_conv._core.workers import get_threads, set_threads
 from mimo_conv._engine.cost_model import explain_method
 from mimo_conv._gradients.backward import conv_backward
@@ -43,8 +43,6 @@ from mimo_conv._ops.transpose import (
 )
 from mimo_conv._ops.unfold import fold, unfold
 from mimo_conv._paths.registry import METHOD_NAMES
-
-__version__ = VERSION
 
 __all__ = [
     "METHOD_NAMES",

@@ -31,7 +31,7 @@ import numpy as np
 
 from mimo_conv._core.budget import get_memory_budget
 from mimo_conv._core.memory import format_bytes
-from mimo_conv._core.version import VERSION
+from mimo_conv._core.version import __version__
 from mimo_conv._core.workers import get_threads
 
 #: OpenBLAS's kernel families that use AVX-512 (``OPENBLAS_CORETYPE`` names).
@@ -179,7 +179,7 @@ def show_config(file: TextIO | None = sys.stdout) -> str:
         else platform.processor() or platform.machine()
     )
     lines = [
-        f"mimo_conv {VERSION}",
+        f"mimo_conv {__version__}",
         (
             f"Python {platform.python_version()} on {platform.system()} "
             f"{platform.machine()}, {os.cpu_count() or 1} logical cores; CPU {described}"
