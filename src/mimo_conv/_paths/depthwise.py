@@ -130,13 +130,17 @@ MATRIX_TASK_BYTES = 8 * 2**20
 #: of 32 channels 34 against 11 ms. (At stride 2 both lose to the GEMM paths.)
 CHANNELS_LAST_FROM = 128
 
-#: Time of a channels-last product relative to a stacked one
-#: (``DEPTHWISE_SECONDS_PER_PRODUCT``): einsum multiplies and adds in one pass, where the
-#: channel-first layouts make two. Measured on four layers (1 thread, float32, 2026-12-02,
-#: another job on the other core): 5 x 5 kernels on 7 x 7 and 14 x 14 maps took 0.24-0.29
-#: ns per product, 3 x 3 kernels on 14 x 14 and 28 x 28 maps 0.47, copies included; 0.4
-#: of the stacked rate with the copies counted apart predicts the four within 10-20%.
-EINSUM_PRODUCT_FACTOR = 0.4
+#: The channels-last einsum's time per output, in stacked products
+#: (``DEPTHWISE_SECONDS_PER_PRODUCT``, float32): :data:`EINSUM_PRODUCT_FACTOR` per tap (it
+#: multiplies and adds in one pass, where the channel-first layouts make two), scaled by
+#: the itemsize like every product, plus :data:`EINSUM_OUTPUT_COST` per output that does
+#: not scale with it (the loop's own work per element and tap row). Fitted to 22 layers (3 x 3
+#: and 5 x 5 kernels, 6 x 6 to 28 x 28 maps of 96-960 channels, batch 1-8, float32 and
+#: float64, 1 thread, 2026-12-02): the per-tap factor alone (0.4, the previous model)
+#: under-predicted the 3 x 3 layers 2-3x in float32, so ``auto`` took the einsum where
+#: row_gemm was faster (28 x 28 maps of 192 channels: 1.33 against 0.97 ms).
+EINSUM_PRODUCT_FACTOR = 0.2
+EINSUM_OUTPUT_COST = 8.5
 
 #: Output positions per image and channel (stride 1: of the wide run) below which one
 #: channel per group goes channels-last: NumPy's per-run overhead dominates runs of a few
@@ -1105,7 +1109,9 @@ def depthwise_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) ->
             ranges = -(-g.output_shape[0] // plan.row_step)
             rows = g.output_shape[0] * g.stride[0] + halo * ranges
             moved = 2 * g.batch_size * g.in_channels * rows * math.prod(g.padded_shape[1:])
-            calls, products = 5, EINSUM_PRODUCT_FACTOR * terms  # zeros, copy, einsum, result
+            scale = max(1.0, itemsize / 4)  # the formulas scale every product by it
+            products = EINSUM_PRODUCT_FACTOR * terms + EINSUM_OUTPUT_COST / scale
+            calls = 5  # the slab's zeros and copy, the einsum, the result
             note = "one einsum over channels-last windows"
         return Work(
             bytes_moved=math.ceil((moved + 2 * outputs) * itemsize / parallel),
