@@ -3,8 +3,9 @@
     python benchmarks/readme_tables.py           # rewrite the block in README.md
     python benchmarks/readme_tables.py --check   # fail if README.md's block is stale
 
-The README shows a summary of ``benchmarks/results/latest.json`` (the default OpenBLAS
-kernels) and, when present, ``latest-avx512.json`` (``--blas-core SkylakeX``) and
+The README shows a summary of ``benchmarks/results/latest.json`` (``--blas-core native``:
+the kernels OpenBLAS picks by itself) and, when present, ``latest-haswell.json``
+(``--blas-core Haswell``: the AVX2 kernels this machine's environment asks for) and
 ``torchvision.json`` (``--models --torchvision --no-suite``): the machine, per layer auto's
 time over PyTorch's with the larger of the two spreads, auto's time over the best path's,
 and the whole networks. The block sits between ``<!-- benchmark-tables:start -->`` and
@@ -48,6 +49,10 @@ def _machine(run: dict[str, Any]) -> str:
         f"NumPy {m['numpy']} ({m['blas'].get('name', 'BLAS')} {m['blas'].get('version', '')}, "
         f"{m.get('blas_core', 'unknown')} kernels); PyTorch {m.get('torch')}"
     )
+
+
+def _kernels(run: dict[str, Any]) -> str:
+    return str(run["machine"].get("blas_core", "unknown"))
 
 
 def _layers(runs: list[tuple[str, dict[str, Any]]]) -> str:
@@ -115,9 +120,9 @@ def block() -> str:
     default = _load("latest.json")
     if default is None:
         return "No benchmark results are committed."
-    avx = _load("latest-avx512.json")
+    haswell = _load("latest-haswell.json")
     vision = _load("torchvision.json")
-    runs = [("default", default)] + ([("AVX-512", avx)] if avx else [])
+    runs = [(_kernels(default), default)] + ([(_kernels(haswell), haswell)] if haswell else [])
     parts = [
         "Machine: " + _machine(default) + ". Ratios are mimo_conv's time over PyTorch's "
         "(below 1: faster), each library in its own processes, medians over the processes; "
@@ -125,8 +130,9 @@ def block() -> str:
         "across processes. Read a single ratio as +-20%.",
         "\n".join(_summary(label, run) for label, run in runs),
         (
-            "Per layer, 1 thread (default: NumPy's OpenBLAS as it picks its kernels; AVX-512: "
-            "`OPENBLAS_CORETYPE=SkylakeX`, see docs/performance.md):"
+            "Per layer, 1 thread, by the OpenBLAS kernels NumPy ran (its own choice here is "
+            "SkylakeX, AVX-512; this machine's environment asks for Haswell, AVX2: see "
+            'docs/performance.md, "The BLAS kernels"):'
         ),
         _layers(runs),
     ]
@@ -136,7 +142,7 @@ def block() -> str:
         if run.get("models")
     ]
     if vision:
-        networks += [(f"torchvision, {vision['machine'].get('blas_core')}", vision["models"])]
+        networks += [(f"{_kernels(vision)}, torchvision", vision["models"])]
     if networks:
         parts += ["Whole networks (float32, every convolution by mimo_conv):", _networks(networks)]
     return "\n\n".join(parts)
