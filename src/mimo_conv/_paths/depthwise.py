@@ -97,6 +97,12 @@ from mimo_conv._paths.spec import PathSpec, Work
 #: against ~0.4 ns on the stride-1 layers (float64: 24 ms, twice as much, as the itemsize).
 STRIDED_PRODUCT_FACTOR = 3
 
+#: The same for the ``"flat"`` layout: its tasks of :data:`TASK_BYTES` make fewer calls than
+#: the smaller ones this product rate was measured with. ``calibrate.py`` (2026-12-02, 1
+#: thread, OpenBLAS's own kernels) measured 0.67 (float32) and 0.73 (float64) of the
+#: prediction at 1 on the suite's 3 x 3 layer on 56 x 56 maps of 64 channels.
+FLAT_PRODUCT_FACTOR = 0.7
+
 #: The same for the ``"phases"`` layout, its phase copies counted apart: each product reads
 #: a contiguous run, but from one of several phase buffers, and its tasks are larger than
 #: the cache. Measured by ``benchmarks/calibrate.py`` (2026-12-02, 1 thread, another job on
@@ -1124,10 +1130,12 @@ def depthwise_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) ->
             note=note,
         )
     calls = 2 * terms  # a multiply and an add per term
-    # A strided layout's multiplies read every stride-th element: slower per product.
-    slower: float = {"strided": STRIDED_PRODUCT_FACTOR, "phases": PHASES_PRODUCT_FACTOR}.get(
-        plan.layout, 1
-    )
+    # Each channel-first layout's time per product, relative to the measured rate.
+    slower = {
+        "flat": FLAT_PRODUCT_FACTOR,
+        "strided": STRIDED_PRODUCT_FACTOR,
+        "phases": PHASES_PRODUCT_FACTOR,
+    }[plan.layout]
     return Work(
         bytes_moved=math.ceil(copied * itemsize / parallel),
         calls=tasks * calls,
