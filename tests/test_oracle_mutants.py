@@ -1622,3 +1622,108 @@ def test_check_finite_reads_every_operand() -> None:
     check_finite(parse_call("conv", (np.zeros((1, 0, 3)), np.zeros((1, 0, 2))), {}))
     huge = np.array([[[1.0, float(np.finfo(np.float64).max)]]], dtype=np.longdouble) * 4
     check_finite(parse_call("conv", (huge, w), {}))  # finite as a longdouble
+
+
+def test_each_operand_is_sliced_from_its_own_top() -> None:
+    # Operands of different sizes (and an integer one): each operand's slices are integers
+    # below 2**beta on its own grid, its top the exponent of its largest magnitude.
+    from mimo_conv.testing.reference import top_bits  # noqa: PLC0415
+
+    x = np.array([[[0.1, -3.0, 2.0**-30, 7.5]]])
+    for w in (np.array([[[1000.3, 2.0**-20]]]), np.array([[[-1000, 7]]], dtype=np.int64)):
+        for left, right in ((x, w), (w.reshape(1, 2), x.reshape(1, 1, 4) * 1e5)):
+            call = parse_call("conv", (left, right), {})
+            chopped = ozaki_split(call, 2)
+            for array, top, slices in (
+                (left, chopped.left_top, chopped.left_slices),
+                (right, chopped.right_top, chopped.right_slices),
+            ):
+                assert top == top_bits(np.asarray(array, dtype=np.float64))
+                expected, _, _ = split(np.asarray(array, dtype=np.float64), chopped.beta, 6, top)
+                assert len(slices) == len(expected)
+                for got, want in zip(slices, expected, strict=True):
+                    np.testing.assert_array_equal(got, want)
+                total = sum(Fraction(float(v)) for s in slices for v in np.ravel(s))
+                assert total * 2**top == sum(Fraction(float(v)) for v in np.ravel(array))
+                for k, piece in enumerate(slices):
+                    scaled = np.ldexp(np.asarray(piece), chopped.beta * (k + 1))
+                    assert np.all(scaled == np.trunc(scaled))
+                    assert np.all(np.abs(scaled) < 2**chopped.beta)
+
+
+def test_tiny_operands_are_sliced_with_ldexp() -> None:
+    # A top of -1000: the first level's factor 2**(24 + 1000) is past float64's range.
+    slices, top, rest = split(np.array([2.0**-1001, -(2.0**-1020)]), 24, 3)
+    assert top == -1000
+    assert not rest.any()
+    total = [sum(Fraction(float(s[i])) for s in slices) * Fraction(2) ** top for i in range(2)]
+    assert total == [Fraction(2) ** -1001, -(Fraction(2) ** -1020)]
+
+
+def test_one_call_plan_reads_each_operand() -> None:
+    # One short operand and one long one, either way round: the plan needs both grids.
+    short = np.array([[[3.0, -5.0, 0.5]]])
+    long = np.array([[[0.1]]])
+    for left, right in ((short, long), (long.reshape(1, 1), short.reshape(1, 1, 3))):
+        call = parse_call("conv", (left, right), {})
+        assert one_call_plan(call) == _one_call_plan_by_grids(parse_call("conv", (left, right), {}))
+    # 0.1 spans 52 bits and 2.0 one: 53 together, one call (0.1 alone is not 26 bits short).
+    tenth = parse_call("conv", (np.array([[0.1]]), np.array([[[2.0]]])), {})
+    assert one_call_plan(tenth) == _one_call_plan_by_grids(tenth) == -54
+    # 0.5 = 2**-1 and 3: every product a multiple of 2**-1.
+    assert one_call_plan(parse_call("conv", (short, short[:, :, :1]), {})) == -1
+
+
+def test_check_finite_passes_finite_complex_operands() -> None:
+    from mimo_conv.testing.reference import check_finite  # noqa: PLC0415
+
+    check_finite(parse_call("conv", (np.array([[[1.0 + 2j, -1j]]]), np.ones((1, 1, 1))), {}))
+
+
+def test_an_empty_call_composes_an_empty_bound() -> None:
+    for precision in (None, "bfloat16", "float32"):
+        got = bound("conv", np.zeros((0, 1, 3)), np.ones((1, 1, 2)), precision=precision)
+        assert got.shape == (0, 1, 2)
+
+
+def test_the_overflow_reach_counts_the_output_rounding() -> None:
+    # float32 inputs and sums, a bfloat16 result: the reach is M (1 + u_bf16) roughly, so a
+    # float32 M a 2**-10 below bfloat16's largest number reaches it only through the
+    # output term.
+    model = Precision("float32", "float32", output="bfloat16")
+    top = float(FORMATS["bfloat16"].max)
+    x = np.array([[1.0, top * (1 - 2.0**-10)]], np.float32)
+    w = np.ones((1, 1, 1), np.float32)
+    terms = bound_terms("conv", x, w, precision=model)
+    expected = _compose_by_formula(magnitudes(parse_call("conv", (x, w), {})), model)
+    assert terms.may_overflow is not None
+    np.testing.assert_array_equal(terms.may_overflow, expected[-1])
+    assert terms.may_overflow.tolist() == [[False, True]]
+
+
+def test_operands_near_the_ends_of_the_range_are_sliced_one_by_one() -> None:
+    # Tops of -1000 and 1000: split_pair's factors leave the normal range, each operand is
+    # split on its own (ldexp); the slices keep the invariants and every bit.
+    from mimo_conv.testing.reference import split_pair  # noqa: PLC0415
+
+    x = np.array([[[2.0**-1001 + 2.0**-1015, -3 * 2.0**-1010, 2.0**-1040]]])
+    w = np.array([[[2.0**999 + 2.0**990, 2.0**960 * 1.5]]])  # more bits than a few
+    call = parse_call("conv", (x, w), {})
+    chopped = ozaki_split(call, 2)
+    assert split_pair(x, w, chopped.beta, 6, (chopped.left_top, chopped.right_top)) is None
+    assert (chopped.left_top, chopped.right_top) == (-1000, 1000)
+    for array, top, slices in (
+        (x, chopped.left_top, chopped.left_slices),
+        (w, chopped.right_top, chopped.right_slices),
+    ):
+        expected, _, _ = split(np.asarray(array, dtype=np.float64), chopped.beta, 6, top)
+        assert len(slices) == len(expected) >= 2
+        for got, want in zip(slices, expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+        total = sum(Fraction(float(v)) for s in slices for v in np.ravel(s))
+        assert total * Fraction(2) ** top == sum(Fraction(float(v)) for v in np.ravel(array))
+        for k, piece in enumerate(slices):
+            scaled = np.ldexp(np.asarray(piece), chopped.beta * (k + 1))
+            assert np.all(scaled == np.trunc(scaled))
+            assert np.all(np.abs(scaled) < 2**chopped.beta)
+    assert not chopped.truncated

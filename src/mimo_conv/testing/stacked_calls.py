@@ -11,6 +11,12 @@ its pair's own call, perhaps added in another order, so what the oracle relies o
 slice products is exact in any order; a magnitude is rounded up for any order) holds.
 Other operations, other layouts and large calls run one call per pair.
 
+:func:`run_grid` runs every left operand against every right one (the oracle's slices of
+the input against those of the kernels, ``|a|`` against ``|b|``) in one call without
+repeating any operand: the left operands stacked along the batch axis, the right ones along
+the output channels of each group. The same argument holds: each image is convolved on its
+own, and each output channel reads its group's input channels only.
+
 Examples
 --------
 >>> from mimo_conv.testing.operations import parse_call
