@@ -1233,3 +1233,497 @@ def test_weight_layout_alone_is_not_the_canonical_order() -> None:
     assert mag.n == 18
     canonical = bound("conv", x, w.transpose(3, 2, 0, 1))
     np.testing.assert_array_equal(bound("conv", x, w, weight_layout="HWIO"), canonical)
+
+
+# --- the quicker paths: each against the general computation it replaces ----------------
+
+
+def _compose_by_formula(mag: Magnitudes, precision: Precision, probabilistic: Any = None) -> Any:
+    """The bound's terms as docs/testing.md writes them, every term an array operation."""
+    acc, out, fmt_in = precision.accumulate_format, precision.output_format, precision.input_format
+    rounding, flush = precision.rounding, precision.flush_subnormals
+    u_in, e_in = fmt_in.unit_roundoff(rounding), fmt_in.underflow(rounding, flush=flush)
+    (u_a, e_a), (u_b, e_b), (u_c, e_c) = [
+        (0.0, 0.0) if mag.held(which, fmt_in) else (u_in, e_in) for which in range(3)
+    ]
+    count = mag.count * (2 if mag.complex_result else 1)
+    products = mag.products
+    if mag.call.bilinear:
+        inputs = (u_a + u_b + u_a * u_b) * products + count * (
+            e_a * (1 + u_b) * mag.right_max + e_b * (1 + u_a) * mag.left_max + e_a * e_b
+        )
+    else:
+        inputs = u_a * products + count * e_a
+    if mag.bias is not None:
+        inputs = inputs + u_c * mag.bias + e_c
+    u = acc.unit_roundoff(rounding)
+    terms = count + (1 if mag.bias is not None else 0)
+    product_rounds = 0 if (not mag.call.bilinear or precision.products_exact) else 1
+    roundings = np.maximum(terms - 1, 0) + product_rounds * (count > 0)
+    g = gammas(roundings, u)
+    gain = g
+    if probabilistic is not None:
+        lam = probabilistic_lambda(
+            probabilistic, int(np.max(terms, initial=0)), int(products.size), u
+        )
+        gain = np.minimum(g, probabilistic_gamma(int(np.max(roundings, initial=0)), u, lam))
+    total_in = mag.total + inputs
+    accumulation = gain * total_in
+    e_product = acc.underflow(rounding, flush=flush) if mag.call.bilinear else 0.0
+    e_sum = acc.smallest_normal if flush else 0.0
+    underflow = (count * e_product + np.maximum(terms - 1, 0) * e_sum) * (1 + g)
+    output = np.zeros(products.shape)
+    if not out.holds(acc):
+        output = out.unit_roundoff(rounding) * (
+            total_in + accumulation + underflow
+        ) + out.underflow(rounding, flush=flush)
+    total = inputs + accumulation + underflow + output
+    if mag.complex_result:
+        total = total * 1.4142135623730951
+    total = total * (1 + 8 * 2.0**-53) + 8 * 2.0**-1074
+    reach = (total_in + accumulation + underflow + output) * (1 + 8 * 2.0**-53)
+    may_overflow = reach >= min(acc.max, out.max)
+    top_in = fmt_in.max + math.ldexp(fmt_in.unit_roundoff("nearest"), math.frexp(fmt_in.max)[1] - 1)
+    bias_max = float(np.max(mag.bias, initial=0.0)) if mag.bias is not None else 0.0
+    if max(mag.left_max, mag.right_max if mag.call.bilinear else 0.0) >= top_in or (
+        bias_max >= top_in
+    ):
+        may_overflow = np.ones(products.shape, dtype=bool)
+    return inputs, accumulation, underflow, output, total, may_overflow
+
+
+_COMPOSE_CASES = [
+    # (x, w, bias or None, options)
+    (np.ones((1, 2, 5), np.float32), np.ones((3, 2, 2), np.float32), None, {}),
+    (np.arange(10.0).reshape(1, 2, 5), np.ones((3, 2, 2)) / 3, np.array([1.0, -2.0, 0.5]), {}),
+    (np.full((1, 1, 4), 6e4, np.float16), np.ones((1, 1, 2), np.float16), None, {}),
+    (np.full((1, 1, 4), 3e38, np.float32), np.ones((1, 1, 3), np.float32), None, {}),
+    (np.ones((1, 1, 4)), np.ones((1, 1, 2)), np.array([np.inf]), {}),
+    (np.ones((1, 1, 4)), np.ones((1, 1, 2)), np.array([7e4]), {}),
+    (np.array([[1.0 + 2j, 0.5, -1j, 3.0]]), np.ones((2, 1, 2)), None, {}),
+    (np.full((1, 1, 6), np.inf), np.ones((1, 1, 2)), None, {}),
+    (np.ones((1, 1, 6)), np.ones((1, 1, 3)), None, {"padding": 2, "padding_mode": "reflect"}),
+]
+_COMPOSE_MODELS = [
+    PRESETS["float32"], PRESETS["float64"], PRESETS["bfloat16"], PRESETS["tf32"],
+    PRESETS["float16"], PRESETS["float16-accumulate"],
+    Precision("float32", "float32", rounding="toward_zero", flush_subnormals=True),
+    Precision("float16", "float32", output="float16", flush_subnormals=True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", range(len(_COMPOSE_CASES)))
+@pytest.mark.parametrize("model", range(len(_COMPOSE_MODELS)))
+def test_compose_is_the_formula_bit_for_bit(case: int, model: int) -> None:
+    # compose leaves out zero terms and reads the overflow reach from the largest M; every
+    # term must still be the general formula's, bit for bit (non-finite inputs included).
+    x, w, bias, options = _COMPOSE_CASES[case]
+    precision = _COMPOSE_MODELS[model]
+    for op, args in (
+        ("conv", (x, w, bias)),
+        ("conv_transpose", (x, np.ones((x.shape[-2], 2, 2)), None)),
+    ):
+        if op == "conv_transpose" and options:
+            continue
+        mag = magnitudes(parse_call(op, args, options))
+        for probabilistic in (None, 1e-6):
+            if probabilistic is not None and precision.rounding == "toward_zero":
+                continue
+            with np.errstate(invalid="ignore", over="ignore"):
+                terms = compose(mag, precision, probabilistic)
+                expected = _compose_by_formula(mag, precision, probabilistic)
+            got: tuple[Any, ...] = (
+                terms.inputs, terms.accumulation, terms.underflow, terms.output, terms.total,
+                terms.may_overflow,
+            )  # fmt: skip
+            for name, value, want in zip(
+                ("inputs", "accumulation", "underflow", "output", "total", "overflow"),
+                got, expected, strict=True,
+            ):  # fmt: skip
+                shape = mag.products.shape
+                np.testing.assert_array_equal(
+                    np.broadcast_to(value, shape), np.broadcast_to(want, shape), err_msg=name
+                )
+
+
+def test_compose_flags_overflow_from_the_largest_reach_only_at_the_threshold() -> None:
+    # Uniform count, float32: the reach of the largest M decides. M (1 + gamma_1) with the
+    # margins: the float32 number one below the largest reaches the top, two below do not;
+    # only that element is flagged.
+    w = np.ones((1, 1, 1), np.float32)
+    largest = np.finfo(np.float32).max
+    below = np.nextafter(largest, np.float32(0))
+    for value, flagged in ((np.nextafter(below, np.float32(0)), False), (below, True)):
+        x = np.array([[1.0, value]], np.float32)
+        terms = bound_terms("conv", x, w)
+        expected = _compose_by_formula(
+            magnitudes(parse_call("conv", (x, w), {})), PRESETS["float32"]
+        )
+        assert terms.may_overflow is not None
+        np.testing.assert_array_equal(terms.may_overflow, expected[-1])
+        assert terms.may_overflow.tolist() == [[False, flagged]]
+
+
+def test_bind_is_inspects_bind() -> None:
+    from mimo_conv.testing.operations import _bind, _signature  # noqa: PLC0415
+
+    x, w = np.ones((1, 1, 3)), np.ones((1, 1, 2))
+    calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+        ("conv", (x, w), {}),
+        ("conv", (x, w, None, 2), {"padding": 1}),
+        ("conv", (x,), {"weight": w, "padding_mode": "reflect"}),
+        ("conv", (), {"x": x, "weight": w, "groups": 1}),
+        ("conv_bias", (x,), {"batched": False}),
+        ("unfold", (x, 2), {"padding": 1}),
+    ]
+    for op, args, options in calls:
+        assert _bind(op, args, options) == dict(_signature(op).bind(*args, **options).arguments)
+    refused: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+        ("conv", (x,), {}),  # weight missing
+        ("conv", (x, w), {"x": x}),  # x twice
+        ("conv", (x, w), {"strides": 2}),  # unknown
+        ("conv", (x, w, None, 1, 0, 1, 1, "zeros"), {}),  # padding_mode is keyword-only
+        ("conv_bias", (x, True), {}),
+    ]
+    for op, args, options in refused:
+        with pytest.raises(TypeError):
+            _bind(op, args, options)
+        with pytest.raises(TypeError, match="arguments do not match"):
+            parse_call(op, args, options)
+
+
+def _grid_by_fractions(array: np.ndarray) -> tuple[int, int]:
+    values = [Fraction(float(v)) for v in array.ravel() if v != 0]
+    if not values:
+        return 0, 0
+    top = max(abs(v) for v in values)
+    e = math.frexp(float(top))[1]
+    low = min(
+        (v.denominator.bit_length() - 1) * -1 + ((v.numerator & -v.numerator).bit_length() - 1)
+        for v in values
+    )
+    return e, low
+
+
+def test_grid_bits_are_the_exponents_of_the_values() -> None:
+    from mimo_conv.testing.reference import _grid_bits  # noqa: PLC0415
+
+    rng = np.random.default_rng(3)
+    arrays = [
+        np.zeros(3), np.array([0.0, 3.0, -0.25]), np.array([2.0**-1074, 1.0]),
+        np.array([5e-324, -3 * 5e-324, 0.0]), np.array([2.0**1023 * 1.5, 1.0]),
+        rng.standard_normal(20) * np.exp2(rng.integers(-40, 40, 20)),
+        np.round(rng.standard_normal(9) * 1000),
+    ]  # fmt: skip
+    for array in arrays:
+        assert _grid_bits(array) == _grid_by_fractions(array), array
+
+
+def test_may_be_short_reads_the_span_of_the_bits() -> None:
+    from mimo_conv.testing.reference import _may_be_short  # noqa: PLC0415
+
+    # (values, span of their bits, whether scaling them to the span underflows)
+    w = np.ones((1, 1, 1))
+    for values, span, underflows in [
+        ([3.0, 0.25], 4, False), ([1.0, 2.0**-52], 53, False), ([1.0, 2.0**-53], 54, False),
+        ([0.0, 0.0], 0, False), ([2.0**600, 2.0**560], 41, False), ([5e-324, 1e-323], 2, False),
+        ([-(2.0**60), 2.0**8 + 1], 61, False), ([2.0**1000, 2.0**-1000], 2001, True),
+    ]:  # fmt: skip
+        call = parse_call("conv", (np.array([values]), w), {})
+        for bits in {26, 53, span - 1, span, span + 1}:
+            if not 0 <= bits <= 60:
+                continue
+            if span <= bits:
+                assert _may_be_short(call, 0, bits), (values, bits)  # never a false "no"
+            elif not underflows:
+                assert not _may_be_short(call, 0, bits), (values, bits)
+    for dtype in (np.float32, np.int64):  # read by dtype in _narrow_bits
+        call = parse_call("conv", (np.array([[1, 3]], dtype), w), {})
+        assert _may_be_short(call, 0, 1)
+
+
+def _one_call_plan_by_grids(call: Any) -> int | None:
+    """The one-call plan read from both operands' grids (the rule of one_call_plan)."""
+    from mimo_conv.testing.reference import _narrow_bits  # noqa: PLC0415
+
+    left = _narrow_bits(call, 0)
+    if left is None:
+        return None
+    if call.right is None:
+        return left[1]
+    right = _narrow_bits(call, 1)
+    if right is None or left[0] + right[0] > 53 or left[1] + right[1] < -1074:
+        return None
+    return left[1] + right[1]
+
+
+def test_one_call_plan_rejects_early_only_what_the_grids_reject() -> None:
+    rng = np.random.default_rng(4)
+    for trial in range(200):
+        operands = []
+        for shape in ((1, 2, 5), (3, 2, 2)):
+            kind = trial % 5
+            values = rng.standard_normal(shape)
+            if kind == 0:
+                values = np.round(values * 2.0 ** rng.integers(0, 30))
+            elif kind == 1:
+                values = np.round(values * 64) * 2.0 ** rng.integers(-30, 30)
+            elif kind == 2:
+                values = np.where(rng.random(shape) < 0.7, 0.0, np.round(values * 8))
+            elif kind == 3:
+                values = values.astype(np.float32)
+            operands.append(values)
+        call = parse_call("conv", tuple(operands), {})
+        fresh = parse_call("conv", tuple(operands), {})
+        assert one_call_plan(call) == _one_call_plan_by_grids(fresh)
+
+
+def test_split_pair_gives_splits_slices_and_rests() -> None:
+    from mimo_conv.testing.reference import split_pair, top_bits  # noqa: PLC0415
+
+    rng = np.random.default_rng(1)
+    for trial in range(300):
+        arrays = []
+        for _ in range(2):
+            size = int(rng.integers(1, 9))
+            array = rng.standard_normal(size) * np.exp2(rng.integers(-70, 70, size))
+            if trial % 4 == 1:
+                array = np.round(array)
+            if trial % 4 == 2:
+                array[rng.random(size) < 0.5] = 0.0
+            arrays.append(array * 2.0 ** int(rng.integers(-800, 800)) if trial % 7 == 0 else array)
+        beta = beta_for(6 * int(rng.integers(1, 300)))
+        most = int(rng.integers(1, 7))
+        tops = (top_bits(arrays[0]), top_bits(arrays[1]))
+        together = split_pair(arrays[0], arrays[1], beta, most, tops)
+        shifts = [beta * (k + 1) - top for k in range(most) for top in tops]
+        assert (together is None) == (min(shifts) < -1022 or max(shifts) > 1022)
+        if together is None:
+            continue
+        for array, slices, rest, top in zip(
+            arrays, together[0:3:2], together[1:4:2], tops, strict=True
+        ):
+            expected, _, expected_rest = split(array, beta, most, top)
+            assert len(slices) == len(expected)
+            for got, want in zip(slices, expected, strict=True):
+                np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(rest, expected_rest)
+        assert together[4] == bool(together[1].any() or together[3].any())
+
+
+def test_split_pair_refuses_factors_outside_the_normal_range() -> None:
+    from mimo_conv.testing.reference import split_pair  # noqa: PLC0415
+
+    a = np.array([1.0])
+    assert split_pair(a, a, 20, 3, (1, 1)) is not None
+    assert split_pair(a, a, 20, 3, (1, 60 - 1022)) is not None  # 60 - top = 1022
+    assert split_pair(a, a, 20, 3, (1, 59 - 1022)) is None  # 1023
+    assert split_pair(a, a, 20, 3, (1042, 1)) is not None  # 20 - 1042 = -1022
+    assert split_pair(a, a, 20, 3, (1043, 1)) is None
+
+
+def test_a_truncated_paired_reference_is_within_its_error() -> None:
+    # Both operands span more than six slices: both truncation pairs run in the grid.
+    x = np.array([[[1.0, 2.0**-170, -3.0, 2.0**-200, 0.5]]])
+    w = np.array([[[1.0 + 2.0**-52, 2.0**-190]], [[-2.0, 3.0]]])
+    for bias in (None, np.array([0.25, -1.0])):
+        oracle = oracle_for("conv", (x, w, bias), {})
+        chopped = ozaki_split(oracle.call, 2)
+        assert chopped.truncated
+        assert chopped.right_rest is not None
+        assert chopped.right_rest.any()
+        assert oracle.exact is not None
+        real, _ = fraction_exact(oracle.call)
+        for index in np.ndindex(real.shape):
+            got = Fraction(float(oracle.exact.hi[index])) + Fraction(float(oracle.exact.lo[index]))
+            assert abs(got - real[index]) <= Fraction(float(oracle.exact.error[index]))
+
+
+def test_one_call_exact_adds_the_bias_exactly() -> None:
+    call = parse_call(
+        "conv",
+        (np.array([[1.0, 2.0**-40, 3.0]]), np.ones((2, 1, 1)), np.array([2.0**60, -1.0])),
+        {},
+    )
+    result = np.array([[[1.0, 2.0**-40, 3.0]], [[1.0, 2.0**-40, 3.0]]])[:, 0]
+    products = np.ones((2, 3))
+    exact = one_call_exact(call, result, products, 1, -60)
+    for index in np.ndindex(result.shape):
+        value = Fraction(float(exact.hi[index])) + Fraction(float(exact.lo[index]))
+        bias = Fraction(float(call.bias[index[0]]))  # type: ignore[index]
+        assert value == Fraction(float(result[index])) + bias
+        assert float(exact.hi[index]) == float(result[index]) + float(bias)
+    assert not exact.error.any()  # sums of one term up to 2**-7: exact
+    assert exact.method == "float64"
+
+
+def test_grid_runs_every_pair() -> None:
+    import mimo_conv as mc  # noqa: PLC0415
+    from mimo_conv.testing.stacked_calls import _plain, run_grid  # noqa: PLC0415
+
+    rng = np.random.default_rng(6)
+    cases: list[tuple[str, tuple[int, ...], tuple[int, ...], dict[str, Any]]] = [
+        ("conv", (2, 4, 5, 6), (6, 2, 2, 3), {"groups": 2, "stride": (1, 2), "padding": (1, 1)}),
+        ("conv", (4, 7), (3, 4, 3), {"padding": "same", "padding_mode": "reflect"}),
+        ("conv", (1, 3, 6), (3, 1, 2), {"groups": 3, "dilation": [2], "padding_mode": "circular"}),
+        ("conv_transpose", (2, 4, 5), (4, 3, 2), {"groups": 2, "stride": 2}),
+        ("conv_transpose", (4, 5), (4, 1, 3), {"stride": (2,), "padding": 1}),
+        ("conv", (1, 2, 200, 90), (1, 2, 1, 1), {}),  # too large: one call per pair
+    ]
+    for op, x_shape, w_shape, options in cases:
+        x = rng.integers(-5, 6, x_shape).astype(np.float64)
+        w = rng.integers(-5, 6, w_shape).astype(np.float64)
+        call = parse_call(op, (x, w), options)
+        lefts: list[np.ndarray[Any, Any]] = [x, 2 * x, np.abs(x).astype(np.float32)]
+        rights: list[np.ndarray[Any, Any]] = [w, -w]
+        grid = run_grid(call, lefts, rights)
+        function: Any = mc.conv if op == "conv" else mc.conv_transpose
+        for i, a in enumerate(lefts):
+            for j, b in enumerate(rights):
+                want = function(a.astype(np.float64), b, **options)
+                np.testing.assert_array_equal(grid[i, j], want)  # integers: exact
+    assert _plain((2, 2)) == 2
+    assert _plain([3]) == 3
+    assert _plain((1, 2)) == (1, 2)
+    assert _plain((True, True)) == (True, True)
+    assert _plain(((1, 1), (1, 1))) == ((1, 1), (1, 1))
+    assert _plain(()) == ()
+
+
+def test_a_transposed_conv_too_large_to_stack_counts_its_terms() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 2, 100, 90)).astype(np.float32)  # not stacked
+    w = rng.standard_normal((2, 1, 2, 2)).astype(np.float32)
+    oracle = oracle_for("conv_transpose", (x, w), {"stride": 2})
+    assert oracle.exact is not None
+    assert oracle.exact.method == "float64"
+    assert oracle.n == 2  # two inputs reach each output at stride 2 (one tap each)
+    assert oracle.magnitudes.count.min() == 2
+
+
+def test_check_finite_reads_every_operand() -> None:
+    from mimo_conv.testing.reference import check_finite  # noqa: PLC0415
+
+    x, w, b = np.ones((1, 1, 3)), np.ones((1, 1, 2)), np.ones(1)
+    for bad in (np.nan, np.inf, -np.inf):
+        for which in range(3):
+            operands = [x.copy(), w.copy(), b.copy()]
+            operands[which].flat[-1] = bad
+            with pytest.raises(ValueError, match="finite inputs"):
+                check_finite(parse_call("conv", tuple(operands), {}))
+        complex_call = parse_call("conv", (np.array([[[1.0, 1j, complex(bad, 0.0)]]]), w), {})
+        with pytest.raises(ValueError, match="finite inputs"):
+            check_finite(complex_call)
+        if LONG.precision > 15:
+            long_bad = np.array([[[1.0, bad]]], dtype=np.longdouble)
+            with pytest.raises(ValueError, match="finite inputs"):
+                check_finite(parse_call("conv", (long_bad, w), {}))
+    check_finite(parse_call("conv", (x, w, b), {}))
+    check_finite(parse_call("conv", (np.zeros((1, 0, 3)), np.zeros((1, 0, 2))), {}))
+    huge = np.array([[[1.0, float(np.finfo(np.float64).max)]]], dtype=np.longdouble) * 4
+    check_finite(parse_call("conv", (huge, w), {}))  # finite as a longdouble
+
+
+def test_each_operand_is_sliced_from_its_own_top() -> None:
+    # Operands of different sizes (and an integer one): each operand's slices are integers
+    # below 2**beta on its own grid, its top the exponent of its largest magnitude.
+    from mimo_conv.testing.reference import top_bits  # noqa: PLC0415
+
+    x = np.array([[[0.1, -3.0, 2.0**-30, 7.5]]])
+    for w in (np.array([[[1000.3, 2.0**-20]]]), np.array([[[-1000, 7]]], dtype=np.int64)):
+        for left, right in ((x, w), (w.reshape(1, 2), x.reshape(1, 1, 4) * 1e5)):
+            call = parse_call("conv", (left, right), {})
+            chopped = ozaki_split(call, 2)
+            for array, top, slices in (
+                (left, chopped.left_top, chopped.left_slices),
+                (right, chopped.right_top, chopped.right_slices),
+            ):
+                assert top == top_bits(np.asarray(array, dtype=np.float64))
+                expected, _, _ = split(np.asarray(array, dtype=np.float64), chopped.beta, 6, top)
+                assert len(slices) == len(expected)
+                for got, want in zip(slices, expected, strict=True):
+                    np.testing.assert_array_equal(got, want)
+                total = sum(Fraction(float(v)) for s in slices for v in np.ravel(s))
+                assert total * 2**top == sum(Fraction(float(v)) for v in np.ravel(array))
+                for k, piece in enumerate(slices):
+                    scaled = np.ldexp(np.asarray(piece), chopped.beta * (k + 1))
+                    assert np.all(scaled == np.trunc(scaled))
+                    assert np.all(np.abs(scaled) < 2**chopped.beta)
+
+
+def test_tiny_operands_are_sliced_with_ldexp() -> None:
+    # A top of -1000: the first level's factor 2**(24 + 1000) is past float64's range.
+    slices, top, rest = split(np.array([2.0**-1001, -(2.0**-1020)]), 24, 3)
+    assert top == -1000
+    assert not rest.any()
+    total = [sum(Fraction(float(s[i])) for s in slices) * Fraction(2) ** top for i in range(2)]
+    assert total == [Fraction(2) ** -1001, -(Fraction(2) ** -1020)]
+
+
+def test_one_call_plan_reads_each_operand() -> None:
+    # One short operand and one long one, either way round: the plan needs both grids.
+    short = np.array([[[3.0, -5.0, 0.5]]])
+    long = np.array([[[0.1]]])
+    for left, right in ((short, long), (long.reshape(1, 1), short.reshape(1, 1, 3))):
+        call = parse_call("conv", (left, right), {})
+        assert one_call_plan(call) == _one_call_plan_by_grids(parse_call("conv", (left, right), {}))
+    # 0.1 spans 52 bits and 2.0 one: 53 together, one call (0.1 alone is not 26 bits short).
+    tenth = parse_call("conv", (np.array([[0.1]]), np.array([[[2.0]]])), {})
+    assert one_call_plan(tenth) == _one_call_plan_by_grids(tenth) == -54
+    # 0.5 = 2**-1 and 3: every product a multiple of 2**-1.
+    assert one_call_plan(parse_call("conv", (short, short[:, :, :1]), {})) == -1
+
+
+def test_check_finite_passes_finite_complex_operands() -> None:
+    from mimo_conv.testing.reference import check_finite  # noqa: PLC0415
+
+    check_finite(parse_call("conv", (np.array([[[1.0 + 2j, -1j]]]), np.ones((1, 1, 1))), {}))
+
+
+def test_an_empty_call_composes_an_empty_bound() -> None:
+    for precision in (None, "bfloat16", "float32"):
+        got = bound("conv", np.zeros((0, 1, 3)), np.ones((1, 1, 2)), precision=precision)
+        assert got.shape == (0, 1, 2)
+
+
+def test_the_overflow_reach_counts_the_output_rounding() -> None:
+    # float32 inputs and sums, a bfloat16 result: the reach is M (1 + u_bf16) roughly, so a
+    # float32 M a 2**-10 below bfloat16's largest number reaches it only through the
+    # output term.
+    model = Precision("float32", "float32", output="bfloat16")
+    top = float(FORMATS["bfloat16"].max)
+    x = np.array([[1.0, top * (1 - 2.0**-10)]], np.float32)
+    w = np.ones((1, 1, 1), np.float32)
+    terms = bound_terms("conv", x, w, precision=model)
+    expected = _compose_by_formula(magnitudes(parse_call("conv", (x, w), {})), model)
+    assert terms.may_overflow is not None
+    np.testing.assert_array_equal(terms.may_overflow, expected[-1])
+    assert terms.may_overflow.tolist() == [[False, True]]
+
+
+def test_operands_near_the_ends_of_the_range_are_sliced_one_by_one() -> None:
+    # Tops of -1000 and 1000: split_pair's factors leave the normal range, each operand is
+    # split on its own (ldexp); the slices keep the invariants and every bit.
+    from mimo_conv.testing.reference import split_pair  # noqa: PLC0415
+
+    x = np.array([[[2.0**-1001 + 2.0**-1015, -3 * 2.0**-1010, 2.0**-1040]]])
+    w = np.array([[[2.0**999 + 2.0**990, 2.0**960 * 1.5]]])  # more bits than a few
+    call = parse_call("conv", (x, w), {})
+    chopped = ozaki_split(call, 2)
+    assert split_pair(x, w, chopped.beta, 6, (chopped.left_top, chopped.right_top)) is None
+    assert (chopped.left_top, chopped.right_top) == (-1000, 1000)
+    for array, top, slices in (
+        (x, chopped.left_top, chopped.left_slices),
+        (w, chopped.right_top, chopped.right_slices),
+    ):
+        expected, _, _ = split(np.asarray(array, dtype=np.float64), chopped.beta, 6, top)
+        assert len(slices) == len(expected) >= 2
+        for got, want in zip(slices, expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+        total = sum(Fraction(float(v)) for s in slices for v in np.ravel(s))
+        assert total * Fraction(2) ** top == sum(Fraction(float(v)) for v in np.ravel(array))
+        for k, piece in enumerate(slices):
+            scaled = np.ldexp(np.asarray(piece), chopped.beta * (k + 1))
+            assert np.all(scaled == np.trunc(scaled))
+            assert np.all(np.abs(scaled) < 2**chopped.beta)
+    assert not chopped.truncated

@@ -155,5 +155,7 @@ def test_terms_are_counted_in_any_layout(out_channels: int) -> None:
     oracle = oracle_for("conv", (x, w), options)
     assert oracle.n == 3 * 3 * 2
     canonical = oracle_for("conv", (x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1)), {})
-    np.testing.assert_array_equal(oracle.bound, np.moveaxis(canonical.bound, 1, -1))
+    # The magnitudes come from calls on other paths (the canonical one stacked): the same
+    # sums, perhaps in another order, so equal up to their last bits.
+    np.testing.assert_allclose(oracle.bound, np.moveaxis(canonical.bound, 1, -1), rtol=2**-40)
     oracle.check(mc.conv(x, w, **options))

@@ -49,6 +49,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ from mimo_conv.testing.precision import (
     format_name,
     round_to,
 )
-from mimo_conv.testing.reference import ints_in_float64
+from mimo_conv.testing.reference import ints_in_float64, largest_of
 
 #: ``sqrt(2)`` rounded up: float64 ``1.4142135623730951`` is above the true value.
 _SQRT2_UP = 1.4142135623730951
@@ -115,7 +116,7 @@ def gamma(n: int, unit_roundoff: float) -> float:
     return nu / (1 - nu)
 
 
-def gammas(counts: NDArray[Any], unit_roundoff: float) -> NDArray[np.float64]:
+def gammas(counts: NDArray[Any] | float, unit_roundoff: float) -> NDArray[np.float64]:
     """Elementwise :func:`gamma` of an array of counts (float64, rounded up a little).
 
     Examples
@@ -123,10 +124,13 @@ def gammas(counts: NDArray[Any], unit_roundoff: float) -> NDArray[np.float64]:
     >>> gammas(np.array([0.0, 3.0]), 2.0**-24)[1] >= gamma(3, 2.0**-24)
     np.True_
     """
-    largest = float(np.max(counts)) if np.size(counts) else 0.0
+    if isinstance(counts, float | int):  # one count for every output
+        largest = float(counts)
+    else:
+        largest = float(np.max(counts)) if np.size(counts) else 0.0
     gamma(math.ceil(largest), unit_roundoff)  # refuses n u >= 1
     nu = counts * unit_roundoff
-    result: NDArray[np.float64] = nu / (1 - nu) * (1 + 4 * _U64)
+    result: NDArray[np.float64] = nu / (1 - nu) * (1 + 4 * _U64)  # type: ignore[assignment]
     return result
 
 
@@ -253,6 +257,8 @@ class Magnitudes:
     @property
     def n(self) -> int:
         """The largest number of terms of an output."""
+        if self.uniform_count is not None:
+            return int(self.uniform_count)
         return int(np.max(self.count, initial=0))
 
     @property
@@ -385,7 +391,10 @@ def magnitudes(
         # The products were computed with other calls: only the largest magnitudes are
         # needed here, read without temporaries.
         wide: np.dtype[Any] = np.dtype(np.float64)
-        left_max, right_max = (1.0 if a is None else _largest(a) for a in (call.left, call.right))
+        left_max, right_max = (
+            1.0 if a is None else largest_of(call, which) if a.dtype.kind == "f" else _largest(a)
+            for which, a in enumerate((call.left, call.right))
+        )
         shapes = (call.left.shape, None if call.right is None else call.right.shape)
         products = np.asarray(products, dtype=wide)
     else:
@@ -427,15 +436,25 @@ def magnitudes(
     # Each magnitude went through at most n + 3 roundings (|.| of a complex, the product,
     # n - 1 additions); 1 + 2 gamma_{n+16} covers them (and the arithmetic of compose()),
     # and (n + 1) smallest subnormals cover the products that underflowed.
-    info = np.finfo(wide)
-    # In the magnitude dtype: 1 + 2e-18 is 1.0 as a Python float, not as a longdouble.
-    slack = wide.type(1) + wide.type(2) * wide.type(gamma(n + 16, float(info.eps) / 2))
-    tiny = float(info.smallest_subnormal) if wide == np.float64 else info.smallest_subnormal
-    products = np.asarray(np.multiply(products, slack) + np.multiply(n + 1, tiny), dtype=wide)
+    eps, smallest = _spacings(wide)
+    if wide == np.float64:  # Python floats are float64 numbers: the same arithmetic
+        slack = 1 + 2 * gamma(n + 16, float(eps) / 2)
+        products = products * slack + (n + 1) * float(smallest)
+    else:
+        # In the magnitude dtype: 1 + 2e-18 is 1.0 as a Python float, not as a longdouble.
+        slack = wide.type(1) + wide.type(2) * wide.type(gamma(n + 16, float(eps) / 2))
+        products = np.asarray(
+            np.multiply(products, slack) + np.multiply(n + 1, smallest), dtype=wide
+        )
     bias_term = None
     if call.bias is not None and call.right is not None:
         spatial = call.right.ndim - 2
-        bias_term = _abs_wide(call.bias).astype(wide).reshape((-1,) + (1,) * spatial)
+        bias = call.bias
+        if wide == np.float64 and bias.dtype.kind == "f" and bias.dtype.itemsize <= 8:
+            bias_term = np.abs(bias, dtype=np.float64)  # exact: float64 holds the values
+        else:
+            bias_term = _abs_wide(bias).astype(wide)
+        bias_term = bias_term.reshape((-1,) + (1,) * spatial)
     return Magnitudes(
         products=products,
         bias=bias_term,
@@ -448,6 +467,13 @@ def magnitudes(
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _spacings(dtype: np.dtype[Any]) -> tuple[Any, Any]:
+    """``np.finfo(dtype)``'s ``eps`` and ``smallest_subnormal``, read once per dtype."""
+    info = np.finfo(dtype)
+    return info.eps, info.smallest_subnormal
+
+
 def call_precision(call: OpCall) -> Precision | None:
     """Return the default model of a call: its result computed as mimo_conv computes it.
 
@@ -458,6 +484,30 @@ def call_precision(call: OpCall) -> Precision | None:
     >>> call_precision(parse_call("conv", (np.ones((1, 2), np.float16), np.ones((1, 1, 1))), {}))
     Precision(inputs='float64', accumulate='float64', rounding='nearest', ...)
     """
+    operand_dtypes = tuple(a.dtype for a in call.operands())
+    if "O" not in {dtype.kind for dtype in operand_dtypes}:  # the dtypes decide: read once
+        return _dtype_precision(call.dtypes, operand_dtypes)
+    return _call_precision(call)
+
+
+@functools.lru_cache(maxsize=128)
+def _dtype_precision(
+    dtypes: tuple[np.dtype[Any] | None, ...], operand_dtypes: tuple[np.dtype[Any], ...]
+) -> Precision | None:
+    """:func:`call_precision` of operands without Python objects, by their dtypes."""
+    left = np.empty(0, dtype=operand_dtypes[0])
+    rest = [np.empty(0, dtype=dtype) for dtype in operand_dtypes[1:]]
+    right = rest[0] if dtypes[1] is not None else None
+    bias = rest[-1] if dtypes[2] is not None else None
+    call = OpCall("", left, right, bias, dtypes, _no_run)  # type: ignore[arg-type]
+    return _call_precision(call)
+
+
+def _no_run(*_: Any) -> Any:  # pragma: no cover - never called
+    raise AssertionError
+
+
+def _call_precision(call: OpCall) -> Precision | None:
     dtypes = [d for d in call.dtypes if d is not None]
     names = [format_name(d) for d in dtypes]
     if all(name is not None and name not in ("float64", "float32", "float16") for name in names):
@@ -481,14 +531,56 @@ def call_precision(call: OpCall) -> Precision | None:
     return default_precision(real)
 
 
+@dataclass(frozen=True)
+class _ModelConstants:
+    """The scalars of a precision model that :func:`compose` reads (computed once per model)."""
+
+    u_in: float
+    e_in: float
+    u_acc: float
+    e_product: float
+    e_sum: float
+    products_exact: bool
+    output_rounds: bool
+    u_out: float
+    e_out: float
+    largest: float
+    top_in: float
+
+
+@functools.lru_cache(maxsize=64)
+def _constants(precision: Precision) -> _ModelConstants:
+    acc = precision.accumulate_format
+    out = precision.output_format
+    fmt_in = precision.input_format
+    rounding = precision.rounding
+    flush = precision.flush_subnormals
+    # An input rounds (to nearest) to infinity from the midpoint past the largest finite
+    # number on: half its spacing above it, 2**floor(log2 max) u.
+    top_in = fmt_in.max + math.ldexp(fmt_in.unit_roundoff("nearest"), math.frexp(fmt_in.max)[1] - 1)
+    return _ModelConstants(
+        u_in=fmt_in.unit_roundoff(rounding),
+        e_in=fmt_in.underflow(rounding, flush=flush),
+        u_acc=acc.unit_roundoff(rounding),
+        e_product=acc.underflow(rounding, flush=flush),
+        e_sum=acc.smallest_normal if flush else 0.0,
+        products_exact=precision.products_exact,
+        output_rounds=not out.holds(acc),
+        u_out=out.unit_roundoff(rounding),
+        e_out=out.underflow(rounding, flush=flush),
+        largest=min(acc.max, out.max),
+        top_in=top_in,
+    )
+
+
 def _input_errors(mag: Magnitudes, precision: Precision) -> list[tuple[float, float]]:
     """Return ``(u, e)`` of rounding each operand (left, right, bias) to the input format.
 
     ``(0, 0)`` for an operand already in the format.
     """
     fmt = precision.input_format
-    rounding = precision.rounding
-    error = (fmt.unit_roundoff(rounding), fmt.underflow(rounding, flush=precision.flush_subnormals))
+    constants = _constants(precision)
+    error = (constants.u_in, constants.e_in)
     return [(0.0, 0.0) if mag.held(which, fmt) else error for which in range(3)]
 
 
@@ -500,6 +592,11 @@ def compose(
     ``probabilistic`` (a failure probability) replaces the accumulation term's ``gamma_r``
     by Higham and Mary's probabilistic ``gamma~_r`` where that is smaller (see
     :func:`bound`).
+
+    Terms that are zero (inputs already in the input format, an output format that holds
+    the accumulation format) are not added, and with a uniform count the overflow test
+    reads the largest ``M`` only: every value is the same as the general formulas', bit
+    for bit (adding a zero is exact; rounding is monotonic).
 
     Examples
     --------
@@ -514,63 +611,108 @@ def compose(
     zeros = np.zeros(shape, dtype=mag.products.dtype)
     if precision is None:
         return BoundTerms(zeros, zeros, zeros, zeros, zeros, None, mag.n)
-    acc = precision.accumulate_format
-    out = precision.output_format
-    rounding = precision.rounding
-    flush = precision.flush_subnormals
-    fmt_in = precision.input_format
-    (u_a, e_a), (u_b, e_b), (u_c, e_c) = _input_errors(mag, precision)
+    constants = _constants(precision)
     bilinear = mag.call.bilinear
     count: Any = mag.count if mag.uniform_count is None else mag.uniform_count
     has_bias = mag.bias is not None
-    products = mag.products
     if mag.complex_result:
         count = 2 * count  # each part: a real sum of 2n terms of total magnitude <= P
-    if bilinear:
-        inputs = (u_a + u_b + u_a * u_b) * products + count * (
-            e_a * (1 + u_b) * mag.right_max + e_b * (1 + u_a) * mag.left_max + e_a * e_b
-        )
-    else:
-        inputs = u_a * products + count * e_a
-    if mag.bias is not None:
-        inputs = inputs + u_c * mag.bias + e_c
-    u = acc.unit_roundoff(rounding)
+    # Zero terms are left out only where they are zeros: 0 * inf would be NaN.
+    products = mag.products
+    plain = products.dtype == np.float64 and (shape_size == 0 or math.isfinite(products.max()))
+    bias_max = float(mag.bias.max()) if mag.bias is not None and mag.bias.size else 0.0
+    inputs = _inputs_term(mag, precision, count, zeros, plain=plain and math.isfinite(bias_max))
+    exact_inputs = inputs is zeros
+    u = constants.u_acc
     terms = count + (1 if has_bias else 0)
-    product_rounds = 0 if (not bilinear or precision.products_exact) else 1
-    roundings = np.maximum(terms - 1, 0) + product_rounds * (count > 0)
+    product_rounds = 0 if (not bilinear or constants.products_exact) else 1
+    scalar = isinstance(count, float)  # one count for every output: Python arithmetic
+    sums = max(terms - 1, 0) if scalar else np.maximum(terms - 1, 0)
+    roundings = sums + product_rounds * (count > 0)
     g = gammas(roundings, u)
-    total_in = mag.total + inputs
-    accumulation = _probable(g, roundings, terms, u, probabilistic, shape_size) * total_in
-    e_product = acc.underflow(rounding, flush=flush) if bilinear else 0.0
-    e_sum = acc.smallest_normal if flush else 0.0
-    underflow = (count * e_product + np.maximum(terms - 1, 0) * e_sum) * (1 + g)
-    if out.holds(acc):
-        output = zeros
+    total_in = mag.total if exact_inputs else mag.total + inputs
+    gain = _probable(g, roundings, terms, u, probabilistic, shape_size)
+    accumulation = gain * total_in
+    e_product = constants.e_product if bilinear else 0.0
+    underflow = (count * e_product + sums * constants.e_sum) * (1 + g)
+    if scalar:
+        underflow = np.float64(underflow)  # the term's type, as NumPy's scalar arithmetic gives
+    if constants.output_rounds:
+        output = constants.u_out * (total_in + accumulation + underflow) + constants.e_out
+        total = inputs + accumulation + underflow + output
     else:
-        u_out = out.unit_roundoff(rounding)
-        output = u_out * (total_in + accumulation + underflow) + out.underflow(
-            rounding, flush=flush
+        output = zeros
+        total = (
+            accumulation + underflow if exact_inputs else inputs + accumulation + underflow + output
         )
-    total = inputs + accumulation + underflow + output
     if mag.complex_result:
         total = total * _SQRT2_UP
     total = total * (1 + 8 * _U64) + 8 * _ETA64
     # Where a partial sum or the result could pass the largest finite number, a correct
     # kernel may overflow; the bound holds wherever it did not (a finite result).
-    largest = min(acc.max, out.max)
-    reach = (total_in + accumulation + underflow + output) * (1 + 8 * _U64)
-    may_overflow = np.asarray(reach >= largest)
-    # An input rounds (to nearest) to infinity from the midpoint past the largest finite
-    # number on: half its spacing above it, 2**floor(log2 max) u.
-    top_in = fmt_in.max + math.ldexp(fmt_in.unit_roundoff("nearest"), math.frexp(fmt_in.max)[1] - 1)
-    if max(mag.left_max, mag.right_max if bilinear else 0.0) >= top_in or (
-        mag.bias is not None and float(np.max(mag.bias, initial=0.0)) >= top_in
-    ):
+    one_reach = plain and scalar and isinstance(gain, float) and isinstance(underflow, float)
+    may_overflow = _overflow_flags(
+        constants, total_in, gain, underflow, (accumulation, output), one_reach=one_reach
+    )
+    top_in = constants.top_in
+    if max(mag.left_max, mag.right_max if bilinear else 0.0) >= top_in or bias_max >= top_in:
         may_overflow = np.ones(shape, dtype=bool)  # an input itself rounds to infinity
     return BoundTerms(
         inputs, accumulation, underflow, output, total, precision, mag.n, may_overflow,
         probabilistic,
     )  # fmt: skip
+
+
+def _inputs_term(
+    mag: Magnitudes, precision: Precision, count: Any, zeros: NDArray[Any], *, plain: bool
+) -> NDArray[Any]:
+    """``E_in``; ``zeros`` itself when every operand is in the input format and ``plain``.
+
+    ``plain``: the magnitudes are finite float64 numbers (so the zero terms are zeros).
+    """
+    (u_a, e_a), (u_b, e_b), (u_c, e_c) = _input_errors(mag, precision)
+    if mag.call.bilinear:
+        relative = u_a + u_b + u_a * u_b
+        absolute = e_a * (1 + u_b) * mag.right_max + e_b * (1 + u_a) * mag.left_max + e_a * e_b
+    else:
+        relative, absolute = u_a, e_a
+    rounded_bias = mag.bias is not None and not (u_c == 0 and e_c == 0)
+    if plain and relative == 0 and absolute == 0 and not rounded_bias:
+        return zeros
+    inputs: NDArray[Any] = relative * mag.products + count * absolute
+    if mag.bias is not None:
+        inputs = inputs + u_c * mag.bias + e_c
+    return inputs
+
+
+def _overflow_flags(
+    constants: _ModelConstants,
+    total_in: NDArray[Any],
+    gain: Any,
+    underflow: Any,
+    terms: tuple[Any, Any],
+    *,
+    one_reach: bool,
+) -> NDArray[np.bool_]:
+    """Where ``M + E_in + E_acc + E_out`` (with a margin) reaches the largest finite number.
+
+    ``one_reach``: the accumulation is ``gain M`` and the underflow one float64 number, so
+    each step is monotonic in ``M`` (rounding is) and the largest reach is the one of the
+    largest ``M``, computed with the same operations: no flag is set when it stays below.
+    """
+    largest = constants.largest
+    if one_reach:
+        top = float(total_in.max()) if total_in.size else 0.0
+        top_output = (
+            constants.u_out * (top + gain * top + underflow) + constants.e_out
+            if constants.output_rounds
+            else 0.0
+        )
+        if (top + gain * top + underflow + top_output) * (1 + 8 * _U64) < largest:
+            return np.zeros(total_in.shape, dtype=bool)
+    accumulation, output = terms
+    reach = (total_in + accumulation + underflow + output) * (1 + 8 * _U64)
+    return np.asarray(reach >= largest)
 
 
 def _probable(

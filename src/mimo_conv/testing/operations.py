@@ -87,7 +87,11 @@ class OpCall:
 
     def operands(self) -> tuple[NDArray[Any], ...]:
         """Return the operands that are given, in the order left, right, bias."""
-        return tuple(a for a in (self.left, self.right, self.bias) if a is not None)
+        found: tuple[NDArray[Any], ...] | None = self.memo.get("operands")
+        if found is None:
+            found = tuple(a for a in (self.left, self.right, self.bias) if a is not None)
+            self.memo["operands"] = found
+        return found
 
 
 def _as_operand(value: Any) -> tuple[NDArray[Any], np.dtype[Any]]:
@@ -102,6 +106,44 @@ def _as_operand(value: Any) -> tuple[NDArray[Any], np.dtype[Any]]:
 def _signature(op: str) -> inspect.Signature:
     """Return the signature of ``op``'s function, read once (reading it costs microseconds)."""
     return inspect.signature(OPERATIONS[op][0])
+
+
+@functools.lru_cache(maxsize=16)  # one entry per operation name
+def _parameters(op: str) -> tuple[tuple[str, ...], frozenset[str], frozenset[str]]:
+    """``op``'s positional-or-keyword names in order, every name, and the required ones.
+
+    The operations' functions take no ``*args`` or ``**kwargs`` (:func:`_bind` relies on it).
+    """
+    parameters = _signature(op).parameters.values()
+    positional = tuple(p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD)
+    names = frozenset(p.name for p in parameters)
+    required = frozenset(p.name for p in parameters if p.default is p.empty)
+    return positional, names, required
+
+
+def _bind(op: str, args: tuple[Any, ...], options: dict[str, Any]) -> dict[str, Any]:
+    """``inspect.Signature.bind(*args, **options).arguments`` of ``op``'s function, quicker.
+
+    The arguments as given, by name (defaults not filled in). A call this shortcut does not
+    plainly accept (too many positional arguments, a name given twice or unknown, a required
+    one missing) is bound by :mod:`inspect`, which raises its ``TypeError``.
+
+    Examples
+    --------
+    >>> _bind("conv", (1, 2), {"stride": 3})
+    {'x': 1, 'weight': 2, 'stride': 3}
+    """
+    positional, names, required = _parameters(op)
+    if len(args) <= len(positional):
+        given = dict(zip(positional, args, strict=False))
+        if (
+            not given.keys() & options.keys()
+            and names.issuperset(options)
+            and required.issubset(given.keys() | options.keys())
+        ):
+            given.update(options)
+            return given
+    return dict(_signature(op).bind(*args, **options).arguments)
 
 
 def parse_call(op: str, args: tuple[Any, ...], options: dict[str, Any]) -> OpCall:
@@ -128,14 +170,12 @@ def parse_call(op: str, args: tuple[Any, ...], options: dict[str, Any]) -> OpCal
         msg = f"op must be one of {list(OPERATIONS)!r}, got {op!r}"
         raise ValueError(msg)
     function, left_name, right_name, bias_name = OPERATIONS[op]
-    signature = _signature(op)
     try:
-        bound = signature.bind(*args, **options)
+        given = _bind(op, args, options)
     except TypeError as error:
-        names = ", ".join(list(signature.parameters)[:2])
+        names = ", ".join(list(_signature(op).parameters)[:2])
         msg = f"{op}() arguments do not match mimo_conv's {op}({names}, ...): {error}"
         raise TypeError(msg) from None
-    given = dict(bound.arguments)
     given.pop("method", None)
     given.pop("memory_budget", None)
     operand_names = [name for name in (left_name, right_name, bias_name) if name is not None]

@@ -44,6 +44,7 @@ from mimo_conv.testing.operations import OpCall, parse_call
 from mimo_conv.testing.precision import Precision, format_name
 from mimo_conv.testing.reference import (
     Exact,
+    _digits,
     add,
     check_finite,
     fraction_exact,
@@ -55,7 +56,7 @@ from mimo_conv.testing.reference import (
     ozaki_split,
 )
 from mimo_conv.testing.report import describe_failure
-from mimo_conv.testing.stacked_calls import run_pairs, stackable
+from mimo_conv.testing.stacked_calls import grid_stackable, run_grid, run_pairs
 
 _U64 = 2.0**-53
 #: The Ozaki reference's error must stay below this fraction of the bound, else fractions.
@@ -228,6 +229,8 @@ def _as_float64(actual: Any) -> NDArray[Any]:
         values = result.ravel().tolist()
         kind = np.complex128 if any(isinstance(v, complex) for v in values) else np.float64
         return np.asarray(values, dtype=kind).reshape(result.shape)
+    if result.dtype == np.float64:
+        return result
     return np.asarray(result.astype(np.float64), dtype=np.float64)
 
 
@@ -271,7 +274,7 @@ def _in_float64(array: NDArray[Any]) -> bool:
     """Whether float64 holds every value: floats up to float64, integers up to ``2**53``."""
     kind = array.dtype.kind
     if kind == "f":
-        return bool(np.finfo(array.dtype).precision <= 15)
+        return _digits(array.dtype) <= 15
     return kind == "b" or (kind in "iu" and ints_in_float64(array))
 
 
@@ -322,14 +325,15 @@ def _terms_at_most(call: OpCall) -> int | None:
 def _paired_oracle(
     call: OpCall, precision: str | Precision | None, probabilistic: float | None
 ) -> Oracle | None:
-    """Return the oracle of a conv from one list of operand pairs (None: not this way).
+    """Return the oracle of a conv from one set of operand pairs (None: not this way).
 
     The pairs of the reference (the operands themselves when one float64 call has exact
     products, else their Ozaki slices and the truncation magnitudes) and ``|a|, |b|`` (and
     ones, to count the terms of a transposed convolution) run together: one engine call
-    for a small problem (:mod:`mimo_conv.testing.stacked_calls`). None when the operation
-    does not allow it, or for an Ozaki reference too large to stack (it then prunes its
-    slice pairs with the bound, computed first).
+    for a small problem, every left operand against every right one
+    (:func:`~mimo_conv.testing.stacked_calls.run_grid`). None when the operation does not
+    allow it, or for an Ozaki reference too large to stack (it then prunes its slice pairs
+    with the bound, computed first).
     """
     n = _terms_at_most(call)
     if n is None or not call.left.size or call.right is None or not call.right.size:
@@ -337,39 +341,78 @@ def _paired_oracle(
     check_finite(call)
     n = max(n, 1)
     low = one_call_plan(call)
-    magnitude_pairs: list[tuple[NDArray[Any], NDArray[Any] | None]] = [
+    left = np.asarray(call.left, dtype=np.float64)
+    right = np.asarray(call.right, dtype=np.float64)
+    chopped = None if low is not None else ozaki_split(call, n)
+    if chopped is None:
+        lefts, rights = [left], [right]
+    else:
+        lefts, rights = list(chopped.left_slices), list(chopped.right_slices)  # type: ignore[arg-type]
+    pairs = len(lefts) * len(rights)
+    # |a| against |b| (and ones against ones): the magnitudes and the count of terms.
+    magnitude = (len(lefts), len(rights))
+    lefts.append(np.abs(left))
+    rights.append(np.abs(right))
+    ones = (len(lefts), len(rights))
+    if call.op != "conv":
+        lefts.append(np.ones(left.shape))
+        rights.append(np.ones(right.shape))
+    truncation: list[tuple[int, int]] = []
+    if chopped is not None and chopped.truncated:
+        # |a - a~| |b| and |a~| |b - b~| (chopped.truncation_pairs, in the grid).
+        truncation.append((len(lefts), magnitude[1]))
+        lefts.append(np.abs(chopped.left_rest))
+        assert chopped.right_rest is not None
+        if chopped.right_rest.any():
+            truncation.append((len(lefts), len(rights)))
+            lefts.append(np.abs(left - chopped.left_rest))
+            rights.append(np.abs(chopped.right_rest))
+    if not grid_stackable(call, len(lefts)):
+        if low is None:
+            return None
+        return _unstacked_one_call(call, precision, probabilistic, n, low)
+    grid = run_grid(call, lefts, rights)
+    count = grid[ones] if call.op != "conv" else None
+    mag = magnitudes(call, products=grid[magnitude], count=count)
+    terms = terms_for(call, mag, precision, probabilistic=probabilistic)
+    if chopped is None:
+        assert low is not None
+        exact = one_call_exact(call, grid[0, 0], mag.products, n, low)
+    else:
+        columns = len(chopped.right_slices)
+        parts = [grid[k, m] for k in range(len(chopped.left_slices)) for m in range(columns)]
+        assert len(parts) == pairs
+        shape = mag.products.shape
+        exact = chopped.finish(parts, shape, 0.0, [grid[pair] for pair in truncation] or None)
+    if not _negligible(exact, terms.total):
+        exact, _ = _exact_real(call, mag, terms.total, one_call=chopped is not None)
+    return Oracle(call, mag, terms, exact, None, None)
+
+
+def _unstacked_one_call(
+    call: OpCall, precision: str | Precision | None, probabilistic: float | None, n: int, low: int
+) -> Oracle:
+    """Return the one-call oracle of a conv too large to stack: engine calls of its size."""
+    results = run_pairs(call, [(call.left, call.right), *_magnitude_pairs(call)])
+    count = results[2] if call.op != "conv" else None
+    mag = magnitudes(call, products=results[1], count=count)
+    terms = terms_for(call, mag, precision, probabilistic=probabilistic)
+    exact = one_call_exact(call, results[0], mag.products, n, low)
+    if not _negligible(exact, terms.total):
+        exact, _ = _exact_real(call, mag, terms.total, one_call=False)
+    return Oracle(call, mag, terms, exact, None, None)
+
+
+def _magnitude_pairs(call: OpCall) -> list[tuple[NDArray[Any], NDArray[Any] | None]]:
+    """Return ``(|a|, |b|)`` and, for a transposed convolution, ``(ones, ones)`` (the count)."""
+    assert call.right is not None
+    found: list[tuple[NDArray[Any], NDArray[Any] | None]] = [
         (np.abs(np.asarray(call.left, dtype=np.float64)),
          np.abs(np.asarray(call.right, dtype=np.float64)))
     ]  # fmt: skip
     if call.op != "conv":
-        magnitude_pairs.append((np.ones(call.left.shape), np.ones(call.right.shape)))
-    chopped = None
-    pairs: list[tuple[NDArray[Any], NDArray[Any] | None]]
-    truncation: list[tuple[NDArray[Any], NDArray[Any] | None]] = []
-    if low is not None:
-        pairs = [(call.left, call.right)]
-    else:
-        chopped = ozaki_split(call, n)
-        pairs = chopped.pairs()[0]
-        truncation = chopped.truncation_pairs() if chopped.truncated else []
-        if not stackable(call, len(pairs) + len(truncation) + len(magnitude_pairs)):
-            return None
-    results = run_pairs(call, pairs + truncation + magnitude_pairs)
-    first_magnitude = len(pairs) + len(truncation)
-    count = results[first_magnitude + 1] if call.op != "conv" else None
-    mag = magnitudes(call, products=results[first_magnitude], count=count)
-    terms = terms_for(call, mag, precision, probabilistic=probabilistic)
-    if chopped is None:
-        assert low is not None
-        exact = one_call_exact(call, results[0], mag.products, n, low)
-    else:
-        shape = results[first_magnitude].shape
-        exact = chopped.finish(
-            results[: len(pairs)], shape, 0.0, results[len(pairs) : first_magnitude] or None
-        )
-    if not _negligible(exact, terms.total):
-        exact, _ = _exact_real(call, mag, terms.total, one_call=chopped is not None)
-    return Oracle(call, mag, terms, exact, None, None)
+        found.append((np.ones(call.left.shape), np.ones(call.right.shape)))
+    return found
 
 
 def oracle_for(

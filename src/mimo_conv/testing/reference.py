@@ -33,6 +33,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -48,6 +49,12 @@ _U64 = 2.0**-53
 _ETA64 = 2.0**-1074
 
 F64 = NDArray[np.float64]
+
+
+@functools.lru_cache(maxsize=32)
+def _digits(dtype: np.dtype[Any]) -> int:
+    """``np.finfo(dtype).precision`` (decimal digits) of a float dtype, read once per dtype."""
+    return int(np.finfo(dtype).precision)
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,27 +112,69 @@ def add(first: Exact, second: Exact | F64) -> Exact:
         rounding = _U64 * np.abs(low)
         low2 = low + e
         error = first.error + second.error
-    else:
+        rounding = rounding + _U64 * np.abs(low2)
+    else:  # an array, broadcast against first
         s, e = two_sum(first.hi, np.asarray(second, dtype=np.float64))
         low2 = first.lo + e
-        rounding = np.zeros_like(low2)
+        rounding = _U64 * np.abs(low2)
         error = first.error
-    rounding = rounding + _U64 * np.abs(low2)
     hi, lo = two_sum(s, low2)
     # No underflow term: an addition whose result is subnormal is exact.
     return Exact(hi, lo, error + rounding * (1 + 4 * _U64), first.method)
 
 
 def _grid_bits(array: F64) -> tuple[int, int]:
-    """``(E, L)``: ``max|a| < 2**E`` and every element a multiple of ``2**L``."""
-    nonzero = array[array != 0]
-    if nonzero.size == 0:
+    """``(E, L)``: ``max|a| < 2**E`` and every element a multiple of ``2**L``.
+
+    ``L`` is read from the lowest set bit of each element's significand (its value
+    ``2**L_i`` is a float64 number, at least ``2**-1074``); zeros are left out.
+    """
+    mantissa, exponent = np.frexp(array)
+    ints = (mantissa * 2.0**53).astype(np.int64)
+    lowest_bits = np.ldexp((ints & -ints).astype(np.float64), exponent - 53)  # 0 for zeros
+    lowest = float(np.min(lowest_bits, where=lowest_bits > 0, initial=np.inf))
+    if lowest == np.inf:
         return 0, 0
-    _, top = np.frexp(np.max(np.abs(nonzero)))
-    mantissa, exponent = np.frexp(nonzero)
-    ints = np.ldexp(mantissa, 53).astype(np.int64)
-    lowest = np.log2((ints & -ints).astype(np.float64)).astype(np.int64) + exponent - 53
-    return int(top), int(lowest.min())
+    return top_bits(array), math.frexp(lowest)[1] - 1
+
+
+def top_bits(array: F64) -> int:
+    """``E`` with ``max|a| < 2**E`` (the exponent of ``frexp``), 0 for an empty or zero array.
+
+    Examples
+    --------
+    >>> top_bits(np.array([0.75, -2.0])), top_bits(np.zeros(2))
+    (2, 0)
+    """
+    return math.frexp(_largest_value(array))[1]
+
+
+def _largest_value(array: NDArray[Any]) -> float:
+    """``max |a|`` of a real float array, exactly (NaN if it holds one), 0 when empty."""
+    if not array.size:
+        return 0.0
+    return float(max(-array.min(), array.max()))
+
+
+def extremes(call: OpCall, which: int) -> tuple[Any, Any]:
+    """``(min, max)`` of real float operand ``which`` (0 left, 1 right, 2 bias), read once.
+
+    NaN when the operand holds one, ``(0, 0)`` when it is empty. The finiteness check,
+    the largest magnitudes of the bound and the slices' top exponents all read them.
+    """
+    key = f"extremes{which}"
+    if key not in call.memo:
+        array = (call.left, call.right, call.bias)[which]
+        assert array is not None
+        call.memo[key] = (array.min(), array.max()) if array.size else (0.0, 0.0)
+    found: tuple[Any, Any] = call.memo[key]
+    return found
+
+
+def largest_of(call: OpCall, which: int) -> float:
+    """``max |operand|`` of a real float operand as a float (exact up to float64), read once."""
+    low, high = extremes(call, which)
+    return float(max(-low, high))
 
 
 def grid_of(call: OpCall, which: int) -> tuple[int, int]:
@@ -139,14 +188,25 @@ def grid_of(call: OpCall, which: int) -> tuple[int, int]:
     return found
 
 
-def split(
-    array: F64, beta: int, most: int, grid: tuple[int, int] | None = None
-) -> tuple[list[F64], int, F64]:
+def _scaled(array: F64, shift: int) -> F64:
+    """``array * 2**shift`` (a new array), as ``np.ldexp`` rounds it: a product by a power of two.
+
+    A multiplication by the float64 number ``2**shift`` is correctly rounded, like
+    ``ldexp``; it is used where that number is a normal float64.
+    """
+    if -1022 <= shift <= 1023:
+        return array * math.ldexp(1.0, shift)
+    return np.ldexp(array, shift)
+
+
+def split(array: F64, beta: int, most: int, top: int | None = None) -> tuple[list[F64], int, F64]:
     """Cut ``array`` into at most ``most`` slices of ``beta`` bits on a common grid.
 
     Returns the slices scaled by ``2**-E`` (so each is an integer below ``2**beta`` times
-    ``2**(-beta (k + 1))``), the exponent ``E``, and the unscaled remainder (exact: the
-    dropped low bits, zero when the slices hold every bit).
+    ``2**(-beta (k + 1))``), the exponent ``E`` (``max|a| < 2**E``, given as ``top`` or
+    read from the array), and the unscaled remainder (exact: the dropped low bits, zero
+    when the slices hold every bit). Slicing stops when nothing is left; a level that holds
+    no bit of any element gives no slice.
 
     Examples
     --------
@@ -154,19 +214,80 @@ def split(
     >>> len(slices), top, rest.tolist()
     (2, 1, [0.0, 0.0])
     """
-    top, lowest = _grid_bits(array) if grid is None else grid
-    needed = max(1, math.ceil((top - lowest) / beta))
-    count = min(needed, most)
+    if top is None:
+        top = top_bits(array)
     slices = []
     rest = np.array(array, dtype=np.float64, copy=True)
-    for k in range(count):
+    for k in range(most):
         shift = beta * (k + 1) - top
-        whole = np.trunc(np.ldexp(rest, shift))
+        # Exact unless it underflows, and then below 1: truncated to 0 either way.
+        whole = _scaled(rest, shift)
+        np.trunc(whole, out=whole)
         if not whole.any():
+            if not rest.any():
+                break
             continue
-        rest = rest - np.ldexp(whole, -shift)
-        slices.append(np.ldexp(whole, -beta * (k + 1)))
+        rest -= _scaled(whole, -shift)  # the leading bits of rest: exact
+        slices.append(whole * math.ldexp(1.0, -beta * (k + 1)))  # exact: no underflow
+        if not rest.any():
+            break
     return slices, top, rest
+
+
+def split_pair(
+    left: F64, right: F64, beta: int, most: int, tops: tuple[int, int]
+) -> tuple[list[F64], F64, list[F64], F64, bool] | None:
+    """:func:`split` of two operands at once: the same slices and remainders, fewer NumPy calls.
+
+    Both operands are sliced level by level in one buffer, each element scaled by the power
+    of two of its own operand (``2**(beta (k + 1) - E)``, a product as exact as ``ldexp``),
+    until both remainders are zero or ``most`` levels are cut; a level that holds no bit of
+    an operand gives that operand no slice, as in :func:`split`. Returns ``(left_slices,
+    left_rest, right_slices, right_rest)``, or None when a scale factor of some level would
+    leave float64's normal range (tiny or huge operands: :func:`split` handles them).
+    A fifth item tells whether a remainder is nonzero.
+
+    Examples
+    --------
+    >>> left, right = np.array([1.0 + 2.0**-30, -0.75]), np.array([3.0])
+    >>> left_slices, left_rest, right_slices, right_rest, held = split_pair(
+    ...     left, right, 20, 4, (1, 2)
+    ... )
+    >>> len(left_slices), len(right_slices), left_rest.tolist(), right_rest.tolist(), held
+    (2, 1, [0.0, 0.0], [0.0], False)
+    """
+    if min(beta - top for top in tops) < -1022 or max(beta * most - top for top in tops) > 1022:
+        return None
+    size = left.size
+    rest = np.concatenate((left.reshape(-1), right.reshape(-1)))  # a new float64 array
+    counts = (size, right.size)
+    up = np.repeat(np.array([math.ldexp(1.0, beta - top) for top in tops]), counts)
+    down = np.repeat(np.array([math.ldexp(1.0, top - beta) for top in tops]), counts)
+    levels = np.empty((most, rest.size))
+    cut = 0
+    held_bits = True
+    while cut < most:
+        whole = levels[cut]
+        np.multiply(rest, up, out=whole)  # below 1 where it underflows: truncated to 0
+        np.trunc(whole, out=whole)
+        rest -= whole * down  # the leading bits of rest: exact
+        whole *= math.ldexp(1.0, -beta * (cut + 1))  # exact: no underflow
+        cut += 1
+        held_bits = bool(rest.any())
+        if not held_bits:
+            break
+        up *= math.ldexp(1.0, beta)
+        down *= math.ldexp(1.0, -beta)
+    held = levels[:cut]
+    left_held = np.any(held[:, :size], axis=1).tolist()
+    right_held = np.any(held[:, size:], axis=1).tolist()
+    return (
+        [held[k, :size].reshape(left.shape) for k in range(cut) if left_held[k]],
+        rest[:size].reshape(left.shape),
+        [held[k, size:].reshape(right.shape) for k in range(cut) if right_held[k]],
+        rest[size:].reshape(right.shape),
+        held_bits,
+    )
 
 
 def beta_for(n: int) -> int:
@@ -183,6 +304,9 @@ def beta_for(n: int) -> int:
 def check_finite(call: OpCall) -> None:
     """Raise ``ValueError`` unless every operand of a float call is finite (checked once).
 
+    Real float operands by their extremes (:func:`extremes`, which a NaN or an infinity
+    reaches), complex ones element by element.
+
     Examples
     --------
     >>> from mimo_conv.testing.operations import parse_call
@@ -191,8 +315,21 @@ def check_finite(call: OpCall) -> None:
     ...
     ValueError: the exact reference needs finite inputs, got an array with NaN or Inf
     """
-    for array in call.operands():
-        if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
+    for which, array in enumerate((call.left, call.right, call.bias)):
+        if array is None:
+            continue
+        kind = array.dtype.kind
+        if kind == "f":
+            low, high = extremes(call, which)
+            if array.dtype.itemsize <= 8:  # float16, float32, float64: read as a float exactly
+                finite = math.isfinite(low) and math.isfinite(high)
+            else:
+                finite = bool(np.isfinite(low) and np.isfinite(high))
+        elif kind == "c":
+            finite = bool(np.all(np.isfinite(array)))
+        else:
+            continue
+        if not finite:
             msg = "the exact reference needs finite inputs, got an array with NaN or Inf"
             raise ValueError(msg)
 
@@ -216,6 +353,8 @@ class OzakiSplit:
     left_top, right_top : int
     left_rest, right_rest : ndarray
         The bits the slices do not hold (unscaled), zero when they hold every bit.
+    rest_held : bool or None
+        Whether a remainder is nonzero, when the slicing found it (else read from them).
     """
 
     call: OpCall
@@ -229,6 +368,7 @@ class OzakiSplit:
     right_top: int
     left_rest: F64
     right_rest: F64 | None
+    rest_held: bool | None = None
 
     @property
     def scale(self) -> int:
@@ -244,6 +384,8 @@ class OzakiSplit:
         kept = self._kept(negligible)
         pairs = [(self.left_slices[k], self.right_slices[m]) for k, m in kept]
         dropped = 0.0
+        if negligible <= 0:  # every pair is kept
+            return pairs, dropped
         for k in range(len(self.left_slices)):
             for m in range(len(self.right_slices)):
                 if (k, m) not in kept:
@@ -251,6 +393,10 @@ class OzakiSplit:
         return pairs, dropped
 
     def _kept(self, negligible: float) -> list[tuple[int, int]]:
+        if negligible <= 0:  # n 2**(...) >= 0: every pair
+            return [
+                (k, m) for k in range(len(self.left_slices)) for m in range(len(self.right_slices))
+            ]
         return [
             (k, m)
             for k in range(len(self.left_slices))
@@ -269,9 +415,11 @@ class OzakiSplit:
             sums[d] = part if d not in sums else sums[d] + part
         return [sums[d] for d in sorted(sums)]
 
-    @property
+    @functools.cached_property
     def truncated(self) -> bool:
         """Whether the slices leave bits out (then :meth:`truncation_pairs` bound them)."""
+        if self.rest_held is not None:  # known from slicing
+            return self.rest_held
         return bool(np.any(self.left_rest)) or (
             self.right_rest is not None and bool(np.any(self.right_rest))
         )
@@ -311,7 +459,8 @@ class OzakiSplit:
         # Scaling back by a power of two is exact unless it underflows (half a subnormal each).
         with np.errstate(over="ignore"):  # an overflow is refused just below
             hi, lo = np.ldexp(total.hi, scale), np.ldexp(total.lo, scale)
-        if not (np.all(np.isfinite(hi)) and np.all(np.isfinite(lo))):
+        # |lo| <= |hi| (TwoSum's low part), so a finite hi has a finite lo.
+        if not np.isfinite(hi).all():
             msg = "the exact result leaves the float64 range; use dtype=object inputs"
             raise ValueError(msg)
         error = np.ldexp(total.error, scale) * (1 + 2 * _U64)
@@ -344,17 +493,34 @@ def ozaki_split(call: OpCall, n: int, *, most: int = 6) -> OzakiSplit:
     right = None if call.right is None else np.asarray(call.right, dtype=np.float64)
     # Headroom for the ``most`` parts of a diagonal k + m = d, added in float64 exactly.
     beta = beta_for(n * most)
-    left_slices, left_top, left_rest = split(left, beta, most, grid_of(call, 0))
+    left_top = _top_of(call, 0)
+    rest_held = None
     right_slices: list[F64 | None]
     if right is None:
+        left_slices, left_top, left_rest = split(left, beta, most, left_top)
         right_slices, right_top, right_rest = [None], 0, None
     else:
-        found, right_top, right_rest = split(right, beta, most, grid_of(call, 1))
+        right_top = _top_of(call, 1)
+        together = split_pair(left, right, beta, most, (left_top, right_top))
+        if together is None:
+            left_slices, left_top, left_rest = split(left, beta, most, left_top)
+            found, right_top, right_rest = split(right, beta, most, right_top)
+        else:
+            left_slices, left_rest, found, right_rest, rest_held = together
         right_slices = list(found)
     return OzakiSplit(
         call, n, beta, left, right, left_slices, right_slices, left_top, right_top,
-        left_rest, right_rest,
+        left_rest, right_rest, rest_held,
     )  # fmt: skip
+
+
+def _top_of(call: OpCall, which: int) -> int:
+    """:func:`top_bits` of a real operand (0 left, 1 right), from its extremes when a float."""
+    array = call.left if which == 0 else call.right
+    assert array is not None
+    if array.dtype.kind == "f" and _digits(array.dtype) <= 15:
+        return math.frexp(largest_of(call, which))[1]
+    return top_bits(np.asarray(array, dtype=np.float64))
 
 
 def ozaki_exact(call: OpCall, n: int, *, most: int = 6, negligible: float = 0.0) -> Exact:
@@ -396,7 +562,7 @@ def with_bias(exact: Exact, call: OpCall) -> Exact:
     if call.bias is None or call.right is None:
         return exact
     bias = np.asarray(call.bias, dtype=np.float64).reshape((-1,) + (1,) * (call.right.ndim - 2))
-    return add(exact, np.broadcast_to(bias, exact.hi.shape).astype(np.float64))
+    return add(exact, bias)  # broadcast in the arithmetic
 
 
 def sum_levels(levels: list[F64]) -> Exact:
@@ -417,8 +583,8 @@ def sum_levels(levels: list[F64]) -> Exact:
     s, tail = two_sum(levels[0], levels[1])
     size = np.abs(tail)
     for level in levels[2:]:
-        tail = tail + level
-        size = size + np.abs(level)
+        tail += level  # a new array from two_sum: in place
+        size += np.abs(level)
     hi, lo = two_sum(s, tail)
     nu = len(levels) * _U64
     error = size * (nu / (1 - nu) * (1 + 4 * _U64)) if len(levels) > 2 else np.zeros_like(hi)
@@ -456,13 +622,36 @@ def _narrow_bits(call: OpCall, which: int) -> tuple[int, int] | None:
     array = call.left if which == 0 else call.right
     assert array is not None
     kind = array.dtype.kind
-    if kind == "f" and np.finfo(array.dtype).precision < 15:  # float32, float16: by dtype
+    if kind == "f" and _digits(array.dtype) < 15:  # float32, float16: by dtype
         info = np.finfo(array.dtype)
         return int(info.nmant) + 1, int(info.minexp) - int(info.nmant)
     if kind in "iu" and not ints_in_float64(array):
         return None
     top, low = grid_of(call, which)
     return top - low, low
+
+
+def _may_be_short(call: OpCall, which: int, bits: int) -> bool:
+    """Return False when a float64 operand surely spans more than ``bits`` bits (no grid).
+
+    Every element a multiple of ``2**(E - bits)`` (``max|a| < 2**E``) makes
+    ``a 2**(bits - E)`` integers, computed exactly; so a non-integer there (an element with
+    bits below ``2**(E - bits)``: rounding an underflow can only hide one) shows a span of
+    more than ``bits`` bits. Operands read by dtype are left to :func:`_narrow_bits`.
+
+    Examples
+    --------
+    >>> from mimo_conv.testing.operations import parse_call
+    >>> call = parse_call("conv", (np.array([[3.0, 0.25]]), np.array([[[0.1]]])), {})
+    >>> _may_be_short(call, 0, 4), _may_be_short(call, 0, 3), _may_be_short(call, 1, 53)
+    (True, False, True)
+    """
+    array = call.left if which == 0 else call.right
+    assert array is not None
+    if array.dtype.kind != "f" or _digits(array.dtype) != 15:
+        return True
+    scaled = _scaled(np.asarray(array, dtype=np.float64), bits - _top_of(call, which))
+    return not np.fmod(scaled, 1.0).any()  # fmod is exact: 0 exactly for integers
 
 
 def ints_in_float64(array: NDArray[Any]) -> bool:
@@ -497,6 +686,11 @@ def one_call_plan(call: OpCall) -> int | None:
     1
     >>> one_call_plan(parse_call("conv", (np.array([[0.1, 0.2]]), np.array([[[0.3]]])), {}))
     """
+    if call.right is not None and not (
+        any(_may_be_short(call, which, 26) for which in (0, 1))
+        and all(_may_be_short(call, which, 53) for which in (0, 1))
+    ):
+        return None  # spans of at most 53 bits that add up to at most 53: one is at most 26
     left = _narrow_bits(call, 0)
     if left is None:
         return None
@@ -535,9 +729,16 @@ def one_call_exact(
     nu = sums * _U64
     g = nu / (1 - nu) * (1 + 4 * _U64)
     bound = np.asarray(products, dtype=np.float64)
-    error = np.where(bound <= math.ldexp(1.0, min(53 + low, 1023)), 0.0, g * bound)
-    exact = Exact(hi, np.zeros_like(hi), np.asarray(error, dtype=np.float64), "float64")
-    return with_bias(exact, call)
+    error = np.asarray(
+        np.where(bound <= math.ldexp(1.0, min(53 + low, 1023)), 0.0, g * bound), dtype=np.float64
+    )
+    if call.bias is None or call.right is None:
+        return Exact(hi, np.zeros_like(hi), error, "float64")
+    # hi + c with TwoSum: exactly the double-double hi' + lo' (the low part was 0, so this is
+    # what with_bias computes, without its roundings of low parts: there are none).
+    bias = np.asarray(call.bias, dtype=np.float64).reshape((-1,) + (1,) * (call.right.ndim - 2))
+    total, rest = two_sum(hi, bias)
+    return Exact(total, rest, error, "float64")
 
 
 # --- exact rational arithmetic: object operands, longdouble, and the fallback -----------
