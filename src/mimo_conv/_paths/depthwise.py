@@ -1080,8 +1080,8 @@ def depthwise_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) ->
     ... )
     >>> previous = set_threads(1)
     >>> work = depthwise_work(g, 8, Chunking(2, 16))
-    >>> work.stacked_products  # 9 taps * 2 images * 4 channels * (15 * 18 + 16) wide positions
-    20592
+    >>> work.stacked_products  # 0.7 * 9 taps * 2 images * 4 channels * (15 * 18 + 16) positions
+    14415
     >>> _ = set_threads(previous)
     """
     plan = plan_depthwise(geometry, itemsize, chunking)
