@@ -1,7 +1,8 @@
 """Shared timing, memory and table helpers for the benchmark scripts.
 
 Used by ``bench_conv.py`` (forward pass) and ``bench_backward.py`` (backward pass), so both
-write the same kind of table. Nothing here imports mimo_conv: it times any callable.
+write the same kind of table. Nothing here imports mimo_conv: it times any callable (only the
+child process of :func:`child_machine` does, to read the machine's BLAS kernels).
 
 Hazards this module works around (measured on a 2-core OpenBLAS machine, see issue 6):
 
@@ -24,6 +25,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -330,95 +332,37 @@ def _blas_description() -> dict[str, str]:
     return {key: str(blas[key]) for key in keep if key in blas}
 
 
-def openblas_core() -> str:
-    """The kernel family NumPy's OpenBLAS chose at run time ("Haswell", "SkylakeX", ...).
+@lru_cache(maxsize=1)
+def child_machine() -> dict[str, Any]:
+    """The CPU and the OpenBLAS kernels as a child process started now sees them.
 
-    Read from the library NumPy loaded (its ``*get_corename*`` function, found through
-    ``ctypes``); "unknown" for another BLAS or where it cannot be found.
-    ``OPENBLAS_CORETYPE`` set before NumPy is imported overrides OpenBLAS's own choice.
-
-    Examples
-    --------
-    >>> isinstance(openblas_core(), str)
-    True
-    """
-    import ctypes  # noqa: PLC0415
-    import glob  # noqa: PLC0415
-
-    libraries = Path(np.__file__).resolve().parent.parent / "numpy.libs"
-    for library in sorted(glob.glob(str(libraries / "libscipy_openblas*"))):
-        try:
-            handle = ctypes.CDLL(library)
-        except OSError:
-            continue
-        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename"):
-            function = getattr(handle, name, None)
-            if function is not None:
-                function.restype = ctypes.c_char_p
-                return str(function().decode())
-    return "unknown"
-
-
-def child_openblas_core() -> str:
-    """The kernels a child process started now would run (this process's environment).
-
-    OpenBLAS picks its kernels when it is loaded, so this process's own (:func:`openblas_core`)
-    need not be its children's once ``OPENBLAS_CORETYPE`` was changed or removed.
+    OpenBLAS picks its kernels when it is loaded, so this process's own need not be its
+    children's once ``OPENBLAS_CORETYPE`` was changed or removed; the child reads them
+    with :func:`mimo_conv._core.machine.openblas_kernels` and
+    :func:`~mimo_conv._core.machine.cpu_description` (this module itself imports nothing
+    from mimo_conv). Keys ``cpu_family`` ("" where unknown), ``avx512`` and ``blas_core``.
 
     Examples
     --------
-    >>> isinstance(child_openblas_core(), str)
-    True
+    >>> sorted(child_machine())
+    ['avx512', 'blas_core', 'cpu_family']
     """
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import _harness; "
-        "print(_harness.openblas_core())"
+        "import json; from mimo_conv._core.machine import cpu_description, openblas_kernels; "
+        "print(json.dumps([cpu_description(), openblas_kernels()]))"
     )
     try:
         result = subprocess.run(
-            [sys.executable, "-c", code, str(Path(__file__).resolve().parent)],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
         )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.strip() or "unknown"
-
-
-def cpu_has_avx512() -> bool:
-    """Whether /proc/cpuinfo lists AVX-512 (``avx512f``) for the first CPU."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags"):
-                    return "avx512f" in line.split()
-    except OSError:
-        pass
-    return False
-
-
-def _cpu_family() -> str:
-    """The CPU's vendor, family and model numbers from /proc/cpuinfo ("" elsewhere)."""
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in ("vendor_id", "cpu family", "model") and key not in fields:
-                    fields[key] = value.strip()
-                if not line.strip():
-                    break
-    except OSError:
-        return ""
-    if len(fields) < 3:
-        return ""
-    return f"{fields['vendor_id']} family {fields['cpu family']} model {fields['model']}"
+        cpu, kernels = json.loads(result.stdout)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return {"cpu_family": "", "avx512": False, "blas_core": "unknown"}
+    family = f"{cpu['vendor']} family {cpu['family']} model {cpu['model']}" if cpu else ""
+    return {"cpu_family": family, "avx512": bool(cpu.get("avx512")), "blas_core": kernels}
 
 
 def _cpu_model() -> str:
@@ -463,10 +407,10 @@ class Machine:
     torch: str | None = field(default_factory=lambda: optional_version("torch"))
     scipy: str | None = field(default_factory=lambda: optional_version("scipy"))
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
-    cpu_family: str = field(default_factory=_cpu_family)
-    avx512: bool = field(default_factory=cpu_has_avx512)
+    cpu_family: str = field(default_factory=lambda: str(child_machine()["cpu_family"]))
+    avx512: bool = field(default_factory=lambda: bool(child_machine()["avx512"]))
     #: The OpenBLAS kernels the benchmark's children run, as one of them reads them.
-    blas_core: str = field(default_factory=child_openblas_core)
+    blas_core: str = field(default_factory=lambda: str(child_machine()["blas_core"]))
 
     def as_markdown(self) -> str:
         """One line per fact, as a Markdown bullet list.

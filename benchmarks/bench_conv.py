@@ -296,7 +296,7 @@ def chosen_path(case: Case, dtype: str) -> str:
 def child_environment(threads: int) -> dict[str, str]:
     """The environment of a child: fixed thread counts, passive OpenMP waiting.
 
-    ``OPENBLAS_CORETYPE`` passes through: ``--blas-core`` sets it for every child.
+    ``OPENBLAS_CORETYPE`` passes through: ``--blas-core`` sets it (``native``: removes it).
     """
     environment = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
+
+import _harness as h
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 START, END = "<!-- benchmark-tables:start -->", "<!-- benchmark-tables:end -->"
-
-
-def _geomean(values: list[float]) -> float:
-    return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 def _load(name: str) -> dict[str, Any] | None:
@@ -97,7 +94,7 @@ def _summary(label: str, run: dict[str, Any]) -> str:
                 if r["method"] == "auto" and r["dtype"] == dtype and r["vs_torch"]
             ]
             if ratios:
-                parts.append(f"{dtype} {_geomean(ratios):.2f}x at {threads} thread(s)")
+                parts.append(f"{dtype} {h.geometric_mean(ratios):.2f}x at {threads} thread(s)")
     return f"- {label}: geometric mean of auto / PyTorch over the suite, " + ", ".join(parts)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import pkgutil
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -53,3 +54,19 @@ def test_every_module_has_examples() -> None:
         if _defines_anything(module) and not any(t.examples for t in finder.find(module))
     ]
     assert without == []
+
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def test_benchmark_harness_examples_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The benchmarks' shared helpers hold examples too; the scripts import them by name.
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module("_harness")
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=OPTIONS)
+    tests = finder.find(module, module.__name__)
+    assert any(test.examples for test in tests)
+    for test in tests:
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0

@@ -90,14 +90,8 @@ from mimo_conv._core.geometry import ConvGeometry
 from mimo_conv._core.workers import get_threads, run_tasks, task_count
 from mimo_conv._paths.spec import PathSpec, Work
 
-#: How many times a product costs in the ``"strided"`` layout what it costs in the others
-#: (its multiplies read strided views): measured by ``benchmarks/calibrate.py`` on a quiet
-#: machine (2026-12-02, 1 thread): the stride-2 3 x 3 layer of the suite, 8 x 144 x 56 x 56
-#: float32, took 11.7 ms for 8.1 M products, ~1.3 ns each once its copies are taken off,
-#: against ~0.4 ns on the stride-1 layers (float64: 24 ms, twice as much, as the itemsize).
-STRIDED_PRODUCT_FACTOR = 3
-
-#: The same for the ``"flat"`` layout: its tasks of :data:`TASK_BYTES` make fewer calls than
+#: How the time of a product in the ``"flat"`` layout compares with the measured rate
+#: (``DEPTHWISE_SECONDS_PER_PRODUCT``): its tasks of :data:`TASK_BYTES` make fewer calls than
 #: the smaller ones this product rate was measured with. ``calibrate.py`` (2026-12-02, 1
 #: thread, OpenBLAS's own kernels) measured 0.67 (float32) and 0.73 (float64) of the
 #: prediction at 1 on the suite's 3 x 3 layer on 56 x 56 maps of 64 channels.
@@ -1133,7 +1127,6 @@ def depthwise_work(geometry: ConvGeometry, itemsize: int, chunking: Chunking) ->
     # Each channel-first layout's time per product, relative to the measured rate.
     slower = {
         "flat": FLAT_PRODUCT_FACTOR,
-        "strided": STRIDED_PRODUCT_FACTOR,
         "phases": PHASES_PRODUCT_FACTOR,
     }[plan.layout]
     return Work(
