@@ -26,7 +26,10 @@ Examples
 --------
 >>> import numpy as np
 >>> from mimo_conv._core.dtypes import plan_dtypes
->>> rate(plan_dtypes(np.dtype(np.float32), np.dtype(np.float32))) == BLAS_FLOPS_PER_SECOND[("f", 4)]
+>>> f32 = plan_dtypes(np.dtype(np.float32), np.dtype(np.float32))
+>>> rate(f32) == gemm_rate("f", 4)  # the measured rate, scaled for the kernels in use
+True
+>>> gemm_rate("f", 4, kernels="Haswell") == BLAS_FLOPS_PER_SECOND[("f", 4)]
 True
 """
 
